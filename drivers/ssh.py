@@ -1,0 +1,288 @@
+"""SSH driver (paramiko): run commands on a device whose host key is pinned.
+
+Guarantees:
+
+* The rig never trusts an unknown host key: the key the device shows must match the
+  pin in the config (``host_key`` or ``known_hosts``), otherwise :class:`HostKeyMismatch`
+  names both fingerprints and nothing is sent.
+* No agent, no ``~/.ssh`` keys: only the key or password the config names.
+* Every command has a deadline; a dropped link raises :class:`LinkLost`, a slow command
+  :class:`CommandTimeout`; nothing blocks forever.
+* Every command and every byte of its output go into the transcript; output kept in
+  memory is bounded (``max_output`` per stream).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import select
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from drivers.errors import AuthFailed, CommandTimeout, HostKeyMismatch, LinkLost, Unreachable
+from drivers.transcript import Transcript
+from rig.config import SshTransport
+
+MAX_OUTPUT = 4 * 1024 * 1024
+
+
+def key_fingerprint(key: paramiko.PKey) -> str:
+    """``SHA256:…`` fingerprint of an SSH public key, as ``ssh-keygen -l`` prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    truncated: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class _Pin:
+    key_type: str | None
+    blob: bytes | None
+    fingerprint: str
+
+    def matches(self, key: paramiko.PKey) -> bool:
+        if self.blob is not None:
+            return key.get_name() == self.key_type and key.asbytes() == self.blob
+        return key_fingerprint(key) == self.fingerprint
+
+
+def _pins(res: SshTransport) -> list[_Pin]:
+    pins: list[_Pin] = []
+    if res.host_key:
+        if res.host_key.startswith("SHA256:"):
+            pins.append(_Pin(None, None, res.host_key.rstrip("=")))
+        else:
+            ktype, b64 = res.host_key.split()[:2]
+            try:
+                blob = base64.b64decode(b64, validate=True)
+            except ValueError:
+                raise HostKeyMismatch(f"ssh.host_key of {res.host} is not valid base64") from None
+            fp = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+            pins.append(_Pin(ktype, blob, fp))
+    if res.known_hosts:
+        hk = paramiko.HostKeys()
+        try:
+            hk.load(str(res.known_hosts))
+        except OSError as exc:
+            raise HostKeyMismatch(f"cannot read ssh.known_hosts {res.known_hosts}: {exc.strerror or exc}") from None
+        name = res.host if res.port == 22 else f"[{res.host}]:{res.port}"
+        entry = hk.lookup(name)
+        if entry:
+            for ktype in entry.keys():
+                key = entry[ktype]
+                pins.append(_Pin(ktype, key.asbytes(), key_fingerprint(key)))
+        if not pins:
+            raise HostKeyMismatch(f"{res.known_hosts} has no key for {name}; the rig will not connect to an unpinned host")
+    return pins
+
+
+class _PinnedPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, pins: list[_Pin], where: str, transcript: Transcript):
+        self.pins = pins
+        self.where = where
+        self.transcript = transcript
+        self.seen: str | None = None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        self.seen = f"{key.get_name()} {key_fingerprint(key)}"
+        if any(p.matches(key) for p in self.pins):
+            self.transcript.record("info", f"host key {self.seen} matches the pin")
+            return
+        pinned = ", ".join(p.fingerprint for p in self.pins)
+        msg = (
+            f"{self.where}: host key mismatch: the device shows {self.seen} but the config pins {pinned}; "
+            "refusing to connect (device replaced, reflashed, or someone in the middle?)"
+        )
+        self.transcript.record("info", msg)
+        raise HostKeyMismatch(msg)
+
+
+class SshDriver:
+    """An SSH session to one device. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, resource: SshTransport, transcript: Transcript | None = None, device: str = "device"):
+        self.res = resource
+        self.device = device
+        self.transcript = transcript or Transcript(None)
+        self.where = f"{device} ssh {resource.user}@{resource.host}:{resource.port}"
+        self._client: paramiko.SSHClient | None = None
+
+    # -- connection -------------------------------------------------------------------
+    def connect(self) -> "SshDriver":
+        """Open the session: pinned host key, then the configured key or password.
+
+        Raises :class:`Unreachable`, :class:`HostKeyMismatch` or :class:`AuthFailed`
+        with the reason; never prompts and never falls back to other credentials.
+        """
+        res = self.res
+        pins = _pins(res)
+        password = None
+        if res.password_env:
+            password = os.environ.get(res.password_env)
+            if password is None and res.key_file is None:
+                raise AuthFailed(f"{self.where}: environment variable {res.password_env} (ssh.password_env) is not set")
+            if password:
+                self.transcript.add_secret(password)
+        if res.key_file is not None and not Path(res.key_file).is_file():
+            raise AuthFailed(f"{self.where}: ssh.key_file {res.key_file} does not exist")
+        client = paramiko.SSHClient()
+        policy = _PinnedPolicy(pins, self.where, self.transcript)
+        client.set_missing_host_key_policy(policy)
+        self.transcript.record("info", f"connect {self.where}")
+        t = res.connect_timeout_s
+        try:
+            client.connect(
+                hostname=res.host,
+                port=res.port,
+                username=res.user,
+                key_filename=str(res.key_file) if res.key_file else None,
+                password=password,
+                timeout=t,
+                banner_timeout=t,
+                auth_timeout=t,
+                channel_timeout=t,
+                look_for_keys=False,
+                allow_agent=False,
+            )
+        except HostKeyMismatch:
+            client.close()
+            raise
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            how = "key " + str(res.key_file) if res.key_file else f"password from {res.password_env}"
+            raise AuthFailed(f"{self.where}: authentication refused ({how}): {exc}") from None
+        except paramiko.SSHException as exc:
+            client.close()
+            if "not a valid" in str(exc).lower() or "private key" in str(exc).lower():
+                raise AuthFailed(f"{self.where}: cannot use ssh.key_file {res.key_file}: {exc}") from None
+            raise Unreachable(f"{self.where}: SSH handshake failed: {exc}") from None
+        except (socket.timeout, TimeoutError):
+            client.close()
+            raise Unreachable(f"{self.where}: no answer within {t:g} s (device off, cable out or wrong address?)") from None
+        except ConnectionRefusedError:
+            client.close()
+            raise Unreachable(f"{self.where}: connection refused (no SSH server on that port)") from None
+        except OSError as exc:
+            client.close()
+            raise Unreachable(f"{self.where}: {exc.strerror or exc}") from None
+        transport = client.get_transport()
+        assert transport is not None
+        if res.keepalive_s:
+            transport.set_keepalive(res.keepalive_s)
+        self.transcript.record("info", f"authenticated as {res.user}")
+        self._client = client
+        return self
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+            self.transcript.record("info", "closed")
+
+    def __enter__(self) -> "SshDriver":
+        if self._client is None:
+            self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        t = self._client.get_transport() if self._client else None
+        return bool(t and t.is_active())
+
+    # -- commands ---------------------------------------------------------------------
+    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = MAX_OUTPUT) -> CommandResult:
+        """Run ``command`` in the device shell and return its exit status and output.
+
+        Returns within ``timeout`` seconds (default: ``ssh.command_timeout_s``) or raises
+        :class:`CommandTimeout`; raises :class:`LinkLost` if the session dies. With
+        ``check`` a non-zero exit raises :class:`DeviceError` naming the command.
+        """
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        timeout = timeout if timeout is not None else self.res.command_timeout_s
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise LinkLost(f"{self.where}: SSH session is gone")
+        start = time.monotonic()
+        deadline = start + timeout
+        try:
+            chan = transport.open_session(timeout=min(timeout, self.res.connect_timeout_s))
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LinkLost(f"{self.where}: could not start command: {exc or type(exc).__name__}") from None
+        self.transcript.record("tx", command, kind="exec")
+        out, err = bytearray(), bytearray()
+        truncated = False
+        try:
+            while True:
+                got = False
+                while chan.recv_ready():
+                    data = chan.recv(65536)
+                    if not data:
+                        break
+                    got = True
+                    self.transcript.record("rx", data)
+                    if len(out) < max_output:
+                        out += data[: max_output - len(out)]
+                    else:
+                        truncated = True
+                while chan.recv_stderr_ready():
+                    data = chan.recv_stderr(65536)
+                    if not data:
+                        break
+                    got = True
+                    self.transcript.record("err", data)
+                    if len(err) < max_output:
+                        err += data[: max_output - len(err)]
+                    else:
+                        truncated = True
+                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                if not transport.is_active():
+                    raise LinkLost(f"{self.where}: link dropped while running {command!r}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    chan.close()
+                    self.transcript.record("info", f"timeout after {timeout:g} s; command abandoned")
+                    raise CommandTimeout(f"{self.where}: command {command!r} did not finish within {timeout:g} s")
+                if not got:
+                    select.select([chan], [], [], min(0.2, remaining))
+            status = chan.recv_exit_status()
+        finally:
+            chan.close()
+        dur = time.monotonic() - start
+        self.transcript.record("info", f"exit {status} after {dur:.3f} s", exit=status)
+        result = CommandResult(command, status, bytes(out), bytes(err), dur, truncated)
+        if check and status != 0:
+            from drivers.errors import DeviceError
+
+            raise DeviceError(f"{self.where}: {command!r} exited {status}: {escape_tail(result.stderr or result.stdout)}")
+        return result
+
+
+def escape_tail(data: bytes, limit: int = 200) -> str:
+    """The last ``limit`` bytes of device output, safe to print on one line."""
+    from drivers.transcript import escape_bytes
+
+    return escape_bytes(data[-limit:]).replace("\n", "\\n").strip()

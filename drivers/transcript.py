@@ -1,0 +1,95 @@
+"""Transcripts: every byte exchanged with a device, timestamped, bounded and redacted.
+
+A transcript is JSON Lines: ``{"t": "...Z", "dir": "tx|rx|err|info", "data": "..."}``.
+``data`` escapes device bytes losslessly (backslash doubled, control and non-UTF-8
+bytes as ``\\xNN``), so a transcript can be shown in a terminal or report without the
+device being able to inject escape sequences. Known secrets are replaced by
+``[redacted]`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Protocol
+
+DEFAULT_LIMIT = 16 * 1024 * 1024
+
+
+class Sink(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+
+ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (CSI, OSC, two-byte escapes).
+
+    Consoles emit them around prompts (busybox ash asks for the cursor position with
+    ``ESC[6n`` after every prompt); prompt matching must not depend on them.
+    """
+    return ANSI_RE.sub("", text)
+
+
+def escape_bytes(data: bytes) -> str:
+    """Printable text for untrusted bytes: valid UTF-8 kept, control/invalid bytes as \\xNN."""
+    out: list[str] = []
+    text = data.decode("utf-8", errors="surrogateescape")
+    for ch in text:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\t":
+            out.append(ch)
+        elif 0xDC80 <= o <= 0xDCFF:  # undecodable byte
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0 or o in (0x2028, 0x2029) or 0x202A <= o <= 0x202E or 0x2066 <= o <= 0x2069:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class Transcript:
+    """Append-only record of one conversation with a device."""
+
+    def __init__(self, sink: Sink | None, secrets: list[str] | None = None, limit: int = DEFAULT_LIMIT):
+        self._sink = sink
+        self._secrets = [s for s in (secrets or []) if s]
+        self._limit = limit
+        self._written = 0
+        self._truncated = False
+        self._lock = threading.Lock()
+
+    def add_secret(self, secret: str) -> None:
+        if secret:
+            self._secrets.append(secret)
+
+    def redact(self, data: bytes) -> bytes:
+        for s in self._secrets:
+            data = data.replace(s.encode(), b"[redacted]")
+        return data
+
+    def record(self, direction: str, data: bytes | str, **meta: object) -> None:
+        """Record ``data`` sent (``tx``) or received (``rx``/``err``) or a note (``info``)."""
+        if self._sink is None:
+            return
+        raw = data.encode() if isinstance(data, str) else data
+        entry: dict[str, object] = {
+            "t": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "dir": direction,
+            "data": escape_bytes(self.redact(raw)),
+        }
+        entry.update({k: v for k, v in meta.items() if v is not None})
+        line = json.dumps(entry, ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            if self._truncated:
+                return
+            if self._written + len(line) > self._limit:
+                self._truncated = True
+                line = json.dumps({"t": entry["t"], "dir": "info", "data": f"transcript limit of {self._limit} bytes reached; later traffic not recorded"}).encode() + b"\n"
+            self._sink.write(line)
+            self._written += len(line)

@@ -1,0 +1,235 @@
+"""The ``rig`` command line.
+
+Exit codes (``shared/spec/results.md``): ``rig run`` 0 all passed, 1 a fail, 2 bad
+usage or invalid config (nothing run), 3 error/inconclusive without fail, 4 the rig
+crashed (bundle still readable, marked incomplete). ``rig verify``: 0 verified,
+1 tampered, 2 not a bundle, 3 incomplete. Other commands: 0 done, 2 bad input,
+1 the action failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from drivers.transcript import escape_bytes
+from rig import __version__
+from rig.config import ConfigError, LoadedConfig, config_json_schema, load_config
+
+DEFAULT_SIM_CONFIG = "hil_config/sim-bench.yaml"
+
+
+def _safe(text: object) -> str:
+    """One line of device-derived text, safe for a terminal (no escape sequences)."""
+    return escape_bytes(str(text).encode()).replace("\n", "\\n")
+
+
+def _load_or_exit(path: str) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(f"rig: config error: {p}", err=True)
+        sys.exit(2)
+
+
+class TerminalProgress:
+    """Live progress lines on stderr, one per event that matters to a technician."""
+
+    def __init__(self, quiet: bool = False, as_json: bool = False):
+        self.quiet = quiet
+        self.as_json = as_json
+
+    def event(self, kind: str, device: str | None = None, scenario: str | None = None, **info: object) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"event": kind, "device": device, "scenario": scenario, **info}, default=str), err=True)
+            return
+        if self.quiet and kind not in ("warning",):
+            return
+        if kind == "run-start":
+            click.echo(f"run {info['run_id']}: {len(info['devices'])} device(s) x {len(info['scenarios'])} scenario(s) -> {info['bundle']}", err=True)
+        elif kind == "device-start":
+            click.echo(f"[{device}]", err=True)
+        elif kind == "scenario-start":
+            click.echo(f"[{device}] {scenario} ...", err=True)
+        elif kind == "scenario-end":
+            verdict = str(info.get("verdict"))
+            colour = {"pass": "green", "fail": "red", "skipped": None}.get(verdict, "yellow")
+            label = click.style(verdict.upper() if verdict == "fail" else verdict, fg=colour) if colour else verdict
+            click.echo(f"[{device}] {scenario} {label} ({info.get('findings', 0)} findings, {float(info.get('duration_s', 0)):.1f} s)", err=True)
+            for s in info.get("summaries", []) or []:
+                click.echo(f"    - {_safe(s)}", err=True)
+        elif kind == "warning":
+            click.echo(f"[{device}] warning: {_safe(info.get('message'))}", err=True)
+        elif kind == "run-end":
+            click.echo(f"run {info['status']}, exit {info['exit_code']}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rig")
+def main() -> None:
+    """privrig: test edge AI devices against T/AI 110.1-2020 privacy and security clauses."""
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="bench config (YAML)")
+@click.option("--device", "devices", multiple=True, help="device name from the config (repeatable; default all)")
+@click.option("--scenario", "scenarios", multiple=True, help="scenario id (repeatable; default all)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default bench.evidence_dir or ./evidence)")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
+@click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
+def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, quiet: bool, as_json: bool) -> None:
+    """Run scenarios on devices; write one evidence bundle; print its path last."""
+    from rig.engine import RunPlan, execute
+
+    cfg = _load_or_exit(config_path)
+    try:
+        plan = RunPlan.select(cfg, list(devices) or None, list(scenarios) or None, Path(out_dir) if out_dir else None)
+    except ValueError as exc:
+        click.echo(f"rig: {exc}", err=True)
+        sys.exit(2)
+    try:
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"rig: --out {plan.out_dir}: cannot create: {exc.strerror}", err=True)
+        sys.exit(2)
+    outcome = execute(plan, progress=TerminalProgress(quiet, as_json))
+    if outcome.crash:
+        click.echo(f"rig: run did not complete: {_safe(outcome.crash)}; bundle kept and marked incomplete", err=True)
+    click.echo(str(outcome.bundle))
+    sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--pubkey", type=click.Path(dir_okay=False, exists=True), help="PEM public key the bundle must be signed by")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def verify(bundle: str, pubkey: str | None, as_json: bool) -> None:
+    """Check a bundle byte for byte: 0 verified, 1 tampered, 2 not a bundle, 3 incomplete."""
+    from rig.signing import load_public_pem
+    from rig.verify import verify_bundle
+
+    pinned = None
+    if pubkey:
+        try:
+            pinned = load_public_pem(Path(pubkey).read_bytes())
+        except ValueError as exc:
+            click.echo(f"rig: --pubkey {pubkey}: {exc}", err=True)
+            sys.exit(2)
+    rep = verify_bundle(Path(bundle), pinned)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        click.echo(f"{bundle}: {rep.status.upper()}")
+        if rep.key_fingerprint:
+            trust = {"pinned": "the pinned key", "this-bench": "this bench's key", "unpinned": "a key that is not this bench's; pin it with --pubkey"}.get(rep.key_trust, rep.key_trust)
+            click.echo(f"  signed by {rep.key_fingerprint} ({trust})")
+        click.echo(f"  {rep.files_checked} files checked, {rep.journal_entries} journal entries")
+        for p in rep.problems:
+            click.echo(f"  problem: {_safe(p)}")
+        for n in rep.notes:
+            click.echo(f"  note: {_safe(n)}")
+        for s in rep.scenarios_done:
+            click.echo(f"  recorded: {_safe(s)}")
+    sys.exit(rep.exit_code)
+
+
+@main.group()
+def config() -> None:
+    """Check bench configs; print their JSON Schema."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Validate FILE; print one line per problem (file:line:column: field: message), exit 2 if any."""
+    cfg = _load_or_exit(file)
+    names = ", ".join(cfg.bench.devices)
+    click.echo(f"{file}: ok: bench {cfg.bench.bench.name}, {len(cfg.bench.devices)} device(s): {names}")
+
+
+@config.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of bench configs (for editors)."""
+    click.echo(json.dumps(config_json_schema(), indent=2))
+
+
+@main.command("scenarios")
+def list_scenarios() -> None:
+    """List the scenario ids this rig implements and the clauses they check."""
+    from scenarios import PLANNED, REGISTRY
+
+    for sid, cls in REGISTRY.items():
+        click.echo(f"{sid:20} {'; '.join(cls.clauses)}  {cls.title}")
+    for sid in PLANNED:
+        click.echo(f"{sid:20} (planned)")
+
+
+@main.group()
+def sim() -> None:
+    """The simulated bench (root): network namespaces with real daemons."""
+
+
+def _sim_bench(config_path: str):  # type: ignore[no-untyped-def]
+    from rig.sim.bench import SimBench
+    from rig.sim.net import SimError
+
+    cfg = _load_or_exit(config_path)
+    try:
+        return SimBench(cfg)
+    except SimError as exc:
+        click.echo(f"rig: {exc}", err=True)
+        sys.exit(2)
+
+
+@sim.command("up")
+@click.option("-c", "--config", "config_path", default=DEFAULT_SIM_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+def sim_up(config_path: str) -> None:
+    """Build the simulated bench described by the config's simulator section."""
+    from rig.sim.net import SimError
+
+    bench = _sim_bench(config_path)
+    try:
+        state = bench.up(log=lambda m: click.echo(m, err=True))
+    except SimError as exc:
+        click.echo(f"rig: sim up: {exc}", err=True)
+        sys.exit(1)
+    for name, d in state["devices"].items():
+        click.echo(f"{name}: {d['profile']} at {d['address']}, console {d['console']}")
+
+
+@sim.command("down")
+@click.option("-c", "--config", "config_path", default=DEFAULT_SIM_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+def sim_down(config_path: str) -> None:
+    """Remove every namespace, link, mount, process and file the bench made."""
+    from rig.sim.net import SimError
+
+    bench = _sim_bench(config_path)
+    try:
+        removed = bench.down(log=lambda m: click.echo(m, err=True))
+    except SimError as exc:
+        click.echo(f"rig: sim down: {exc}", err=True)
+        sys.exit(1)
+    click.echo("sim: down" + ("" if removed else " (nothing was up)"))
+
+
+@sim.command("status")
+@click.option("-c", "--config", "config_path", default=DEFAULT_SIM_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def sim_status(config_path: str, as_json: bool) -> None:
+    """Show which simulated devices are up and which of their daemons run."""
+    st = _sim_bench(config_path).status()
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(f"bench {'up' if st['up'] else 'down'} ({st['state_dir']}, bridge {st['bridge']})")
+    for name, d in st["devices"].items():
+        procs = " ".join(f"{k}:{'up' if v else 'DOWN'}" for k, v in d["processes"].items()) or "-"
+        click.echo(f"  {name:16} {d['profile']:10} netns:{'yes' if d['netns'] else 'no'} {d['address'] or '-'} console:{d['console'] or '-'} {procs}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,490 @@
+"""Bench configuration: YAML files validated into typed models.
+
+A bench config names *where* each device and its transports are (resources, in
+labgrid's sense): SSH endpoint, serial port, network address, camera streams, the
+ports the vendor declares open, the privacy level and the named actions the rig may
+trigger. Loading either returns a fully validated :class:`BenchConfig` or raises
+:class:`ConfigError` whose lines each name file, line and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+#: Test hosts of the simulated bench must stay in the benchmarking range (RFC 2544).
+SIM_ALLOWED_RANGE = ipaddress.ip_network("198.18.0.0/15")
+
+NAME_RE = r"^[a-z0-9][a-z0-9-]{0,30}$"
+ENV_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+#: Actions a scenario may ask for. Custom ones start with ``x-``.
+ACTION_NAMES = (
+    "identify",
+    "shutter-close",
+    "shutter-open",
+    "stream-start",
+    "stream-stop",
+    "app-install",
+    "app-uninstall",
+    "user-create",
+    "user-delete",
+)
+#: Placeholders an action command may carry.
+ACTION_PLACEHOLDERS = {"token"}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PortSpec(_Model):
+    """One port the vendor declares open, e.g. ``22/tcp``."""
+
+    port: int = Field(ge=1, le=65535)
+    proto: Literal["tcp", "udp"] = "tcp"
+    service: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_short(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"port": value}
+        if isinstance(value, str):
+            m = re.fullmatch(r"\s*(\d{1,5})\s*(?:/\s*(tcp|udp))?\s*", value)
+            if not m:
+                raise ValueError(f"port {value!r} is not of the form 22 or 22/tcp or 161/udp")
+            return {"port": int(m.group(1)), "proto": m.group(2) or "tcp"}
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.port}/{self.proto}"
+
+
+class Identity(_Model):
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+
+
+class SshTransport(_Model):
+    """Where the device's SSH server is and how the rig authenticates to it.
+
+    The host key is always pinned: either ``host_key`` (``ssh-ed25519 AAAA…`` or a
+    ``SHA256:…`` fingerprint) or a ``known_hosts`` file. A password is never written in
+    the config; ``password_env`` names the environment variable that holds it.
+    """
+
+    host: str
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    key_file: Path | None = None
+    password_env: Annotated[str, Field(pattern=ENV_RE)] | None = None
+    host_key: str | None = None
+    known_hosts: Path | None = None
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    command_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    keepalive_s: int = Field(default=15, ge=0, le=600)
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}=?", value):
+            return value
+        parts = value.split()
+        if len(parts) >= 2 and parts[0].startswith(("ssh-", "ecdsa-")):
+            return value
+        raise ValueError("host_key must be 'ssh-ed25519 AAAA…' (a public key line) or 'SHA256:…' (a fingerprint)")
+
+    @model_validator(mode="after")
+    def _auth_and_pin(self) -> "SshTransport":
+        if self.key_file is None and self.password_env is None:
+            raise ValueError("give key_file or password_env: the rig needs a way to authenticate")
+        if self.host_key is None and self.known_hosts is None:
+            raise ValueError("pin the device's host key with host_key or known_hosts; the rig never trusts an unknown key")
+        return self
+
+
+class ConsolePrompts(_Model):
+    """Regular expressions that recognise what a console shows (matched at the end of output)."""
+
+    shell: str = r"(?:^|\n)[^\n]{0,80}[#$] ?$"
+    login: str = r"(?i)login: ?$"
+    password: str = r"(?i)password: ?$"
+    bootloader: str = r"(?i)(?:hit any key to stop autoboot|autoboot in \d|\n(?:=>|U-Boot>) ?$)"
+
+    @field_validator("shell", "login", "password", "bootloader")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class SerialTransport(_Model):
+    """A serial console: a device path (``/dev/ttyUSB0``) or a pyserial URL."""
+
+    port: str = Field(min_length=1)
+    baud: int = Field(default=115200, gt=0, le=4_000_000)
+    prompts: ConsolePrompts = ConsolePrompts()
+    timeout_s: float = Field(default=5.0, gt=0, le=300)
+    user: str | None = None
+    password_env: Annotated[str, Field(pattern=ENV_RE)] | None = None
+
+
+class NetworkTransport(_Model):
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    capture_interface: str | None = None
+    open_ports: list[PortSpec] = Field(default_factory=list)
+
+
+class CameraStream(_Model):
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not re.match(r"^(https?|rtsp|rtsps|file|device)://", value):
+            raise ValueError("stream url must start with http://, https://, rtsp://, rtsps://, file:// or device://")
+        return value
+
+
+class Camera(_Model):
+    streams: list[CameraStream] = Field(default_factory=list)
+
+
+class Action(_Model):
+    """A named command the rig may trigger on the device.
+
+    ``via: ssh`` and ``via: serial`` send ``command`` to the device shell; ``via: host``
+    runs ``argv`` on the bench host without a shell (for relay scripts and hooks).
+    """
+
+    via: Literal["ssh", "serial", "host"]
+    command: str | None = None
+    argv: list[str] | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    expect_exit: int | None = 0
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Action":
+        if self.via == "host":
+            if not self.argv or self.command is not None:
+                raise ValueError("a host action takes argv (a list, run without a shell), not command")
+            texts = self.argv
+        else:
+            if not self.command or self.argv is not None:
+                raise ValueError(f"an action via {self.via} takes command (a string), not argv")
+            texts = [self.command]
+        for text in texts:
+            for _, field, _, _ in string.Formatter().parse(text):
+                if field is not None and field not in ACTION_PLACEHOLDERS:
+                    raise ValueError(
+                        f"unknown placeholder {{{field}}}; allowed: "
+                        + ", ".join("{" + p + "}" for p in sorted(ACTION_PLACEHOLDERS))
+                        + " (write {{ and }} for literal braces)"
+                    )
+        return self
+
+    def render(self, **values: str) -> str | list[str]:
+        """Return the command (or argv) with placeholders filled in."""
+        if self.argv is not None:
+            return [a.format(**values) for a in self.argv]
+        assert self.command is not None
+        return self.command.format(**values)
+
+
+class DeviceConfig(_Model):
+    identity: Identity = Identity()
+    privacy_level: Literal[1, 2, 3]
+    network: NetworkTransport | None = None
+    ssh: SshTransport | None = None
+    serial: SerialTransport | None = None
+    camera: Camera | None = None
+    actions: dict[str, Action] = Field(default_factory=dict)
+
+    @field_validator("actions")
+    @classmethod
+    def _action_names(cls, value: dict[str, Action]) -> dict[str, Action]:
+        for name in value:
+            if name not in ACTION_NAMES and not re.fullmatch(r"x-[a-z0-9-]{1,40}", name):
+                raise ValueError(
+                    f"unknown action {name!r}; known actions: {', '.join(ACTION_NAMES)} (custom ones start with x-)"
+                )
+        return value
+
+
+class SimDevice(_Model):
+    profile: Literal["compliant", "violating"]
+
+
+class Simulator(_Model):
+    """The simulated bench that ``rig sim up`` builds from this config."""
+
+    subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("198.18.0.0/24")
+    bridge: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")] = "rigbr0"
+    state_dir: Path = Path("/run/privrig/sim")
+    devices: dict[Annotated[str, Field(pattern=NAME_RE)], SimDevice]
+
+    @field_validator("subnet")
+    @classmethod
+    def _benchmark_range(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not value.subnet_of(SIM_ALLOWED_RANGE):  # type: ignore[arg-type]
+            raise ValueError(f"simulated test hosts must stay inside {SIM_ALLOWED_RANGE}, got {value}")
+        if value.prefixlen > 28:
+            raise ValueError("subnet too small for a bench: use /28 or larger")
+        return value
+
+    @property
+    def bench_address(self) -> ipaddress.IPv4Address:
+        return next(self.subnet.hosts())
+
+
+class BenchInfo(_Model):
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    evidence_dir: Path | None = None
+
+
+class BenchConfig(_Model):
+    version: Literal[1] = 1
+    bench: BenchInfo
+    devices: dict[Annotated[str, Field(pattern=NAME_RE)], DeviceConfig] = Field(min_length=1)
+    simulator: Simulator | None = None
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.field or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used. ``problems`` each name file, line and field."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config together with where it came from."""
+
+    path: Path
+    sha256: str
+    text: str
+    bench: BenchConfig
+
+    def device(self, name: str) -> DeviceConfig:
+        return self.bench.devices[name]
+
+
+class _Marks:
+    """Line/column of every node in a YAML document, addressed by key path."""
+
+    def __init__(self, root: yaml.Node | None):
+        self.root = root
+
+    def locate(self, loc: tuple[Any, ...]) -> tuple[int | None, int | None]:
+        node = self.root
+        if node is None:
+            return None, None
+        best = node
+        for key in loc:
+            nxt = None
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == str(key):
+                        nxt = v
+                        best = k
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+                nxt = node.value[key]
+                best = nxt
+            if nxt is None:
+                continue  # pydantic adds loc parts (union tags) that are not YAML keys
+            node = nxt
+        return best.start_mark.line + 1, best.start_mark.column + 1
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str, out: list[tuple[str, yaml.Node]]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for k, v in node.value:
+            key = getattr(k, "value", "?")
+            if key in seen:
+                out.append((f"{path}.{key}" if path else str(key), k))
+            seen.add(key)
+            _duplicate_keys(v, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _duplicate_keys(v, f"{path}[{i}]", out)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue  # pydantic's internal union/validator tags
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _cross_checks(cfg: BenchConfig) -> list[tuple[tuple[Any, ...], str]]:
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for name, dev in cfg.devices.items():
+        for aname, action in dev.actions.items():
+            if action.via == "ssh" and dev.ssh is None:
+                problems.append((("devices", name, "actions", aname, "via"), "action uses ssh but the device has no ssh transport"))
+            if action.via == "serial" and dev.serial is None:
+                problems.append((("devices", name, "actions", aname, "via"), "action uses serial but the device has no serial transport"))
+        if dev.network is not None:
+            seen: set[str] = set()
+            for i, p in enumerate(dev.network.open_ports):
+                if str(p) in seen:
+                    problems.append((("devices", name, "network", "open_ports", i), f"port {p} declared twice"))
+                seen.add(str(p))
+    if cfg.simulator is not None:
+        sim = cfg.simulator
+        for name in sim.devices:
+            dev = cfg.devices.get(name)
+            if dev is None:
+                problems.append((("simulator", "devices", name), f"no device named {name!r} under devices"))
+                continue
+            if dev.network is None:
+                problems.append((("devices", name), "a simulated device needs network.address"))
+                continue
+            addr = dev.network.address
+            if addr not in sim.subnet or addr == sim.bench_address or addr in (sim.subnet.network_address, sim.subnet.broadcast_address):
+                problems.append(
+                    (("devices", name, "network", "address"), f"{addr} is not a usable device address in the simulator subnet {sim.subnet} (the bench host is {sim.bench_address})")
+                )
+    return problems
+
+
+def parse_config(text: str, path: Path) -> LoadedConfig:
+    """Validate YAML ``text`` (read from ``path``) into a :class:`LoadedConfig`.
+
+    Relative paths inside the config are resolved against the config file's folder.
+    Raises :class:`ConfigError` listing every problem found; never returns a partially
+    valid config.
+    """
+    fname = str(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            [ConfigProblem(fname, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
+        ) from None
+    marks = _Marks(root)
+    dups: list[tuple[str, yaml.Node]] = []
+    _duplicate_keys(root, "", dups)
+    if dups:
+        raise ConfigError(
+            [ConfigProblem(fname, n.start_mark.line + 1, n.start_mark.column + 1, p, "key given twice") for p, n in dups]
+        )
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(fname, 1, 1, "", "a bench config is a YAML mapping with bench: and devices:")])
+    try:
+        cfg = BenchConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line, col = marks.locate(loc)
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling; `rig config schema` lists the fields)"
+            problems.append(ConfigProblem(fname, line, col, _field_path(loc), msg))
+        raise ConfigError(problems) from None
+    cross = _cross_checks(cfg)
+    if cross:
+        problems = []
+        for loc, msg in cross:
+            line, col = marks.locate(loc)
+            problems.append(ConfigProblem(fname, line, col, _field_path(loc), msg))
+        raise ConfigError(problems)
+    cfg = _resolve_paths(cfg, path.parent)
+    return LoadedConfig(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, bench=cfg)
+
+
+def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
+    def res(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    devices = {}
+    for name, dev in cfg.devices.items():
+        if dev.ssh is not None:
+            dev = dev.model_copy(update={"ssh": dev.ssh.model_copy(update={"key_file": res(dev.ssh.key_file), "known_hosts": res(dev.ssh.known_hosts)})})
+        devices[name] = dev
+    bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir)})
+    return cfg.model_copy(update={"devices": devices, "bench": bench})
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read and validate the bench config at ``path``.
+
+    Raises :class:`ConfigError` (never a bare OSError or YAML error) when the file is
+    missing, unreadable, not YAML or not a valid bench config.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(p), None, None, "", f"cannot read config: {exc.strerror or exc}")]) from None
+    if len(raw) > 4 * 1024 * 1024:
+        raise ConfigError([ConfigProblem(str(p), None, None, "", "config larger than 4 MiB; is this the right file?")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(p), None, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
+    return parse_config(text, p)
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the bench config, for editors and other tools."""
+    schema = BenchConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "privrig bench config"
+    return schema

@@ -1,0 +1,153 @@
+"""What a scenario is and what it may use while it runs.
+
+A scenario (one module in ``scenarios/``) is a class with a stable ``id``, the
+``clauses`` it checks, :meth:`Scenario.applies` and :meth:`Scenario.run`. While it
+runs it records, through its :class:`ScenarioContext`, measurements, findings and
+artifacts (OpenHTF's phases and measurements, in small). Drivers it asks for are
+opened lazily, write their transcripts into the bundle and are closed when the
+scenario ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import ExitStack
+from typing import Any, ClassVar
+
+from drivers.errors import CommandTimeout, DeviceError
+from drivers.serial import SerialDriver
+from drivers.ssh import SshDriver
+from drivers.transcript import Transcript, escape_bytes
+from rig.config import Action, DeviceConfig
+from rig.evidence import ArtifactFolder, ArtifactStream, Journal
+from rig.results import ArtifactRef, Finding, Verdict
+
+
+class Scenario:
+    """Base class of every check. Subclasses set ``id``, ``title``, ``clauses``."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    clauses: ClassVar[tuple[str, ...]]
+
+    def applies(self, device: DeviceConfig) -> str | None:
+        """``None`` if the scenario applies to ``device``, else the reason it does not."""
+        return None
+
+    def run(self, ctx: "ScenarioContext") -> Verdict | None:
+        """Carry out the check. Return a verdict, or ``None`` to derive it from findings."""
+        raise NotImplementedError
+
+
+class ScenarioContext:
+    """Everything one scenario run on one device may touch."""
+
+    def __init__(self, device_name: str, device: DeviceConfig, scenario_id: str, folder: ArtifactFolder, journal: Journal):
+        self.device_name = device_name
+        self.device = device
+        self.scenario_id = scenario_id
+        self.folder = folder
+        self.journal = journal
+        self.findings: list[Finding] = []
+        self.measurements: dict[str, Any] = {}
+        self._stack = ExitStack()
+        self._ssh: SshDriver | None = None
+        self._serial: SerialDriver | None = None
+
+    # -- recording --------------------------------------------------------------------
+    def step(self, message: str, **fields: Any) -> None:
+        """Journal a step of the scenario (fsynced before returning)."""
+        self.journal.append("step", device=self.device_name, scenario=self.scenario_id, message=message, **fields)
+
+    def measure(self, name: str, value: Any) -> None:
+        self.measurements[name] = value
+        self.journal.append("measurement", device=self.device_name, scenario=self.scenario_id, name=name, value=value)
+
+    def finding(self, kind: str, severity: str, summary: str, **where: Any) -> Finding:
+        """Record a finding; ``where`` names interface, proto, port, path, flow, usb, evidence."""
+        f = Finding(kind=kind, severity=severity, summary=summary, **where)
+        self.findings.append(f)
+        self.journal.append("finding", device=self.device_name, scenario=self.scenario_id, finding=f.to_dict())
+        return f
+
+    def artifact(self, name: str, data: bytes, media_type: str) -> ArtifactRef:
+        """Write and seal an artifact now; returns its reference (path, sha256)."""
+        return self.folder.write(name, data, media_type)
+
+    def transcript(self, name: str) -> tuple[Transcript, ArtifactStream]:
+        """A transcript written into the bundle as it grows, sealed when the scenario ends."""
+        stream = self.folder.open_stream(name, "application/x-ndjson")
+        self._stack.callback(self.folder.adopt, stream)
+        return Transcript(stream), stream
+
+    # -- drivers ----------------------------------------------------------------------
+    def ssh(self) -> SshDriver:
+        """The device's SSH session (connected on first use, transcript ``ssh.jsonl``)."""
+        if self.device.ssh is None:
+            raise DeviceError(f"{self.device_name}: no ssh transport in the config")
+        if self._ssh is None:
+            tr, _ = self.transcript("ssh.jsonl")
+            drv = SshDriver(self.device.ssh, tr, self.device_name)
+            self._stack.callback(drv.close)
+            drv.connect()
+            self._ssh = drv
+        return self._ssh
+
+    def serial(self) -> SerialDriver:
+        """The device's serial console (opened on first use; ``console.jsonl`` + ``console.raw``)."""
+        if self.device.serial is None:
+            raise DeviceError(f"{self.device_name}: no serial transport in the config")
+        if self._serial is None:
+            tr, _ = self.transcript("console.jsonl")
+            raw = self.folder.open_stream("console.raw", "application/octet-stream")
+            self._stack.callback(self.folder.adopt, raw)
+            drv = SerialDriver(self.device.serial, tr, raw, self.device_name)
+            self._stack.callback(drv.close)
+            drv.open()
+            self._serial = drv
+        return self._serial
+
+    def evidence_of(self, *names: str) -> list[str]:
+        """Bundle paths of this scenario's artifacts with the given file names."""
+        return [f"{self.folder.rel_dir}/{n}" for n in names]
+
+    def close(self) -> None:
+        """Close drivers and seal every transcript, even after an error."""
+        self._stack.close()
+
+
+def run_action(ctx: ScenarioContext, name: str, **values: str) -> tuple[int, str]:
+    """Trigger the device action ``name`` from the config; return (exit status, output).
+
+    Raises :class:`DeviceError` if the action is not configured, times out, or exits
+    with a status other than the configured ``expect_exit``.
+    """
+    action: Action | None = ctx.device.actions.get(name)
+    if action is None:
+        raise DeviceError(f"{ctx.device_name}: action {name!r} is not configured")
+    rendered = action.render(**values)
+    ctx.step(f"action {name}", via=action.via)
+    if action.via == "ssh":
+        res = ctx.ssh().run(str(rendered), timeout=action.timeout_s)
+        status, out = res.exit_status, res.text
+    elif action.via == "serial":
+        status, out = ctx.serial().run_command(str(rendered), timeout=action.timeout_s)
+    else:
+        argv = list(rendered)
+        tr, _ = ctx.transcript(f"host-{name}.jsonl")
+        tr.record("tx", " ".join(argv), kind="argv")
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=action.timeout_s, stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise DeviceError(f"{ctx.device_name}: host action {name!r}: {argv[0]} not found") from None
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(f"{ctx.device_name}: host action {name!r} did not finish within {action.timeout_s:g} s") from None
+        tr.record("rx", proc.stdout[-1_000_000:])
+        tr.record("err", proc.stderr[-1_000_000:])
+        tr.record("info", f"exit {proc.returncode} after {time.monotonic() - start:.3f} s")
+        status, out = proc.returncode, proc.stdout.decode(errors="replace")
+    if action.expect_exit is not None and status != action.expect_exit:
+        raise DeviceError(f"{ctx.device_name}: action {name!r} exited {status} (expected {action.expect_exit}): {escape_bytes(out[-200:].encode())}")
+    return status, out

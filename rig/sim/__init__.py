@@ -1,0 +1,1 @@
+"""The simulated bench: network namespaces with real daemons, a pty console each."""

@@ -1,0 +1,423 @@
+"""The simulated bench: ``rig sim up|down|status``.
+
+Each simulated device is a network namespace on a bridge in the benchmarking range,
+with a busybox root filesystem and real daemons:
+
+* OpenSSH ``sshd`` (key auth only, ``ChrootDirectory`` = the device's root; root's
+  shell inside is busybox ``sh`` through ``/etc/netns/<ns>/passwd``, which
+  ``ip netns exec`` binds over ``/etc/passwd`` for that namespace only);
+* a serial console on a real pty (:mod:`rig.sim.console`);
+* on the violating profile: busybox ``telnetd`` handing out a root shell and
+  ``gdbserver --multi``.
+
+``up`` refuses a subnet that overlaps an existing route; everything it creates
+(namespaces, links, mounts, processes, files) is recorded in ``state.json`` and
+removed by ``down``, which also sweeps by name in case the state file was lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from rig.config import BenchConfig, DeviceConfig, LoadedConfig
+from rig.sim import net
+from rig.sim.net import SimError
+
+NS_PREFIX = "rig-"
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+
+
+@dataclass(frozen=True)
+class Service:
+    kind: str  # "telnetd" | "gdbserver"
+    port: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    console: str  # "login" | "shell"
+    services: tuple[Service, ...]
+
+
+PROFILES: dict[str, Profile] = {
+    "compliant": Profile("compliant", "login", ()),
+    "violating": Profile("violating", "shell", (Service("telnetd", 23), Service("gdbserver", 2345))),
+}
+
+REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl"}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(REQUIRED_TOOLS[name]) or (REQUIRED_TOOLS[name] if os.path.exists(REQUIRED_TOOLS[name]) else None)
+    if path is None:
+        raise SimError(f"{name} is not installed on this host (scripts/setup installs it)")
+    return path
+
+
+def ns_name(device: str) -> str:
+    return NS_PREFIX + device
+
+
+class SimBench:
+    """Builds, inspects and removes the simulated bench described by a config."""
+
+    def __init__(self, config: LoadedConfig):
+        if config.bench.simulator is None:
+            raise SimError(f"{config.path}: no simulator section; this config describes no simulated bench")
+        self.config = config
+        self.cfg: BenchConfig = config.bench
+        self.sim = config.bench.simulator
+        self.state_dir = self.sim.state_dir
+        self.state_file = self.state_dir / "state.json"
+
+    # -- state ------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock_path = self.state_dir.parent / (self.state_dir.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SimError(f"another rig sim command holds {lock_path}") from None
+            yield
+
+    def _load_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, state: dict) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.replace(tmp, self.state_file)
+
+    def is_up(self) -> bool:
+        return self.state_file.exists() or any(net.netns_exists(ns_name(d)) for d in self.sim.devices) or net.link_exists(self.sim.bridge)
+
+    # -- up ---------------------------------------------------------------------------
+    def up(self, log: callable = print) -> dict:  # type: ignore[valid-type]
+        """Build the bench; on any failure tear down what was built and raise :class:`SimError`."""
+        if os.geteuid() != 0:
+            raise SimError("rig sim up needs root (network namespaces, chroot, mounts)")
+        for name in REQUIRED_TOOLS:
+            _tool(name)
+        with self._locked():
+            if self.is_up():
+                raise SimError(f"a simulated bench is already up ({self.state_dir} or namespaces exist); run `rig sim down` first")
+            net.check_subnet_free(self.sim.subnet)
+            state: dict = {"config": str(self.config.path), "bridge": self.sim.bridge, "subnet": str(self.sim.subnet), "devices": {}, "started_at": time.time()}
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.state_dir, 0o755)
+            for parent in self.state_dir.parents:  # sshd's ChrootDirectory: no group/other-writable path component
+                if parent == Path("/"):
+                    break
+                st = parent.stat()
+                if st.st_uid != 0 or st.st_mode & 0o022:
+                    raise SimError(f"{parent} must be owned by root and not group/world-writable (sshd ChrootDirectory rule); choose another simulator.state_dir")
+            self._save_state(state)
+            try:
+                self._client_key()
+                net.make_bridge(self.sim.bridge, self.sim.bench_address, self.sim.subnet)
+                known = []
+                for idx, (name, simdev) in enumerate(self.sim.devices.items()):
+                    log(f"sim: building {name} ({simdev.profile})")
+                    dstate, hostkey_line = self._device_up(idx, name, self.cfg.devices[name], PROFILES[simdev.profile])
+                    state["devices"][name] = dstate
+                    self._save_state(state)
+                    known.append(hostkey_line)
+                (self.state_dir / "known_hosts").write_text("\n".join(known) + "\n")
+                self._wait_ready(state)
+            except BaseException:
+                self._save_state(state)
+                self._down_locked(log=lambda *_: None)
+                raise
+            return state
+
+    def _client_key(self) -> None:
+        key = self.state_dir / "id_ed25519"
+        if not key.exists():
+            subprocess.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", "privrig-sim-bench", "-f", str(key)], check=True, stdin=subprocess.DEVNULL, timeout=30)
+
+    def _device_up(self, idx: int, name: str, dev: DeviceConfig, profile: Profile) -> tuple[dict, str]:
+        assert dev.network is not None
+        ns = ns_name(name)
+        ddir = self.state_dir / name
+        root = ddir / "rootfs"
+        logs = ddir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        os.chmod(ddir, 0o755)
+        dstate: dict = {"ns": ns, "veth": f"{self.sim.bridge}v{idx}", "address": str(dev.network.address), "profile": profile.name, "pids": {}, "mounts": []}
+        net.make_device_netns(ns, dstate["veth"], self.sim.bridge, dev.network.address, self.sim.subnet, self.sim.bench_address)
+        console_password = self._rootfs(root, name, dev)
+        (ddir / "console-password").write_text(console_password + "\n")
+        os.chmod(ddir / "console-password", 0o600)
+        # devpts for telnetd / interactive ssh inside the chroot
+        pts = root / "dev" / "pts"
+        subprocess.run(["mount", "-t", "devpts", "-o", "newinstance,ptmxmode=0666,mode=0620", f"privrig-{name}", str(pts)], check=True, timeout=10)
+        dstate["mounts"].append(str(pts))
+        # per-namespace passwd: root's login shell is the device's busybox sh
+        etc_ns = Path("/etc/netns") / ns
+        etc_ns.mkdir(parents=True, exist_ok=True)
+        (etc_ns / "passwd").write_text(_host_passwd_with_root_shell("/bin/sh"))
+        dstate["etc_netns"] = str(etc_ns)
+        # sshd
+        hostkey = ddir / "ssh_host_ed25519_key"
+        subprocess.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", f"{name}-hostkey", "-f", str(hostkey)], check=True, stdin=subprocess.DEVNULL, timeout=30)
+        shutil.copyfile(self.state_dir / "id_ed25519.pub", ddir / "authorized_keys")
+        os.chmod(ddir / "authorized_keys", 0o600)
+        sshd_cfg = ddir / "sshd_config"
+        sshd_cfg.write_text(
+            "\n".join(
+                [
+                    "Port 22",
+                    f"ListenAddress {dev.network.address}",
+                    f"HostKey {hostkey}",
+                    f"PidFile {ddir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {ddir / 'authorized_keys'}",
+                    "PermitRootLogin prohibit-password",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "StrictModes yes",
+                    f"ChrootDirectory {root}",
+                    "X11Forwarding no",
+                    "AllowTcpForwarding no",
+                    "PermitTunnel no",
+                    "PrintMotd no",
+                    "PrintLastLog no",
+                    "UseDNS no",
+                    "MaxStartups 50:30:100",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        dstate["pids"]["sshd"] = self._spawn(ns, [_tool("sshd"), "-D", "-e", "-f", str(sshd_cfg)], logs / "sshd.log")
+        # serial console
+        console_link = ddir / "console"
+        dstate["console"] = str(console_link)
+        dstate["pids"]["console"] = self._spawn(
+            ns,
+            ["unshare", "--uts", "--", sys.executable, "-m", "rig.sim.console", "--link", str(console_link), "--root", str(root), "--mode", profile.console, "--hostname", name],
+            logs / "console.log",
+        )
+        for svc in profile.services:
+            if svc.kind == "telnetd":
+                argv = ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", str(svc.port), "-l", "/bin/sh"]
+            elif svc.kind == "gdbserver":
+                argv = [_tool("gdbserver"), "--multi", f"0.0.0.0:{svc.port}"]
+            else:
+                raise SimError(f"unknown simulated service {svc.kind}")
+            dstate["pids"][f"{svc.kind}-{svc.port}"] = self._spawn(ns, argv, logs / f"{svc.kind}-{svc.port}.log", supervise=True)
+        hostkey_line = f"{dev.network.address} " + " ".join((ddir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
+        return dstate, hostkey_line
+
+    def _spawn(self, ns: str, argv: list[str], logfile: Path, supervise: bool = False) -> int:
+        """Start ``argv`` inside ``ns`` detached from this process; return its pid.
+
+        With ``supervise`` the daemon is restarted when it exits (rate-limited), as a
+        device's init would: single-shot servers such as gdbserver stay reachable.
+        """
+        if supervise:
+            argv = [sys.executable, "-m", "rig.sim.respawn", "--"] + argv
+        cmd = [_tool("ip"), "netns", "exec", ns] + argv
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
+        with logfile.open("ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env)
+        return proc.pid
+
+    def _rootfs(self, root: Path, name: str, dev: DeviceConfig) -> str:
+        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        for d in (root, root / "etc", root / "bin", root / "dev"):
+            os.chmod(d, 0o755)
+        os.chmod(root / "tmp", 0o1777)
+        busybox = next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None) or _tool("busybox")
+        shutil.copy2(busybox, root / "bin" / "busybox")
+        subprocess.run(["chroot", str(root), "/bin/busybox", "--install", "-s"], check=True, timeout=30, stdin=subprocess.DEVNULL)
+        for node, major, minor in (("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
+            p = root / "dev" / node
+            if not p.exists():
+                os.mknod(p, 0o666 | 0o020000, os.makedev(major, minor))
+                os.chmod(p, 0o666)
+        ptmx = root / "dev" / "ptmx"
+        if not ptmx.is_symlink():
+            ptmx.symlink_to("pts/ptmx")
+        password = os.urandom(12).hex()
+        proc = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=10)
+        (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (root / "etc" / "group").write_text("root:x:0:\n")
+        (root / "etc" / "shadow").write_text(f"root:{proc.stdout.strip()}:19000:0:99999:7:::\n")
+        os.chmod(root / "etc" / "shadow", 0o600)
+        (root / "etc" / "hostname").write_text(name + "\n")
+        ident = dev.identity
+        (root / "etc" / "device-info").write_text(f"model={ident.model or 'SimCam'}\nserial={ident.serial or name}\nfirmware={ident.firmware or '0.0.0'}\n")
+        return password
+
+    def _wait_ready(self, state: dict, timeout: float = 15.0) -> None:
+        """Wait (bounded) until each device's sshd listens and console link exists."""
+        import socket
+
+        deadline = time.monotonic() + timeout
+        pending = dict(state["devices"])
+        while pending and time.monotonic() < deadline:
+            for name, d in list(pending.items()):
+                ok = os.path.exists(d["console"])
+                if ok:
+                    try:
+                        with socket.create_connection((d["address"], 22), timeout=0.5):
+                            pass
+                    except OSError:
+                        ok = False
+                if ok:
+                    del pending[name]
+            time.sleep(0.1)
+        if pending:
+            logs = ", ".join(str(self.state_dir / n / "logs") for n in pending)
+            raise SimError(f"devices not ready within {timeout:g} s: {', '.join(pending)} (see {logs})")
+
+    # -- down -------------------------------------------------------------------------
+    def down(self, log: callable = print) -> list[str]:  # type: ignore[valid-type]
+        """Remove every namespace, link, mount, process and file the bench made."""
+        if os.geteuid() != 0:
+            raise SimError("rig sim down needs root")
+        with self._locked():
+            return self._down_locked(log)
+
+    def _down_locked(self, log: callable) -> list[str]:  # type: ignore[valid-type]
+        state = self._load_state()
+        removed: list[str] = []
+        names = set(self.sim.devices) | set(state.get("devices", {}))
+        pids: set[int] = set()
+        for name in names:
+            ns = ns_name(name)
+            if net.netns_exists(ns):
+                pids.update(net.netns_pids(ns))
+            for pid in state.get("devices", {}).get(name, {}).get("pids", {}).values():
+                pids.add(int(pid))
+        _terminate(pids)
+        if pids:
+            removed.append(f"{len(pids)} processes")
+        # mounts under the state dir, deepest first
+        prefix = str(self.state_dir.resolve()) + "/"
+        mounts = [m for m in _mountpoints() if m.startswith(prefix)]
+        for m in sorted(mounts, key=len, reverse=True):
+            r = subprocess.run(["umount", m], capture_output=True, timeout=10)
+            if r.returncode != 0:
+                subprocess.run(["umount", "-l", m], capture_output=True, timeout=10)
+            removed.append(f"mount {m}")
+        for name in sorted(names):
+            ns = ns_name(name)
+            if net.netns_exists(ns):
+                net.ip("netns", "del", ns, check=False)
+                removed.append(f"netns {ns}")
+            etc_ns = Path("/etc/netns") / ns
+            if etc_ns.exists():
+                shutil.rmtree(etc_ns, ignore_errors=True)
+        veths = [d.get("veth") for d in state.get("devices", {}).values() if d.get("veth")]
+        for v in veths:
+            if net.link_exists(v):
+                net.ip("link", "del", v, check=False)
+                removed.append(f"link {v}")
+        bridge = state.get("bridge", self.sim.bridge)
+        if net.link_exists(bridge):
+            net.ip("link", "del", bridge, check=False)
+            removed.append(f"bridge {bridge}")
+        left = [m for m in _mountpoints() if m.startswith(prefix)]
+        if left:
+            raise SimError(f"mounts still present, not removing {self.state_dir}: {', '.join(left)}")
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            removed.append(str(self.state_dir))
+        for r in removed:
+            log(f"sim: removed {r}")
+        return removed
+
+    # -- status -----------------------------------------------------------------------
+    def status(self) -> dict:
+        """What is up: per device namespace, processes alive, console link."""
+        state = self._load_state()
+        out: dict = {"up": bool(state), "state_dir": str(self.state_dir), "bridge": self.sim.bridge, "devices": {}}
+        for name, simdev in self.sim.devices.items():
+            d = state.get("devices", {}).get(name, {})
+            procs = {k: _alive(int(v)) for k, v in d.get("pids", {}).items()}
+            out["devices"][name] = {
+                "profile": simdev.profile,
+                "netns": net.netns_exists(ns_name(name)),
+                "address": d.get("address"),
+                "console": d.get("console") if d.get("console") and os.path.exists(d["console"]) else None,
+                "processes": procs,
+            }
+        return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(pids: set[int], grace_s: float = 3.0) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+
+
+def _mountpoints() -> list[str]:
+    out = []
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) > 1:
+                out.append(parts[1].replace("\\040", " "))
+    return out
+
+
+def _host_passwd_with_root_shell(shell: str) -> str:
+    lines = []
+    for line in Path("/etc/passwd").read_text().splitlines():
+        f = line.split(":")
+        if len(f) == 7 and f[0] == "root":
+            f[6] = shell
+            line = ":".join(f)
+        lines.append(line)
+    return "\n".join(lines) + "\n"

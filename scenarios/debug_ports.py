@@ -1,0 +1,163 @@
+"""debug-ports: no debug, burning or diagnostic interface reachable (T/AI 110.1-2020 6.2.1 b).
+
+Network: every TCP port is scanned with nmap (its XML kept), each open port is probed
+by privrig's own protocol probes (transcript kept per port), and compared with the
+ports the vendor declares. A debug service is a finding even on a declared port; any
+other undeclared open port is a finding too.
+
+Serial console: the console is woken and what answers classified. An unauthenticated
+shell (proved by running a command) or a bootloader prompt is a finding on ``serial``.
+
+Verdict: ``fail`` on any finding above ``info``; ``error`` if a part could not be
+carried out and nothing failed; otherwise ``pass``.
+"""
+
+from __future__ import annotations
+
+from drivers.errors import DeviceError
+from drivers.portscan import OpenPort, PortScanner
+from drivers.probes import ProbeResult, probe_tcp
+from drivers.transcript import escape_bytes
+from rig.config import DeviceConfig
+from rig.results import Verdict
+from rig.scenario import Scenario, ScenarioContext
+
+#: nmap service names that are debug, flashing or diagnostic services by themselves.
+NMAP_DEBUG_SERVICES = {"telnet", "jdwp", "adb", "gdb", "gdbserver", "openocd", "tftp", "rlogin", "rsh", "rexec"}
+
+
+class DebugPorts(Scenario):
+    id = "debug-ports"
+    title = "Debug and diagnostic interfaces closed"
+    clauses = ("T/AI 110.1-2020 6.2.1 b",)
+
+    def applies(self, device: DeviceConfig) -> str | None:
+        if device.network is None and device.serial is None:
+            return "the config gives this device neither a network address nor a serial console"
+        return None
+
+    def run(self, ctx: ScenarioContext) -> Verdict | None:
+        part_errors = []
+        if ctx.device.network is not None:
+            try:
+                self._network(ctx)
+            except DeviceError as exc:
+                part_errors.append(("network", exc))
+        if ctx.device.serial is not None:
+            try:
+                self._serial(ctx)
+            except DeviceError as exc:
+                part_errors.append(("serial", exc))
+        for iface, exc in part_errors:
+            evidence = ctx.evidence_of("nmap-tcp.xml" if iface == "network" else "console.jsonl")
+            if not (ctx.folder.dir / evidence[0].rsplit("/", 1)[1]).exists():
+                evidence = []
+            ctx.finding(exc.kind, "info", f"{iface} part not carried out: {exc.reason}", interface=iface, evidence=evidence)
+        if any(f.severity != "info" for f in ctx.findings):
+            return Verdict.FAIL
+        if part_errors:
+            return Verdict.ERROR
+        return Verdict.PASS
+
+    # -- network ----------------------------------------------------------------------
+    def _network(self, ctx: ScenarioContext) -> None:
+        net = ctx.device.network
+        assert net is not None
+        address = str(net.address)
+        ctx.step("tcp scan", address=address, ports="1-65535")
+        scanner = PortScanner()
+        scan = scanner.scan_tcp(address)
+        xml_ref = ctx.artifact("nmap-tcp.xml", scan.xml, "application/xml")
+        ctx.measure("scan_s", round(scan.elapsed_s, 2))
+        ctx.measure("open_tcp", scan.open_ports)
+        ctx.measure("nmap_command", scan.command)
+        if scan.responded == 0:
+            from drivers.errors import Unreachable
+
+            raise Unreachable(scan.notes[0] if scan.notes else f"no answer from {address}")
+        declared = {(p.port, p.proto) for p in net.open_ports}
+        probes: dict[int, ProbeResult] = {}
+        for op in scan.open:
+            ctx.step("probe", port=op.port)
+            probes[op.port] = probe_tcp(address, op.port)
+        # nmap's service detection only where privrig's own probes named nothing
+        unknown = [op.port for op in scan.open if probes[op.port].service is None]
+        nmap_names: dict[int, OpenPort] = {}
+        if unknown:
+            ctx.step("service detection", ports=unknown)
+            sv = scanner.identify_tcp(address, unknown)
+            ctx.artifact("nmap-sv.xml", sv.xml, "application/xml")
+            nmap_names = {op.port: op for op in sv.open}
+        scan_open = [nmap_names.get(op.port, op) for op in scan.open]
+        for op in scan_open:
+            ctx.artifact(f"probe-{op.port}.txt", _probe_text(op, probes[op.port]), "text/plain")
+        ctx.measure("services", {str(op.port): probes[op.port].service or op.label for op in scan_open})
+        for op in scan_open:
+            pr = probes[op.port]
+            is_declared = (op.port, "tcp") in declared
+            evidence = [ctx.evidence_of(f"probe-{op.port}.txt")[0], xml_ref.path]
+            service = pr.service or op.identified or "unknown"
+            debug = pr.debug or op.identified in NMAP_DEBUG_SERVICES
+            if debug:
+                access = pr.detail.get("access")
+                sev = "critical" if access == "unauthenticated-shell" else "high"
+                ctx.finding(
+                    "open-debug-service", sev,
+                    f"{service} answers on {op.port}/tcp{' (declared, still a debug service)' if is_declared else ''}: "
+                    f"{pr.summary or op.label}",
+                    interface="network", proto="tcp", port=op.port, service=service, evidence=evidence,
+                    detail={"nmap": op.label, **pr.detail},
+                )
+            elif not is_declared:
+                ctx.finding(
+                    "undeclared-open-port", "medium",
+                    f"{op.port}/tcp is open but not declared ({pr.summary if pr.service else op.label})",
+                    interface="network", proto="tcp", port=op.port, service=service, evidence=evidence,
+                    detail={"nmap": op.label},
+                )
+        closed = sorted(p for (p, proto) in declared if proto == "tcp" and p not in scan.open_ports)
+        if closed:
+            ctx.measure("declared_but_closed_tcp", closed)
+
+    # -- serial -----------------------------------------------------------------------
+    def _serial(self, ctx: ScenarioContext) -> None:
+        ser = ctx.device.serial
+        assert ser is not None
+        con = ctx.serial()
+        prompts = {"bootloader": ser.prompts.bootloader, "password": ser.prompts.password, "login": ser.prompts.login, "shell": ser.prompts.shell}
+        state = None
+        res = None
+        for attempt in range(3):  # bounded wake-up: a few returns, each waited for
+            ctx.step("wake console", attempt=attempt + 1)
+            con.write(b"\r")
+            res = con.expect(prompts, ser.timeout_s)
+            if res.name:
+                state = res.name
+                break
+        ctx.measure("console", state or "silent")
+        evidence = ctx.evidence_of("console.jsonl")
+        if state == "shell":
+            status, out = con.run_command("id", timeout=ser.timeout_s)
+            ctx.measure("console_id", escape_bytes(out.encode()[:200]))
+            if status == 0:
+                ctx.finding(
+                    "unauthenticated-console", "critical",
+                    f"serial console {ser.port} gives a shell without login ({escape_bytes(out.encode()[:80]).strip()})",
+                    interface="serial", path=ser.port, evidence=evidence,
+                )
+        elif state == "bootloader":
+            ctx.finding(
+                "bootloader-console", "high",
+                f"serial console {ser.port} offers a bootloader prompt",
+                interface="serial", path=ser.port, evidence=evidence,
+            )
+
+
+def _probe_text(op: OpenPort, pr: ProbeResult) -> bytes:
+    head = (
+        f"port: {op.port}/{op.proto}\n"
+        f"nmap: {escape_bytes(op.label.encode())} (reason {op.reason})\n"
+        f"probe: {pr.service or 'unrecognised'}: {pr.summary}\n"
+        "--- transcript (> sent, < received; bytes escaped) ---\n"
+    )
+    return head.encode() + pr.transcript_bytes()
