@@ -15,6 +15,7 @@ Guarantees:
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import select
@@ -176,6 +177,11 @@ class SshDriver:
         except (socket.timeout, TimeoutError):
             client.close()
             raise Unreachable(f"{self.where}: no answer within {t:g} s (device off, cable out or wrong address?)") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            client.close()
+            if all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values()):
+                raise Unreachable(f"{self.where}: connection refused (no SSH server on that port)") from None
+            raise Unreachable(f"{self.where}: cannot connect: {exc}") from None
         except ConnectionRefusedError:
             client.close()
             raise Unreachable(f"{self.where}: connection refused (no SSH server on that port)") from None
@@ -269,6 +275,16 @@ class SshDriver:
                 if not got:
                     select.select([chan], [], [], min(0.2, remaining))
             status = chan.recv_exit_status()
+            if status == -1:
+                # no exit-status message: the link died, or the device killed the command
+                # with a signal (paramiko does not report exit-signal). Tell them apart by
+                # whether the transport survives.
+                settle = time.monotonic() + 1.0
+                while transport.is_active() and time.monotonic() < settle:
+                    time.sleep(0.05)
+                if not transport.is_active():
+                    raise LinkLost(f"{self.where}: link dropped while running {command!r} (no exit status received)")
+                self.transcript.record("info", "no exit status (command ended by a signal?)")
         finally:
             chan.close()
         dur = time.monotonic() - start

@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -154,7 +156,21 @@ class SerialTransport(_Model):
 class NetworkTransport(_Model):
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     capture_interface: str | None = None
-    open_ports: list[PortSpec] = Field(default_factory=list)
+    open_ports: list[
+        Annotated[
+            PortSpec,
+            WithJsonSchema(
+                {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1, "maximum": 65535},
+                        {"type": "string", "pattern": r"^\s*\d{1,5}\s*(/\s*(tcp|udp))?\s*$"},
+                        {"type": "object", "properties": {"port": {"type": "integer"}, "proto": {"enum": ["tcp", "udp"]}, "service": {"type": "string"}}, "required": ["port"]},
+                    ],
+                    "description": "a declared open port: 22, '22/tcp', '161/udp' or {port, proto, service}",
+                }
+            ),
+        ]
+    ] = Field(default_factory=list)
 
 
 class CameraStream(_Model):
@@ -214,6 +230,15 @@ class Action(_Model):
         return self.command.format(**values)
 
 
+def _action_name(name: str) -> str:
+    if name not in ACTION_NAMES and not re.fullmatch(r"x-[a-z0-9-]{1,40}", name):
+        raise ValueError(f"unknown action {name!r}; known actions: {', '.join(ACTION_NAMES)} (custom ones start with x-)")
+    return name
+
+
+ActionName = Annotated[str, AfterValidator(_action_name)]
+
+
 class DeviceConfig(_Model):
     identity: Identity = Identity()
     privacy_level: Literal[1, 2, 3]
@@ -221,17 +246,7 @@ class DeviceConfig(_Model):
     ssh: SshTransport | None = None
     serial: SerialTransport | None = None
     camera: Camera | None = None
-    actions: dict[str, Action] = Field(default_factory=dict)
-
-    @field_validator("actions")
-    @classmethod
-    def _action_names(cls, value: dict[str, Action]) -> dict[str, Action]:
-        for name in value:
-            if name not in ACTION_NAMES and not re.fullmatch(r"x-[a-z0-9-]{1,40}", name):
-                raise ValueError(
-                    f"unknown action {name!r}; known actions: {', '.join(ACTION_NAMES)} (custom ones start with x-)"
-                )
-        return value
+    actions: dict[ActionName, Action] = Field(default_factory=dict)
 
 
 class SimDevice(_Model):
@@ -431,6 +446,8 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
+            if err["type"] == "string_type" and isinstance(err.get("input"), bool):
+                msg += " (YAML reads unquoted on/off/yes/no/true/false as booleans: quote the value)"
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; `rig config schema` lists the fields)"
             problems.append(ConfigProblem(fname, line, col, _field_path(loc), msg))

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,27 @@ def canonical(obj: dict[str, Any]) -> bytes:
 def new_run_id() -> str:
     """``YYYYmmddTHHMMSSZ-xxxxxx``: sortable by time, unique by the random suffix."""
     return utcnow().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+_DEFERRED = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT until the block is done, so a record is never half written.
+
+    The engine turns those signals into an exception; without this, one arriving
+    between two statements of :meth:`Journal.append` would leave a sequence gap.
+    """
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    except (OSError, ValueError):  # pragma: no cover - platforms without sigmask
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -85,7 +107,7 @@ class Journal:
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one entry and fsync before returning; returns the entry as written."""
-        with self._lock:
+        with deferred_signals(), self._lock:
             self._seq += 1
             entry = {"seq": self._seq, "ts": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"), "run_id": self._run_id, "event": event, "prev": self._prev}
             for k, v in fields.items():
@@ -119,7 +141,7 @@ class ArtifactStream:
         self.ref: ArtifactRef | None = None
 
     def write(self, data: bytes) -> None:
-        with self._lock:
+        with deferred_signals(), self._lock:
             if self._fh.closed:
                 raise ValueError(f"artifact {self.rel} already sealed")
             self._fh.write(data)
@@ -133,13 +155,14 @@ class ArtifactStream:
 
     def seal(self) -> ArtifactRef:
         """Close the file, fsync it and record its sha256 in the journal (idempotent)."""
-        with self._lock:
-            if self.ref is not None:
-                return self.ref
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self.ref = ArtifactRef(self.rel, self._hash.hexdigest(), self.media_type, self._size)
-        self._bundle._sealed(self.ref)
+        with deferred_signals():
+            with self._lock:
+                if self.ref is not None:
+                    return self.ref
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self.ref = ArtifactRef(self.rel, self._hash.hexdigest(), self.media_type, self._size)
+            self._bundle._sealed(self.ref)
         return self.ref
 
 

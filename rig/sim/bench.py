@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from rig.config import BenchConfig, DeviceConfig, LoadedConfig
+from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
 from rig.sim import net
 from rig.sim.net import SimError
 
@@ -162,7 +162,7 @@ class SimBench:
         os.chmod(ddir, 0o755)
         dstate: dict = {"ns": ns, "veth": f"{self.sim.bridge}v{idx}", "address": str(dev.network.address), "profile": profile.name, "pids": {}, "mounts": []}
         net.make_device_netns(ns, dstate["veth"], self.sim.bridge, dev.network.address, self.sim.subnet, self.sim.bench_address)
-        console_password = self._rootfs(root, name, dev)
+        console_password = build_rootfs(root, name, dev.identity)
         (ddir / "console-password").write_text(console_password + "\n")
         os.chmod(ddir / "console-password", 0o600)
         # devpts for telnetd / interactive ssh inside the chroot
@@ -242,34 +242,6 @@ class SimBench:
         with logfile.open("ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env)
         return proc.pid
-
-    def _rootfs(self, root: Path, name: str, dev: DeviceConfig) -> str:
-        for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard"):
-            (root / d).mkdir(parents=True, exist_ok=True)
-        for d in (root, root / "etc", root / "bin", root / "dev"):
-            os.chmod(d, 0o755)
-        os.chmod(root / "tmp", 0o1777)
-        busybox = next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None) or _tool("busybox")
-        shutil.copy2(busybox, root / "bin" / "busybox")
-        subprocess.run(["chroot", str(root), "/bin/busybox", "--install", "-s"], check=True, timeout=30, stdin=subprocess.DEVNULL)
-        for node, major, minor in (("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
-            p = root / "dev" / node
-            if not p.exists():
-                os.mknod(p, 0o666 | 0o020000, os.makedev(major, minor))
-                os.chmod(p, 0o666)
-        ptmx = root / "dev" / "ptmx"
-        if not ptmx.is_symlink():
-            ptmx.symlink_to("pts/ptmx")
-        password = os.urandom(12).hex()
-        proc = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=10)
-        (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-        (root / "etc" / "group").write_text("root:x:0:\n")
-        (root / "etc" / "shadow").write_text(f"root:{proc.stdout.strip()}:19000:0:99999:7:::\n")
-        os.chmod(root / "etc" / "shadow", 0o600)
-        (root / "etc" / "hostname").write_text(name + "\n")
-        ident = dev.identity
-        (root / "etc" / "device-info").write_text(f"model={ident.model or 'SimCam'}\nserial={ident.serial or name}\nfirmware={ident.firmware or '0.0.0'}\n")
-        return password
 
     def _wait_ready(self, state: dict, timeout: float = 15.0) -> None:
         """Wait (bounded) until each device's sshd listens and console link exists."""
@@ -366,6 +338,36 @@ class SimBench:
                 "processes": procs,
             }
         return out
+
+
+def build_rootfs(root: Path, name: str, identity: Identity) -> str:
+    """A busybox root filesystem for device ``name``; returns the console root password."""
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for d in (root, root / "etc", root / "bin", root / "dev"):
+        os.chmod(d, 0o755)
+    os.chmod(root / "tmp", 0o1777)
+    busybox = next((p for p in BUSYBOX_CANDIDATES if os.path.exists(p)), None) or _tool("busybox")
+    shutil.copy2(busybox, root / "bin" / "busybox")
+    subprocess.run(["chroot", str(root), "/bin/busybox", "--install", "-s"], check=True, timeout=30, stdin=subprocess.DEVNULL)
+    for node, major, minor in (("null", 1, 3), ("zero", 1, 5), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)):
+        p = root / "dev" / node
+        if not p.exists():
+            os.mknod(p, 0o666 | 0o020000, os.makedev(major, minor))
+            os.chmod(p, 0o666)
+    ptmx = root / "dev" / "ptmx"
+    if not ptmx.is_symlink():
+        ptmx.symlink_to("pts/ptmx")
+    password = os.urandom(12).hex()
+    proc = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=10)
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
+    (root / "etc" / "shadow").write_text(f"root:{proc.stdout.strip()}:19000:0:99999:7:::\n")
+    os.chmod(root / "etc" / "shadow", 0o600)
+    (root / "etc" / "hostname").write_text(name + "\n")
+    ident = identity
+    (root / "etc" / "device-info").write_text(f"model={ident.model or 'SimCam'}\nserial={ident.serial or name}\nfirmware={ident.firmware or '0.0.0'}\n")
+    return password
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,162 @@
+"""SSH driver against a real OpenSSH sshd on loopback: pinning, auth, timeouts, dropped links."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.errors import AuthFailed, CommandTimeout, HostKeyMismatch, LinkLost, Unreachable
+from drivers.ssh import SshDriver
+from drivers.transcript import Transcript
+from rig.config import SshTransport
+from tests.conftest import need_root, need_tools
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return " ".join(path.with_suffix(".pub").read_text().split()[:2])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory):
+    need_root()
+    need_tools("/usr/sbin/sshd", "ssh-keygen")
+    d = tmp_path_factory.mktemp("sshd")
+    host_pub = _keygen(d / "host")
+    _keygen(d / "client")
+    _keygen(d / "stranger")
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    port = _free_port()
+    cfg = d / "sshd_config"
+    cfg.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\nPidFile {d / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield {"dir": d, "port": port, "host_pub": host_pub, "pid": proc.pid}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def resource(sshd: dict, **kw) -> SshTransport:
+    base = {"host": "127.0.0.1", "port": sshd["port"], "user": "root", "key_file": sshd["dir"] / "client", "host_key": sshd["host_pub"], "connect_timeout_s": 5}
+    base.update(kw)
+    return SshTransport.model_validate(base)
+
+
+def test_runs_command_and_records_transcript(sshd: dict) -> None:
+    sink = io.BytesIO()
+    with SshDriver(resource(sshd), Transcript(sink), "cam-01") as drv:
+        res = drv.run("echo hello; echo oops >&2; exit 3")
+    assert res.exit_status == 3
+    assert res.stdout == b"hello\n" and res.stderr == b"oops\n"
+    entries = [json.loads(l) for l in sink.getvalue().splitlines()]
+    assert {"tx", "rx", "err", "info"} <= {e["dir"] for e in entries}
+    assert any(e["dir"] == "tx" and "echo hello" in e["data"] for e in entries)
+    assert any("matches the pin" in e["data"] for e in entries)
+
+
+def test_host_key_mismatch_refused_before_anything_is_sent(sshd: dict) -> None:
+    wrong = _keygen(sshd["dir"] / "impostor")
+    sink = io.BytesIO()
+    drv = SshDriver(resource(sshd, host_key=wrong), Transcript(sink), "cam-01")
+    with pytest.raises(HostKeyMismatch) as ei:
+        drv.connect()
+    msg = str(ei.value)
+    assert "host key mismatch" in msg and "SHA256:" in msg and "refusing" in msg
+    shown, pinned = msg.split("shows ")[1], msg.split("pins ")[1]
+    assert shown.split()[1] != pinned.split(";")[0]
+    assert not any(json.loads(l)["dir"] == "tx" for l in sink.getvalue().splitlines())
+
+
+def test_fingerprint_and_known_hosts_pins(sshd: dict) -> None:
+    import base64
+    import hashlib
+
+    blob = base64.b64decode(sshd["host_pub"].split()[1])
+    fp = "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    with SshDriver(resource(sshd, host_key=fp)) as drv:
+        assert drv.run("true").exit_status == 0
+    kh = sshd["dir"] / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd['port']} {sshd['host_pub']}\n")
+    with SshDriver(resource(sshd, host_key=None, known_hosts=kh)) as drv:
+        assert drv.run("true").exit_status == 0
+    kh.write_text(f"198.18.0.99 {sshd['host_pub']}\n")
+    with pytest.raises(HostKeyMismatch, match="has no key for"):
+        SshDriver(resource(sshd, host_key=None, known_hosts=kh)).connect()
+
+
+def test_wrong_key_is_auth_failure(sshd: dict) -> None:
+    with pytest.raises(AuthFailed, match="authentication refused"):
+        SshDriver(resource(sshd, key_file=sshd["dir"] / "stranger")).connect()
+
+
+def test_missing_password_variable_is_named(sshd: dict) -> None:
+    os.environ.pop("RIG_TEST_NO_SUCH_PW", None)
+    with pytest.raises(AuthFailed, match="RIG_TEST_NO_SUCH_PW"):
+        SshDriver(resource(sshd, key_file=None, password_env="RIG_TEST_NO_SUCH_PW")).connect()
+
+
+def test_command_timeout_does_not_hang(sshd: dict) -> None:
+    with SshDriver(resource(sshd)) as drv:
+        t0 = time.monotonic()
+        with pytest.raises(CommandTimeout, match="within 0.5 s"):
+            drv.run("sleep 20", timeout=0.5)
+        assert time.monotonic() - t0 < 3
+        assert drv.run("echo still-usable").text == "still-usable\n"
+
+
+def test_refused_port_is_unreachable(sshd: dict) -> None:
+    with pytest.raises(Unreachable, match="connection refused"):
+        SshDriver(resource(sshd, port=_free_port())).connect()
+
+
+def test_dropped_link_is_link_lost(sshd: dict) -> None:
+    drv = SshDriver(resource(sshd)).connect()
+    result: dict = {}
+
+    def run() -> None:
+        t0 = time.monotonic()
+        try:
+            result["ret"] = drv.run("sleep 30", timeout=25)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            result["exc"] = exc
+        result["took"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(1.0)
+    # kill the per-connection sshd processes (children of the listener): the link drops
+    children = subprocess.run(["pgrep", "-P", str(sshd["pid"])], capture_output=True, text=True).stdout.split()
+    assert children, "expected a per-connection sshd child"
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    th.join(timeout=20)
+    assert not th.is_alive(), "driver hung after the link dropped"
+    assert isinstance(result.get("exc"), LinkLost), result
+    assert result["took"] < 10
+    drv.close()

@@ -1,0 +1,125 @@
+"""`rig run` end to end on the simulated bench, as a technician and a nightly job use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from rig.results import validate_results
+from tests.conftest import RIG, ROOT, SIM_CONFIG, rig
+
+
+@pytest.fixture(scope="module")
+def run_all(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("evidence")
+    res = rig("run", "-c", str(SIM_CONFIG), "--out", str(out))
+    return res, Path(res.stdout.strip().splitlines()[-1])
+
+
+def test_run_exits_1_and_prints_bundle_last(run_all) -> None:
+    res, bundle = run_all
+    assert res.returncode == 1, res.stderr
+    assert bundle.is_dir() and bundle.name.count("-") == 1
+    assert "[cam-violating] debug-ports FAIL" in res.stderr
+    assert "[cam-compliant] debug-ports pass" in res.stderr
+
+
+def test_results_json_follows_the_contract(run_all) -> None:
+    _, bundle = run_all
+    doc = json.loads((bundle / "results.json").read_text())
+    validate_results(doc)
+    assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
+    verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
+    assert verdicts == {"cam-compliant": {"debug-ports": "pass"}, "cam-violating": {"debug-ports": "fail"}}
+    [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
+    ports = {(f.get("port"), f.get("service")) for f in viol["scenarios"][0]["findings"] if f.get("port")}
+    assert ports == {(23, "telnet"), (2345, "gdbserver")}
+    import hashlib
+
+    assert doc["config_sha256"] == hashlib.sha256(SIM_CONFIG.read_bytes()).hexdigest()
+
+
+def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
+    _, bundle = run_all
+    suite = ET.parse(bundle / "junit.xml").getroot()
+    cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
+    assert set(cases) == {("cam-compliant", "debug-ports"), ("cam-violating", "debug-ports")}
+    assert cases[("cam-violating", "debug-ports")].find("failure") is not None
+    assert cases[("cam-compliant", "debug-ports")].find("failure") is None
+    assert suite.get("failures") == "1"
+
+
+def test_verify_accepts_then_rejects_one_changed_byte(run_all, tmp_path: Path) -> None:
+    _, bundle = run_all
+    ok = rig("verify", str(bundle))
+    assert ok.returncode == 0 and "VERIFIED" in ok.stdout
+    import shutil
+
+    copy = tmp_path / bundle.name
+    shutil.copytree(bundle, copy)
+    art = copy / "devices/cam-violating/debug-ports/probe-2345.txt"
+    data = bytearray(art.read_bytes())
+    data[10] ^= 0x20
+    art.write_bytes(bytes(data))
+    bad = rig("verify", str(copy))
+    assert bad.returncode == 1 and "TAMPERED" in bad.stdout and "probe-2345.txt" in bad.stdout
+
+
+def test_report_is_self_contained(run_all) -> None:
+    _, bundle = run_all
+    html = (bundle / "report.html").read_text()
+    assert "cam-violating" in html and "gdbserver" in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_one_device_one_scenario_for_a_firmware_engineer(sim_bench: dict, tmp_path: Path) -> None:
+    res = rig("run", "-c", str(SIM_CONFIG), "--device", "cam-compliant", "--scenario", "debug-ports", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "results.json").read_text())
+    assert [d["name"] for d in doc["devices"]] == ["cam-compliant"]
+
+
+def _start_and_wait_for(tmp_path: Path, marker: str) -> tuple[subprocess.Popen, Path]:
+    proc = subprocess.Popen(RIG + ["run", "-c", str(SIM_CONFIG), "--out", str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        bundles = list(tmp_path.iterdir())
+        if bundles and (bundles[0] / "journal.jsonl").exists() and marker in (bundles[0] / "journal.jsonl").read_text():
+            return proc, bundles[0]
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"run never reached {marker!r}")
+
+
+def test_sigkill_mid_run_leaves_bundle_verify_reads_as_incomplete(sim_bench: dict, tmp_path: Path) -> None:
+    proc, bundle = _start_and_wait_for(tmp_path, '"device":"cam-violating","event":"scenario-start"')
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    res = rig("verify", str(bundle))
+    assert res.returncode == 3, res.stdout
+    assert "INCOMPLETE" in res.stdout
+    assert "cam-compliant/debug-ports: pass" in res.stdout  # what finished before the kill is kept
+    assert not (bundle / "manifest.json").exists()
+
+
+def test_sigterm_mid_run_seals_incomplete_bundle_exit_4(sim_bench: dict, tmp_path: Path) -> None:
+    proc, bundle = _start_and_wait_for(tmp_path, '"device":"cam-violating","event":"scenario-start"')
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, err
+    assert out.strip().splitlines()[-1] == str(bundle)
+    doc = json.loads((bundle / "results.json").read_text())
+    validate_results(doc)
+    assert doc["status"] == "incomplete"
+    res = rig("verify", str(bundle))
+    assert res.returncode == 3 and "INCOMPLETE" in res.stdout

@@ -1,0 +1,184 @@
+"""Config: typed models, errors that name file, line and field; exit 2 and nothing runs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from rig.config import ConfigError, PortSpec, config_json_schema, load_config, parse_config
+from tests.conftest import SIM_CONFIG, rig
+
+GOOD = textwrap.dedent(
+    """\
+    version: 1
+    bench:
+      name: lab-a
+    devices:
+      cam-01:
+        privacy_level: 2
+        network:
+          address: 198.18.1.20
+          open_ports: [22, 443/tcp, 161/udp]
+        ssh:
+          host: 198.18.1.20
+          port: 22
+          user: admin
+          password_env: CAM01_PASSWORD
+          host_key: "SHA256:qQ5VgO/UqowauRmrn1V1X/Qx9gejyK6fLAoyqZHTsHM"
+        serial:
+          port: /dev/ttyUSB0
+          baud: 115200
+        camera:
+          streams:
+            - {name: main, url: "https://198.18.1.20/stream.mjpg"}
+        actions:
+          shutter-close: {via: ssh, command: "shutter close"}
+          user-create: {via: serial, command: "adduser -D u{token}"}
+          x-relay-on: {via: host, argv: [relay, "on", "1"]}
+    """
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "bench.yaml"
+    p.write_text(text)
+    return p
+
+
+def problems_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        load_config(write(tmp_path, text))
+    return [str(p) for p in ei.value.problems]
+
+
+def test_good_config_is_typed(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    dev = cfg.device("cam-01")
+    assert dev.privacy_level == 2
+    assert [str(p) for p in dev.network.open_ports] == ["22/tcp", "443/tcp", "161/udp"]
+    assert dev.ssh.password_env == "CAM01_PASSWORD"
+    assert dev.actions["user-create"].render(token="abc") == "adduser -D uabc"
+    assert dev.actions["x-relay-on"].render() == ["relay", "on", "1"]
+    assert len(cfg.sha256) == 64
+
+
+def test_shipped_sim_bench_config_is_valid() -> None:
+    cfg = load_config(SIM_CONFIG)
+    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating"}
+    assert cfg.bench.simulator is not None
+    assert str(cfg.bench.simulator.subnet) == "198.18.0.0/24"
+
+
+def test_error_names_file_line_and_field(tmp_path: Path) -> None:
+    text = GOOD.replace("port: 22\n", "port: 70000\n")
+    [msg] = problems_of(tmp_path, text)
+    line = text.splitlines().index("      port: 70000") + 1
+    assert msg.startswith(f"{tmp_path / 'bench.yaml'}:{line}:")
+    assert "devices.cam-01.ssh.port" in msg
+    assert "65535" in msg
+
+
+def test_unknown_field_is_named(tmp_path: Path) -> None:
+    [msg] = problems_of(tmp_path, GOOD.replace("baud: 115200", "buad: 115200"))
+    assert "devices.cam-01.serial.buad" in msg and "unknown field" in msg
+
+
+def test_unpinned_host_key_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace('      host_key: "SHA256:qQ5VgO/UqowauRmrn1V1X/Qx9gejyK6fLAoyqZHTsHM"\n', "")
+    [msg] = problems_of(tmp_path, text)
+    assert "devices.cam-01.ssh" in msg and "pin" in msg
+
+
+def test_unknown_placeholder_and_action(tmp_path: Path) -> None:
+    msgs = problems_of(tmp_path, GOOD.replace("u{token}", "u{tokn}").replace("shutter-close:", "shuter-close:"))
+    text = "\n".join(msgs)
+    assert "{tokn}" in text
+    assert "unknown action 'shuter-close'" in text
+
+
+def test_action_needs_its_transport(tmp_path: Path) -> None:
+    text = GOOD.replace("    serial:\n      port: /dev/ttyUSB0\n      baud: 115200\n", "")
+    assert "serial:" not in text.split("actions:")[0]
+    [msg] = problems_of(tmp_path, text)
+    assert "devices.cam-01.actions.user-create.via" in msg and "no serial transport" in msg
+
+
+def test_duplicate_key_and_bad_yaml(tmp_path: Path) -> None:
+    [dup] = problems_of(tmp_path, GOOD.replace("    privacy_level: 2\n", "    privacy_level: 2\n    privacy_level: 3\n"))
+    assert "devices.cam-01.privacy_level" in dup and "twice" in dup
+    [bad] = problems_of(tmp_path, "bench: [unclosed\n")
+    assert ":2:" in bad or ":1:" in bad
+    assert "not valid YAML" in bad
+
+
+@pytest.mark.parametrize("subnet", ["10.9.0.0/24", "192.0.2.0/24", "198.20.0.0/24"])
+def test_simulator_subnet_must_be_benchmark_range(tmp_path: Path, subnet: str) -> None:
+    text = GOOD + f"simulator:\n  subnet: {subnet}\n  devices:\n    cam-01: {{profile: compliant}}\n"
+    msgs = problems_of(tmp_path, text)
+    assert any("simulator.subnet" in m and "198.18.0.0/15" in m for m in msgs)
+
+
+def test_simulated_device_address_must_be_in_subnet(tmp_path: Path) -> None:
+    text = GOOD + "simulator:\n  subnet: 198.18.0.0/24\n  devices:\n    cam-01: {profile: compliant}\n"
+    [msg] = problems_of(tmp_path, text)
+    assert "devices.cam-01.network.address" in msg and "198.18.1.20" in msg
+
+
+def test_yaml_boolean_trap_is_explained(tmp_path: Path) -> None:
+    [msg] = problems_of(tmp_path, GOOD.replace('[relay, "on", "1"]', "[relay, on, \"1\"]"))
+    assert "actions.x-relay-on.argv[1]" in msg and "quote the value" in msg
+
+
+def test_port_spec_forms() -> None:
+    assert str(PortSpec.model_validate("161/udp")) == "161/udp"
+    assert str(PortSpec.model_validate(8080)) == "8080/tcp"
+    with pytest.raises(ValueError):
+        PortSpec.model_validate("telnet")
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as ei:
+        load_config(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(ei.value) and "cannot read" in str(ei.value)
+
+
+def test_relative_paths_resolve_against_config_folder(tmp_path: Path) -> None:
+    text = GOOD.replace("password_env: CAM01_PASSWORD", "key_file: keys/id_ed25519")
+    cfg = parse_config(text, tmp_path / "sub" / "bench.yaml")
+    assert cfg.device("cam-01").ssh.key_file == (tmp_path / "sub" / "keys" / "id_ed25519").resolve()
+
+
+def test_cli_check_exit_2_and_run_does_nothing(tmp_path: Path) -> None:
+    bad = write(tmp_path, GOOD.replace("privacy_level: 2", "privacy_level: 5"))
+    res = rig("config", "check", str(bad))
+    assert res.returncode == 2
+    [line] = res.stderr.strip().splitlines()
+    assert "bench.yaml:6:" in line and "devices.cam-01.privacy_level" in line
+    out = tmp_path / "evidence"
+    res = rig("run", "-c", str(bad), "--out", str(out))
+    assert res.returncode == 2
+    assert not out.exists(), "nothing may run (no bundle) on an invalid config"
+
+
+def test_cli_unknown_device_or_scenario_is_usage_error(tmp_path: Path) -> None:
+    good = write(tmp_path, GOOD)
+    res = rig("run", "-c", str(good), "--device", "cam-99", "--out", str(tmp_path / "e"))
+    assert res.returncode == 2 and "cam-99" in res.stderr
+    res = rig("run", "-c", str(good), "--scenario", "no-such", "--out", str(tmp_path / "e"))
+    assert res.returncode == 2 and "no-such" in res.stderr
+    assert not (tmp_path / "e").exists()
+
+
+def test_schema_command_validates_shipped_config() -> None:
+    res = rig("config", "schema")
+    assert res.returncode == 0
+    schema = json.loads(res.stdout)
+    assert schema == json.loads(json.dumps(config_json_schema()))
+    jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(SIM_CONFIG.read_text()))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate({"bench": {"name": "x"}, "devices": {"d": {"privacy_level": 9}}})

@@ -1,0 +1,217 @@
+"""Evidence bundle: signed manifest, per-line signed journal, rig verify on every kind of damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from rig.evidence import Bundle
+from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, validate_results
+from rig.signing import BenchKey
+from rig.verify import INCOMPLETE, TAMPERED, VERIFIED, verify_bundle
+from tests.conftest import ROOT, rig
+
+
+@pytest.fixture()
+def key(tmp_path: Path) -> BenchKey:
+    return BenchKey.load_or_create(tmp_path / "key" / "bench.pem")
+
+
+def make_bundle(tmp_path: Path, key: BenchKey) -> Path:
+    b = Bundle.create(tmp_path / "ev", key)
+    b.journal.append("run-start")
+    folder = b.folder("cam-01", "debug-ports")
+    ref = folder.write("nmap-tcp.xml", b"<nmaprun>" + b"x" * 1000 + b"</nmaprun>", "application/xml")
+    with folder.stream("console.jsonl", "application/x-ndjson") as s:
+        s.write(b'{"dir":"rx","data":"login: "}\n')
+    now = datetime.now(timezone.utc)
+    rec = RunRecord(b.run_id, "0.1.0", "0" * 64, now, "lab")
+    rec.devices.append(
+        DeviceResult("cam-01", {"model": "m", "serial": "s", "firmware": "f"}, 2, [
+            ScenarioResult("debug-ports", ["T/AI 110.1-2020 6.2.1 b"], Verdict.FAIL, now, 1.0,
+                           [Finding("open-debug-service", "high", "telnet on 23/tcp", interface="network", proto="tcp", port=23, evidence=[ref.path])],
+                           {"open_tcp": [22, 23]}, folder.refs)
+        ])
+    )
+    rec.status = "complete"
+    b.finalize(rec, [("junit.xml", b"<testsuite/>"), ("report.html", b"<html></html>")])
+    return b.root
+
+
+def test_sealed_bundle_verifies(tmp_path: Path, key: BenchKey) -> None:
+    root = make_bundle(tmp_path, key)
+    rep = verify_bundle(root)
+    assert rep.status == VERIFIED, rep.problems
+    names = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert {"results.json", "junit.xml", "report.html", "journal.jsonl", "manifest.json", "manifest.sig", "bench.pub",
+            "devices/cam-01/debug-ports/nmap-tcp.xml", "devices/cam-01/debug-ports/console.jsonl"} <= names
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["key_fingerprint"] == key.fingerprint
+    assert rep.files_checked == len(manifest["files"])
+
+
+def test_one_changed_byte_is_caught(tmp_path: Path, key: BenchKey) -> None:
+    root = make_bundle(tmp_path, key)
+    art = root / "devices/cam-01/debug-ports/nmap-tcp.xml"
+    data = bytearray(art.read_bytes())
+    data[500] ^= 0x01
+    art.write_bytes(bytes(data))
+    rep = verify_bundle(root)
+    assert rep.status == TAMPERED
+    assert any("nmap-tcp.xml" in p and "changed" in p for p in rep.problems)
+    assert rep.exit_code == 1
+
+
+@pytest.mark.parametrize("victim", ["devices/cam-01/debug-ports/console.jsonl", "results.json", "bench.pub", "manifest.sig"])
+def test_deleted_file_is_caught(tmp_path: Path, key: BenchKey, victim: str) -> None:
+    root = make_bundle(tmp_path, key)
+    (root / victim).unlink()
+    rep = verify_bundle(root)
+    assert rep.status == TAMPERED, rep
+
+
+def test_added_file_is_caught(tmp_path: Path, key: BenchKey) -> None:
+    root = make_bundle(tmp_path, key)
+    (root / "devices/cam-01/debug-ports/planted.txt").write_text("not from the run")
+    rep = verify_bundle(root)
+    assert rep.status == TAMPERED
+    assert any("planted.txt" in p and "added" in p for p in rep.problems)
+
+
+def test_resigned_with_another_key_is_caught_when_pinned(tmp_path: Path, key: BenchKey) -> None:
+    root = make_bundle(tmp_path, key)
+    other = BenchKey.load_or_create(tmp_path / "other.pem")
+    rep = verify_bundle(root, pinned_key=other.public_key)
+    assert rep.status == TAMPERED and any("not by the pinned key" in p for p in rep.problems)
+    assert verify_bundle(root, pinned_key=key.public_key).status == VERIFIED
+
+
+def test_journal_edit_is_caught_even_without_manifest(tmp_path: Path, key: BenchKey) -> None:
+    b = Bundle.create(tmp_path / "ev", key)
+    b.journal.append("step", message="scan 198.18.0.10")
+    b.journal.append("step", message="probe 23")
+    b.journal.close()
+    path = b.root / "journal.jsonl"
+    path.write_text(path.read_text().replace("probe 23", "probe 24"))
+    rep = verify_bundle(b.root)
+    assert rep.status == TAMPERED and any("bad signature" in p for p in rep.problems)
+    lines = path.read_text().splitlines()
+    path.write_text(lines[1] + "\n")  # drop the first line
+    assert verify_bundle(b.root).status == TAMPERED
+
+
+def test_results_schema_requires_evidence_on_fail() -> None:
+    now = datetime.now(timezone.utc)
+    rec = RunRecord("20261122T153000Z-3f9a1c", "0.1.0", "a" * 64, now, "lab", status="complete")
+    rec.devices.append(DeviceResult("d", {}, 1, [ScenarioResult("debug-ports", [], Verdict.FAIL, now, 1.0, [Finding("x", "high", "no evidence")])]))
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(rec.to_dict())
+    rec.devices[0].scenarios[0].findings[0].evidence.append("devices/d/debug-ports/a.txt")
+    validate_results(rec.to_dict())
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from rig.evidence import Bundle
+    from rig.signing import BenchKey
+    key = BenchKey.load_or_create(Path(sys.argv[2]))
+    b = Bundle.create(Path(sys.argv[1]), key, run_id="20261122T000000Z-abcdef")
+    b.journal.append("run-start")
+    f = b.folder("cam-01", "debug-ports")
+    f.write("nmap-tcp.xml", b"<nmaprun/>", "application/xml")
+    s = f.open_stream("console.jsonl", "application/x-ndjson")
+    s.write(b"half a transcript")
+    b.journal.append("scenario-end", device="cam-01", scenario="debug-ports", verdict="fail")
+    print("ready", flush=True)
+    for _ in range(600):
+        time.sleep(0.1)
+    """
+)
+
+
+def test_sigkill_mid_run_leaves_incomplete_but_checkable_bundle(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "ev"), str(tmp_path / "k.pem")],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    root = tmp_path / "ev" / "20261122T000000Z-abcdef"
+    rep = verify_bundle(root)
+    assert rep.status == INCOMPLETE, rep.problems
+    assert rep.exit_code == 3
+    assert rep.journal_entries == 3  # run-start, the sealed nmap-tcp.xml, scenario-end
+    assert "cam-01/debug-ports: fail" in rep.scenarios_done
+    assert any("console.jsonl" in n and "never sealed" in n for n in rep.notes)
+    # the CLI says the same with its documented exit code
+    res = rig("verify", str(root))
+    assert res.returncode == 3 and "INCOMPLETE" in res.stdout
+    # and a sealed artifact of a killed run still cannot be changed unnoticed
+    (root / "devices/cam-01/debug-ports/nmap-tcp.xml").write_bytes(b"<nmaprun>x</nmaprun>")
+    assert verify_bundle(root).status == TAMPERED
+
+
+def test_bench_key_is_private_and_reused(tmp_path: Path) -> None:
+    k1 = BenchKey.load_or_create(tmp_path / "h" / "bench.pem")
+    assert (tmp_path / "h" / "bench.pem").stat().st_mode & 0o077 == 0
+    k2 = BenchKey.load_or_create(tmp_path / "h" / "bench.pem")
+    assert k1.fingerprint == k2.fingerprint
+    assert isinstance(k1.private_key, Ed25519PrivateKey)
+
+
+APPENDER = textwrap.dedent(
+    """
+    import signal, sys
+    from pathlib import Path
+    from rig.evidence import Bundle
+    from rig.signing import BenchKey
+
+    class Stop(BaseException):
+        pass
+
+    def handler(signum, frame):
+        raise Stop()  # what the engine does on SIGTERM
+
+    signal.signal(signal.SIGTERM, handler)
+    key = BenchKey.load_or_create(Path(sys.argv[2]))
+    b = Bundle.create(Path(sys.argv[1]), key, run_id="20261122T000000Z-000001")
+    print("ready", flush=True)
+    try:
+        for i in range(100000):
+            b.journal.append("step", n=i)
+    except Stop:
+        b.journal.append("run-interrupted")
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.11, 0.17, 0.23, 0.31, 0.43])
+def test_sigterm_never_leaves_a_half_written_journal_entry(tmp_path: Path, delay: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path / "ev"), str(tmp_path / "k.pem")],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    root = tmp_path / "ev" / "20261122T000000Z-000001"
+    rep = verify_bundle(root)
+    assert rep.status == INCOMPLETE, rep.problems
+    last = json.loads((root / "journal.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "run-interrupted" and last["seq"] == rep.journal_entries

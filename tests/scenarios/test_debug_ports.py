@@ -1,0 +1,105 @@
+"""debug-ports on the simulated bench: pass on the compliant device, fail naming each planted interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rig.config import load_config, parse_config
+from rig.engine import RunPlan, execute
+from rig.results import Verdict, validate_results
+from tests.conftest import SIM_CONFIG
+
+pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 b")
+
+
+@pytest.fixture(scope="module")
+def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    plan = RunPlan.select(load_config(SIM_CONFIG), None, ["debug-ports"], tmp_path_factory.mktemp("ev"))
+    out = execute(plan)
+    validate_results(out.record.to_dict())
+    return out
+
+
+def scenario(outcome, device: str):
+    [dev] = [d for d in outcome.record.devices if d.name == device]
+    [sc] = dev.scenarios
+    return dev, sc
+
+
+def test_compliant_device_passes(outcome) -> None:
+    dev, sc = scenario(outcome, "cam-compliant")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    assert [f for f in sc.findings if f.severity != "info"] == []
+    assert sc.measurements["open_tcp"] == [22]
+    assert sc.measurements["services"] == {"22": "ssh"}
+    assert sc.measurements["console"] == "login"
+    assert dev.identity == {"model": "SimCam C1", "serial": "SIM-C1-0001", "firmware": "1.4.2"}
+
+
+def test_violating_device_fails_with_telnet_finding(outcome) -> None:
+    _, sc = scenario(outcome, "cam-violating")
+    assert sc.verdict is Verdict.FAIL
+    [telnet] = [f for f in sc.findings if f.port == 23]
+    assert (telnet.kind, telnet.interface, telnet.proto, telnet.service) == ("open-debug-service", "network", "tcp", "telnet")
+    assert telnet.severity == "critical" and telnet.detail["access"] == "unauthenticated-shell"
+    probe = outcome.bundle / telnet.evidence[0]
+    assert probe.name == "probe-23.txt"
+    assert "RIG42PROBE" in probe.read_text()  # the shell computed 6*7: proof, not a guess
+
+
+def test_violating_device_fails_with_gdbserver_finding(outcome) -> None:
+    _, sc = scenario(outcome, "cam-violating")
+    [gdb] = [f for f in sc.findings if f.port == 2345]
+    assert (gdb.kind, gdb.service, gdb.severity) == ("open-debug-service", "gdbserver", "high")
+    text = (outcome.bundle / gdb.evidence[0]).read_text()
+    assert "qSupported" in text and "PacketSize=" in text
+
+
+def test_violating_device_fails_with_serial_shell_finding(outcome) -> None:
+    _, sc = scenario(outcome, "cam-violating")
+    [ser] = [f for f in sc.findings if f.interface == "serial"]
+    assert ser.kind == "unauthenticated-console" and ser.path.endswith("cam-violating/console")
+    assert "uid=0(root)" in ser.summary
+    assert (outcome.bundle / ser.evidence[0]).exists()
+
+
+def test_no_finding_for_declared_ssh_and_all_evidence_exists(outcome) -> None:
+    _, sc = scenario(outcome, "cam-violating")
+    assert not [f for f in sc.findings if f.port == 22]
+    assert sorted(f.port for f in sc.findings if f.port) == [23, 2345]
+    for f in sc.findings:
+        for e in f.evidence:
+            assert (outcome.bundle / e).is_file(), e
+    assert "nmap-tcp.xml" in {Path(a.path).name for a in sc.artifacts}
+    xml = (outcome.bundle / "devices/cam-violating/debug-ports/nmap-tcp.xml").read_text()
+    assert 'portid="2345"' in xml and 'portid="23"' in xml
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    p = tmp_path / "v.yaml"
+    p.write_text(SIM_CONFIG.read_text().replace(old, new))
+    return p
+
+
+def test_unreachable_device_is_error_with_reason(sim_bench: dict, tmp_path: Path) -> None:
+    # cam-compliant's network address moved to a host nobody answers on
+    text = SIM_CONFIG.read_text().replace("address: 198.18.0.10", "address: 198.18.0.99")
+    cfg = parse_config(text, tmp_path / "v.yaml")
+    out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
+    [sc] = out.record.devices[0].scenarios
+    assert sc.verdict is Verdict.ERROR
+    assert any("198.18.0.99" in f.summary and "answered" in f.summary for f in sc.findings)
+    assert out.exit_code == 3
+
+
+def test_missing_console_is_error_naming_the_port(sim_bench: dict, tmp_path: Path) -> None:
+    text = SIM_CONFIG.read_text().replace("port: /run/privrig/sim/cam-compliant/console", "port: /run/privrig/sim/cam-compliant/ttyGONE")
+    cfg = parse_config(text, tmp_path / "v.yaml")
+    out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
+    [sc] = out.record.devices[0].scenarios
+    assert sc.verdict is Verdict.ERROR
+    [f] = [f for f in sc.findings if f.interface == "serial"]
+    assert "ttyGONE" in f.summary and "does not exist" in f.summary
+    assert sc.measurements["open_tcp"] == [22]  # the network part still ran and is kept
