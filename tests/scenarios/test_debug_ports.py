@@ -77,28 +77,26 @@ def test_no_finding_for_declared_ssh_and_all_evidence_exists(outcome) -> None:
     assert 'portid="2345"' in xml and 'portid="23"' in xml
 
 
-def _variant(tmp_path: Path, old: str, new: str) -> Path:
-    p = tmp_path / "v.yaml"
-    p.write_text(SIM_CONFIG.read_text().replace(old, new))
-    return p
+def run_variant(tmp_path: Path, old: str, new: str):
+    """Run debug-ports on cam-compliant with one line of the shipped config changed."""
+    text = SIM_CONFIG.read_text()
+    assert old in text
+    cfg = parse_config(text.replace(old, new), tmp_path / "v.yaml")
+    out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
+    [sc] = out.record.devices[0].scenarios
+    return out, sc
 
 
 def test_unreachable_device_is_error_with_reason(sim_bench: dict, tmp_path: Path) -> None:
     # cam-compliant's network address moved to a host nobody answers on
-    text = SIM_CONFIG.read_text().replace("address: 198.18.0.10", "address: 198.18.0.99")
-    cfg = parse_config(text, tmp_path / "v.yaml")
-    out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
-    [sc] = out.record.devices[0].scenarios
+    out, sc = run_variant(tmp_path, "address: 198.18.0.10", "address: 198.18.0.99")
     assert sc.verdict is Verdict.ERROR
     assert any("198.18.0.99" in f.summary and "answered" in f.summary for f in sc.findings)
     assert out.exit_code == 3
 
 
 def test_missing_console_is_error_naming_the_port(sim_bench: dict, tmp_path: Path) -> None:
-    text = SIM_CONFIG.read_text().replace("port: /run/privrig/sim/cam-compliant/console", "port: /run/privrig/sim/cam-compliant/ttyGONE")
-    cfg = parse_config(text, tmp_path / "v.yaml")
-    out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
-    [sc] = out.record.devices[0].scenarios
+    _, sc = run_variant(tmp_path, "port: /run/privrig/sim/cam-compliant/console", "port: /run/privrig/sim/cam-compliant/ttyGONE")
     assert sc.verdict is Verdict.ERROR
     [f] = [f for f in sc.findings if f.interface == "serial"]
     assert "ttyGONE" in f.summary and "does not exist" in f.summary
