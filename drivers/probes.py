@@ -4,14 +4,16 @@ Each probe opens its own TCP connection, talks the protocol briefly, and returns
 :class:`ProbeResult` with a transcript of every byte exchanged. Probes are bounded:
 at most ``READ_LIMIT`` bytes read and ``timeout`` seconds per step.
 
-Recognised so far: telnet (and whether it hands out a shell without login), SSH
-(banner) and the GDB remote serial protocol.
+Recognised: SSH (banner), telnet and raw TCP consoles (and whether they hand out a
+shell without login), the GDB remote serial protocol, JDWP, ADB (open with CNXN or
+demanding a key with AUTH), OpenOCD's telnet and TCL servers.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -134,12 +136,24 @@ def _gdb_packet(payload: str) -> bytes:
 GDB_REPLY = re.compile(rb"^\+?\$([^#]{0,4096})#[0-9a-fA-F]{2}")
 
 
-def probe_tcp(address: str, port: int, timeout: float = 3.0) -> ProbeResult:
-    """Identify what answers on ``address:port`` by talking to it.
+OPENOCD_BANNER = b"Open On-Chip Debugger"
+ADB_CNXN, ADB_AUTH, ADB_VERSION, ADB_MAXDATA = 0x4E584E43, 0x48545541, 0x01000001, 256 * 1024
+JDWP_HANDSHAKE = b"JDWP-Handshake"
+HASH_CHECKSUM = re.compile(rb"#[0-9a-fA-F]{2}")
 
-    Order: listen first (banner services: telnet, SSH), then speak GDB RSP. Never raises
-    for network trouble: an unreachable port gives a result with ``service=None`` and the
-    reason in ``summary``.
+
+def _adb_message(command: int, arg0: int, arg1: int, payload: bytes) -> bytes:
+    return struct.pack("<6I", command, arg0, arg1, len(payload), sum(payload) & 0xFFFFFFFF, command ^ 0xFFFFFFFF) + payload
+
+
+def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
+    """Identify what answers on ``address:port`` by talking to it, never by its number.
+
+    Order: listen for a banner (SSH, telnet, OpenOCD telnet, raw consoles); on a silent
+    port speak GDB RSP on the same connection (single-client stubs may not accept a
+    second one quickly), then JDWP, ADB, OpenOCD TCL and a shell test, each on a fresh
+    connection. Every step is bounded by ``timeout``. Never raises for network trouble:
+    an unreachable port gives ``service=None`` and the reason in ``summary``.
     """
     res = ProbeResult(port)
     try:
@@ -149,37 +163,117 @@ def probe_tcp(address: str, port: int, timeout: float = 3.0) -> ProbeResult:
         res.note("!", res.summary)
         return res
     try:
-        banner = conn.recv(1.5, until=re.compile(rb"[\r\n]"))
+        banner = conn.recv(timeout, until=re.compile(rb"[\r\n]|[:#$>] ?$"))
         if banner.startswith(b"SSH-"):
             res.service = "ssh"
             res.summary = f"SSH server ({escape_bytes(banner.strip()[:80])})"
             return res
-        if banner[:1] == bytes([IAC]) or LOGIN_PROMPT.search(banner) or SHELL_PROMPT.search(banner):
+        if banner[:1] == bytes([IAC]) or OPENOCD_BANNER in banner:
             return _telnet(conn, banner, res)
+        if banner and (LOGIN_PROMPT.search(banner.rstrip()) or SHELL_PROMPT.search(banner.rstrip())):
+            return _telnet(conn, banner, res, raw=True)
         if not banner:
-            # same connection: single-client stubs (gdbserver) re-create their listening
-            # socket after each client, so a quick second connect may never be accepted
-            conn.send(b"+" + _gdb_packet("qSupported:swbreak+;hwbreak+"))
-            reply = conn.recv(timeout, until=re.compile(rb"#[0-9a-fA-F]{2}"))
-            m = GDB_REPLY.search(reply)
-            if m:
-                res.service = "gdbserver"
-                res.debug = True
-                res.detail["features"] = escape_bytes(m.group(1)[:300])
-                conn.send(b"+" + _gdb_packet("?"))
-                stop = conn.recv(timeout, until=re.compile(rb"#[0-9a-fA-F]{2}"))
-                res.detail["stop_reply"] = escape_bytes(stop[:100])
-                res.summary = "GDB remote serial protocol answers (qSupported accepted): a debugger can attach"
+            if _gdb(conn, res, timeout):
                 return res
-        res.summary = "no known debug protocol recognised"
-        return res
+        else:
+            res.detail["banner"] = escape_bytes(banner[:200])
     finally:
         conn.close()
+    for step in (_jdwp, _adb, _openocd_tcl, _raw_shell):
+        try:
+            c = _Conn(address, port, timeout, res)
+        except OSError as exc:
+            res.note("!", f"{step.__name__[1:]}: connect failed: {exc}")
+            continue
+        try:
+            if step(c, res, timeout):
+                return res
+        finally:
+            c.close()
+    res.summary = "no known debug protocol recognised"
+    return res
 
 
-def _telnet(conn: _Conn, first: bytes, res: ProbeResult) -> ProbeResult:
-    res.service = "telnet"
+def _gdb(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    conn.send(b"+" + _gdb_packet("qSupported:swbreak+;hwbreak+"))
+    reply = conn.recv(timeout, until=HASH_CHECKSUM)
+    m = GDB_REPLY.search(reply)
+    if not m:
+        return False
+    res.service = "gdbserver"
     res.debug = True
+    res.detail["access"] = "unauthenticated-debugger"
+    res.detail["features"] = escape_bytes(m.group(1)[:300])
+    conn.send(b"+" + _gdb_packet("?"))
+    stop = conn.recv(timeout, until=HASH_CHECKSUM)
+    res.detail["stop_reply"] = escape_bytes(stop[:100])
+    res.summary = "GDB remote serial protocol answers (qSupported accepted): a debugger can attach"
+    return True
+
+
+def _jdwp(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    conn.send(JDWP_HANDSHAKE)
+    reply = conn.recv(timeout, until=re.compile(re.escape(JDWP_HANDSHAKE)))
+    if JDWP_HANDSHAKE not in reply:
+        return False
+    res.service, res.debug = "jdwp", True
+    res.detail["access"] = "unauthenticated-debugger"
+    res.summary = "Java Debug Wire Protocol handshake accepted: a Java debugger can attach and run code"
+    return True
+
+
+def _adb(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    conn.send(_adb_message(ADB_CNXN, ADB_VERSION, ADB_MAXDATA, b"host::\x00"))
+    reply = conn.recv(timeout)
+    if len(reply) < 24:
+        return False
+    command, arg0, _arg1, length, _crc, magic = struct.unpack("<6I", reply[:24])
+    if magic != command ^ 0xFFFFFFFF or command not in (ADB_CNXN, ADB_AUTH):
+        return False
+    res.service, res.debug = "adb", True
+    if command == ADB_CNXN:
+        res.detail["access"] = "open"
+        res.detail["banner"] = escape_bytes(reply[24 : 24 + min(length, 200)])
+        res.summary = "ADB answers CNXN without a key: anyone on the network gets a device shell"
+    else:
+        res.detail["access"] = "key-required"
+        res.detail["auth_type"] = arg0
+        res.summary = "ADB demands an RSA key (AUTH): the debug bridge is reachable but authenticated"
+    return True
+
+
+def _openocd_tcl(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    conn.send(b"version\x1a")
+    reply = conn.recv(timeout, until=re.compile(rb"\x1a"))
+    if OPENOCD_BANNER not in reply:
+        return False
+    res.service, res.debug = "openocd-tcl", True
+    res.detail["access"] = "unauthenticated-debugger"
+    res.detail["version"] = escape_bytes(reply.strip(b"\x1a")[:100])
+    res.summary = "OpenOCD TCL server answers: JTAG/SWD debug and flash access to the chip"
+    return True
+
+
+def _raw_shell(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    conn.send(b"echo RIG$((6*7))PROBE\n")
+    reply = conn.recv(timeout, until=re.compile(rb"RIG42PROBE"))
+    if b"RIG42PROBE" not in reply:
+        return False
+    res.service, res.debug = "raw-console", True
+    res.detail["access"] = "unauthenticated-shell"
+    res.summary = "raw TCP console (UART-over-TCP bridge or bind shell) runs commands without any login"
+    return True
+
+
+def _telnet(conn: _Conn, first: bytes, res: ProbeResult, raw: bool = False) -> ProbeResult:
+    """Telnet (or a raw console when ``raw``): what does it hand out without credentials?"""
+    res.service = "raw-console" if raw else "telnet"
+    res.debug = True
+    if OPENOCD_BANNER in first:
+        res.service = "openocd-telnet"
+        res.detail["access"] = "unauthenticated-debugger"
+        res.summary = "OpenOCD telnet console: JTAG/SWD debug and flash commands without any login"
+        return res
     text = b""
     data = first
     for _ in range(6):  # bounded negotiation rounds
@@ -196,7 +290,7 @@ def _telnet(conn: _Conn, first: bytes, res: ProbeResult) -> ProbeResult:
     stripped = text.rstrip()
     if LOGIN_PROMPT.search(stripped) or PASSWORD_PROMPT.search(stripped):
         res.detail["access"] = "login-prompt"
-        res.summary = "telnet server asks for a login"
+        res.summary = f"{res.service} server asks for a login"
         return res
     # a prompt-looking line: prove it is a shell by having it compute something
     conn.send(b"echo RIG$((6*7))PROBE\r\n")
@@ -205,7 +299,7 @@ def _telnet(conn: _Conn, first: bytes, res: ProbeResult) -> ProbeResult:
     out_text = strip_ansi(out_text.decode("latin-1")).encode("latin-1")
     if b"RIG42PROBE" in out_text:
         res.detail["access"] = "unauthenticated-shell"
-        res.summary = "telnet hands out a shell without any login"
+        res.summary = f"{res.service} hands out a shell without any login"
     else:
         res.detail["access"] = "unknown"
         res.summary = "telnet server (no login prompt seen, shell not confirmed)"

@@ -250,7 +250,7 @@ class DeviceConfig(_Model):
 
 
 class SimDevice(_Model):
-    profile: Literal["compliant", "violating"]
+    profile: Literal["compliant", "violating", "debug-nonstd"]
 
 
 class Simulator(_Model):

@@ -14,6 +14,8 @@ carried out and nothing failed; otherwise ``pass``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from drivers.errors import DeviceError
 from drivers.portscan import OpenPort, PortScanner
 from drivers.probes import ProbeResult, probe_tcp
@@ -21,6 +23,12 @@ from drivers.transcript import escape_bytes
 from rig.config import DeviceConfig
 from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext
+
+#: Open ports probed at once (a device with hundreds open ports is still bounded).
+PROBE_WORKERS = 16
+
+#: What a debug service hands out without credentials that makes it critical, not just high.
+CRITICAL_ACCESS = {"unauthenticated-shell", "unauthenticated-debugger", "open"}
 
 #: nmap service names that are debug, flashing or diagnostic services by themselves.
 NMAP_DEBUG_SERVICES = {"telnet", "jdwp", "adb", "gdb", "gdbserver", "openocd", "tftp", "rlogin", "rsh", "rexec"}
@@ -76,10 +84,11 @@ class DebugPorts(Scenario):
 
             raise Unreachable(scan.notes[0] if scan.notes else f"no answer from {address}")
         declared = {(p.port, p.proto) for p in net.open_ports}
-        probes: dict[int, ProbeResult] = {}
-        for op in scan.open:
-            ctx.step("probe", port=op.port)
-            probes[op.port] = probe_tcp(address, op.port)
+        # ports are independent: probe them side by side (each probe is bounded in time)
+        ctx.step("probe", ports=scan.open_ports)
+        with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
+            results = pool.map(lambda port: probe_tcp(address, port), scan.open_ports)
+            probes: dict[int, ProbeResult] = dict(zip(scan.open_ports, results))
         # nmap's service detection only where privrig's own probes named nothing
         unknown = [op.port for op in scan.open if probes[op.port].service is None]
         nmap_names: dict[int, OpenPort] = {}
@@ -100,7 +109,7 @@ class DebugPorts(Scenario):
             debug = pr.debug or op.identified in NMAP_DEBUG_SERVICES
             if debug:
                 access = pr.detail.get("access")
-                sev = "critical" if access == "unauthenticated-shell" else "high"
+                sev = "critical" if access in CRITICAL_ACCESS else "high"
                 ctx.finding(
                     "open-debug-service", sev,
                     f"{service} answers on {op.port}/tcp{' (declared, still a debug service)' if is_declared else ''}: "

@@ -40,8 +40,9 @@ BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 @dataclass(frozen=True)
 class Service:
-    kind: str  # "telnetd" | "gdbserver"
+    kind: str  # see SimBench._service_argv
     port: int
+    port2: int | None = None  # openocd: its telnet port beside the TCL port
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,23 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "compliant": Profile("compliant", "login", ()),
     "violating": Profile("violating", "shell", (Service("telnetd", 23), Service("gdbserver", 2345))),
+    # debug services a lab finds on real devices, none on its standard port
+    "debug-nonstd": Profile(
+        "debug-nonstd",
+        "login",
+        (
+            Service("telnetd-login", 2323),
+            Service("gdbserver", 9999),
+            Service("openocd", 5555, port2=4444),  # TCL on ADB's usual port: identify by protocol
+            Service("adb-open", 7000),
+            Service("adb-auth", 5037),
+            Service("jdwp", 8000),
+            Service("nc-shell", 2000),
+        ),
+    ),
 }
 
-REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl"}
+REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd"}
 
 
 def _tool(name: str) -> str:
@@ -218,15 +233,32 @@ class SimBench:
             logs / "console.log",
         )
         for svc in profile.services:
-            if svc.kind == "telnetd":
-                argv = ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", str(svc.port), "-l", "/bin/sh"]
-            elif svc.kind == "gdbserver":
-                argv = [_tool("gdbserver"), "--multi", f"0.0.0.0:{svc.port}"]
-            else:
-                raise SimError(f"unknown simulated service {svc.kind}")
+            argv = self._service_argv(svc, root, ddir)
             dstate["pids"][f"{svc.kind}-{svc.port}"] = self._spawn(ns, argv, logs / f"{svc.kind}-{svc.port}.log", supervise=True)
         hostkey_line = f"{dev.network.address} " + " ".join((ddir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
         return dstate, hostkey_line
+
+    @staticmethod
+    def _service_argv(svc: Service, root: Path, ddir: Path) -> list[str]:
+        """The real daemon (or protocol stub) behind one simulated debug service."""
+        port = str(svc.port)
+        if svc.kind == "telnetd":  # root shell, no login
+            return ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", port, "-l", "/bin/sh"]
+        if svc.kind == "telnetd-login":
+            return ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", port, "-l", "/bin/login"]
+        if svc.kind == "gdbserver":
+            return [_tool("gdbserver"), "--multi", f"0.0.0.0:{port}"]
+        if svc.kind == "nc-shell":  # a bind shell / UART-over-TCP bridge with no login
+            return ["chroot", str(root), "/bin/busybox", "nc", "-ll", "-p", port, "-e", "/bin/sh"]
+        if svc.kind == "openocd":
+            return [
+                _tool("openocd"), "-c", "adapter driver dummy", "-c", "adapter speed 1000", "-c", "bindto 0.0.0.0",
+                "-c", f"tcl_port {port}", "-c", f"telnet_port {svc.port2 or 4444}", "-c", "gdb_port disabled",
+                "-c", "jtag newtap chip cpu -irlen 4 -expected-id 0", "-c", "init",
+            ]
+        if svc.kind in ("adb-open", "adb-auth", "jdwp"):
+            return [sys.executable, "-m", "rig.sim.debugstubs", svc.kind, port]
+        raise SimError(f"unknown simulated service {svc.kind}")
 
     def _spawn(self, ns: str, argv: list[str], logfile: Path, supervise: bool = False) -> int:
         """Start ``argv`` inside ``ns`` detached from this process; return its pid.

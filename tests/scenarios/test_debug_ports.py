@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,8 @@ def test_violating_device_fails_with_telnet_finding(outcome) -> None:
 def test_violating_device_fails_with_gdbserver_finding(outcome) -> None:
     _, sc = scenario(outcome, "cam-violating")
     [gdb] = [f for f in sc.findings if f.port == 2345]
-    assert (gdb.kind, gdb.service, gdb.severity) == ("open-debug-service", "gdbserver", "high")
+    assert (gdb.kind, gdb.service, gdb.severity) == ("open-debug-service", "gdbserver", "critical")
+    assert gdb.detail["access"] == "unauthenticated-debugger"
     text = (outcome.bundle / gdb.evidence[0]).read_text()
     assert "qSupported" in text and "PacketSize=" in text
 
@@ -75,6 +77,39 @@ def test_no_finding_for_declared_ssh_and_all_evidence_exists(outcome) -> None:
     assert "nmap-tcp.xml" in {Path(a.path).name for a in sc.artifacts}
     xml = (outcome.bundle / "devices/cam-violating/debug-ports/nmap-tcp.xml").read_text()
     assert 'portid="2345"' in xml and 'portid="23"' in xml
+
+
+# cam-debug: debug services a lab finds on real devices, none on its standard port.
+# (port, service, access, severity) -- each identified by talking its protocol.
+NONSTD = [
+    (2000, "raw-console", "unauthenticated-shell", "critical"),
+    (2323, "telnet", "login-prompt", "high"),
+    (4444, "openocd-telnet", "unauthenticated-debugger", "critical"),
+    (5037, "adb", "key-required", "high"),
+    (5555, "openocd-tcl", "unauthenticated-debugger", "critical"),  # ADB's usual port, not ADB
+    (7000, "adb", "open", "critical"),
+    (8000, "jdwp", "unauthenticated-debugger", "critical"),
+    (9999, "gdbserver", "unauthenticated-debugger", "critical"),
+]
+
+
+@pytest.mark.parametrize("port,service,access,severity", NONSTD, ids=[f"{p}-{s}" for p, s, _, _ in NONSTD])
+def test_debug_service_on_nonstandard_port_is_named(outcome, port: int, service: str, access: str, severity: str) -> None:
+    _, sc = scenario(outcome, "cam-debug")
+    [f] = [f for f in sc.findings if f.port == port]
+    assert (f.kind, f.service, f.detail.get("access"), f.severity) == ("open-debug-service", service, access, severity)
+    transcript = (outcome.bundle / f.evidence[0]).read_text()
+    assert f"port: {port}/tcp" in transcript
+    assert re.search(r"\n\d\d:\d\d:\d\d < ", transcript)  # the device's own answer is in the evidence
+
+
+def test_nonstandard_device_has_exactly_the_planted_findings(outcome) -> None:
+    _, sc = scenario(outcome, "cam-debug")
+    assert sc.verdict is Verdict.FAIL
+    assert sorted(f.port for f in sc.findings if f.port) == [p for p, *_ in NONSTD]
+    assert sc.measurements["console"] == "login"
+    adb_open = (outcome.bundle / "devices/cam-debug/debug-ports/probe-7000.txt").read_text()
+    assert "CNXN" in adb_open and "device::ro.product.name=simcam" in adb_open
 
 
 def run_variant(tmp_path: Path, old: str, new: str):
