@@ -57,6 +57,7 @@ class ScanResult:
     elapsed_s: float
     host_state: str = "unknown"
     notes: list[str] = field(default_factory=list)
+    open_filtered: list[int] = field(default_factory=list)  # UDP: no answer, nothing refused either
 
     @property
     def open_ports(self) -> list[int]:
@@ -67,18 +68,54 @@ def nmap_path() -> str | None:
     return shutil.which("nmap")
 
 
-def _parse(xml: bytes, proto: str) -> tuple[list[OpenPort], int, int, str]:
+#: UDP ports where debug, flashing and management services live on embedded devices
+#: (TFTP, SNMP, IPMI/RMCP, SSDP, mDNS, CoAP, the VxWorks WDB debug agent).
+DEBUG_UDP = (69, 161, 623, 1900, 5353, 5683, 17185)
+
+
+def top_udp_ports(n: int = 100, services: str = "/usr/share/nmap/nmap-services") -> list[int]:
+    """The ``n`` UDP ports nmap's frequency table ranks highest, plus :data:`DEBUG_UDP`."""
+    ranked: list[tuple[float, int]] = []
+    try:
+        with open(services, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("#"):
+                    continue
+                parts = line.split()
+                if len(parts) >= 3 and parts[1].endswith("/udp"):
+                    try:
+                        ranked.append((float(parts[2]), int(parts[1].split("/")[0])))
+                    except ValueError:
+                        continue
+    except OSError:
+        pass
+    top = [port for _, port in sorted(ranked, reverse=True)[:n]]
+    return sorted(set(top) | set(DEBUG_UDP))
+
+
+def _expand_ports(spec: str) -> list[int]:
+    """``"9,17,67-69"`` -> ``[9, 17, 67, 68, 69]`` (nmap's port range notation)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if lo.isdigit() and (hi.isdigit() or not dash):
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _parse(xml: bytes, proto: str) -> tuple[list[OpenPort], int, int, str, list[int]]:
     root = ET.fromstring(xml)
     host = root.find("host")
     if host is None:
-        return [], 0, 0, "down"
+        return [], 0, 0, "down", []
     state_el = host.find("status")
     hstate = state_el.get("state", "unknown") if state_el is not None else "unknown"
     ports_el = host.find("ports")
     opened: list[OpenPort] = []
+    open_filtered: list[int] = []
     responded = filtered = 0
     if ports_el is None:
-        return opened, 0, 0, hstate
+        return opened, 0, 0, hstate, open_filtered
     for extra in ports_el.findall("extraports"):
         count = int(extra.get("count", "0"))
         st = extra.get("state", "")
@@ -86,6 +123,9 @@ def _parse(xml: bytes, proto: str) -> tuple[list[OpenPort], int, int, str]:
             responded += count
         elif "filtered" in st:
             filtered += count
+            if st == "open|filtered":  # nmap folds many such ports here; the reasons list them
+                for why in extra.findall("extrareasons"):
+                    open_filtered.extend(_expand_ports(why.get("ports", "")))
     for p in ports_el.findall("port"):
         if p.get("protocol") != proto:
             continue
@@ -112,9 +152,9 @@ def _parse(xml: bytes, proto: str) -> tuple[list[OpenPort], int, int, str]:
             responded += 1
         elif "filtered" in st:
             filtered += 1
-            if st == "open|filtered" and proto == "udp":
-                pass
-    return opened, responded, filtered, hstate
+            if st == "open|filtered":
+                open_filtered.append(int(p.get("portid", "0")))
+    return opened, responded, filtered, hstate, open_filtered
 
 
 class PortScanner:
@@ -143,6 +183,15 @@ class PortScanner:
             args += ["-sV", "--version-intensity", "5"]
         return self._run(address, ports, args, "tcp")
 
+    def scan_udp(self, address: str, ports: list[int]) -> ScanResult:
+        """UDP scan of ``ports`` (nmap sends protocol payloads where it knows one).
+
+        ``open`` ports answered; ``open_filtered`` ones neither answered nor were refused
+        (ICMP port unreachable), so a probe has to speak their protocol to tell.
+        """
+        args = ["-sU", "-Pn", "-n", "-T4", "--max-retries", "1", "--reason", "--host-timeout", f"{int(self.timeout_s)}s"]
+        return self._run(address, ",".join(str(p) for p in sorted(set(ports))), args, "udp")
+
     def identify_tcp(self, address: str, ports: list[int]) -> ScanResult:
         """nmap service detection (``-sV``) on the given open ``ports`` only."""
         scan_type = "-sS" if os.geteuid() == 0 else "-sT"
@@ -161,10 +210,11 @@ class PortScanner:
         raw = self._nm.get_nmap_last_output()
         xml = raw if isinstance(raw, bytes) else str(raw).encode()
         try:
-            opened, responded, filtered, hstate = _parse(xml, proto)
+            opened, responded, filtered, hstate, open_filtered = _parse(xml, proto)
         except ET.ParseError as exc:
             raise DeviceError(f"nmap XML for {address} unreadable: {exc}") from None
-        result = ScanResult(address, proto, sorted(opened, key=lambda p: p.port), responded, filtered, xml, self._nm.command_line(), elapsed, hstate)
+        result = ScanResult(address, proto, sorted(opened, key=lambda p: p.port), responded, filtered, xml, self._nm.command_line(), elapsed, hstate,
+                            open_filtered=sorted(open_filtered))
         if proto == "tcp" and responded == 0:
             result.notes.append(f"no TCP port of {address} answered (all {filtered} filtered): device off, unplugged or wrong address?")
         return result

@@ -11,6 +11,7 @@ demanding a key with AUTH), OpenOCD's telnet and TCL servers.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -303,4 +304,88 @@ def _telnet(conn: _Conn, first: bytes, res: ProbeResult, raw: bool = False) -> P
     else:
         res.detail["access"] = "unknown"
         res.summary = "telnet server (no login prompt seen, shell not confirmed)"
+    return res
+
+
+# -- UDP ------------------------------------------------------------------------------
+
+#: SNMP communities tried: the defaults devices ship with (read-only, read-write).
+SNMP_COMMUNITIES = ("public", "private")
+SYSDESCR_OID = "1.3.6.1.2.1.1.1.0"
+
+
+def _udp_exchange(address: str, port: int, payload: bytes, timeout: float, res: ProbeResult) -> bytes | None:
+    """Send one datagram, return the first reply from the device (any source port) or None."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        res.note(">", payload)
+        try:
+            sock.sendto(payload, (address, port))
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                sock.settimeout(max(0.01, end - time.monotonic()))
+                data, peer = sock.recvfrom(READ_LIMIT)
+                if peer[0] == address:  # TFTP answers from a new port (its transfer id)
+                    res.note("<", data)
+                    return data
+        except (socket.timeout, TimeoutError):
+            return None
+        except OSError as exc:  # ICMP port unreachable surfaces as ECONNREFUSED on some stacks
+            res.note("!", str(exc))
+            return None
+    return None
+
+
+def _snmp(address: str, port: int, res: ProbeResult, timeout: float) -> bool:
+    from scapy.asn1.asn1 import ASN1_OID
+    from scapy.layers.snmp import SNMP, SNMPget, SNMPvarbind
+
+    accepted: list[str] = []
+    descr = ""
+    for community in SNMP_COMMUNITIES:
+        req = SNMP(version=1, community=community, PDU=SNMPget(id=int.from_bytes(os.urandom(3), "big"), varbindlist=[SNMPvarbind(oid=ASN1_OID(SYSDESCR_OID))]))
+        reply = _udp_exchange(address, port, bytes(req), timeout, res)
+        if not reply:
+            continue
+        try:
+            answer = SNMP(reply)
+            if answer.community.val == community.encode() and answer.PDU.name.startswith("SNMPresponse"):
+                accepted.append(community)
+                value = answer.PDU.varbindlist[0].value.val if answer.PDU.varbindlist else b""
+                descr = escape_bytes(value if isinstance(value, bytes) else str(value).encode())[:200]
+        except Exception:  # noqa: BLE001 - a malformed reply is simply not SNMP
+            continue
+    if not accepted:
+        return False
+    res.service, res.debug = "snmp", True
+    res.detail["access"] = "default-community"
+    res.detail["communities"] = accepted
+    res.detail["sysDescr"] = descr
+    res.summary = f"SNMP answers with default communit{'ies' if len(accepted) > 1 else 'y'} {', '.join(accepted)} (sysDescr: {descr})"
+    return True
+
+
+def _tftp(address: str, port: int, res: ProbeResult, timeout: float) -> bool:
+    name = f"privrig-probe-{os.urandom(4).hex()}".encode()  # never an existing file
+    reply = _udp_exchange(address, port, b"\x00\x01" + name + b"\x00octet\x00", timeout, res)
+    if not reply or len(reply) < 4 or reply[:2] not in (b"\x00\x03", b"\x00\x05"):
+        return False
+    res.service, res.debug = "tftp", True
+    res.detail["access"] = "unauthenticated-transfer"
+    if reply[:2] == b"\x00\x05":
+        res.detail["error"] = escape_bytes(reply[4:].rstrip(b"\x00")[:100])
+    res.summary = "TFTP server answers a read request: a file and firmware transfer interface without authentication"
+    return True
+
+
+def probe_udp(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
+    """Identify a UDP service by speaking SNMP (default communities) and TFTP to it.
+
+    Bounded: at most three datagrams, each answered within ``timeout`` or given up.
+    """
+    res = ProbeResult(port)
+    for step in (_snmp, _tftp):
+        if step(address, port, res, timeout):
+            return res
+    res.summary = "no known UDP debug protocol answered"
     return res

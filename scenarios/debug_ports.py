@@ -17,8 +17,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from drivers.errors import DeviceError
-from drivers.portscan import OpenPort, PortScanner
-from drivers.probes import ProbeResult, probe_tcp
+from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, top_udp_ports
+from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes
 from rig.config import DeviceConfig
 from rig.results import Verdict
@@ -26,6 +26,9 @@ from rig.scenario import Scenario, ScenarioContext
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
 PROBE_WORKERS = 16
+
+#: UDP ports probed at most (each probe costs up to three 1 s waits, run side by side).
+UDP_PROBE_LIMIT = 64
 
 #: What a debug service hands out without credentials that makes it critical, not just high.
 CRITICAL_ACCESS = {"unauthenticated-shell", "unauthenticated-debugger", "open"}
@@ -49,6 +52,7 @@ class DebugPorts(Scenario):
         if ctx.device.network is not None:
             try:
                 self._network(ctx)
+                self._udp(ctx)
             except DeviceError as exc:
                 part_errors.append(("network", exc))
         if ctx.device.serial is not None:
@@ -128,6 +132,49 @@ class DebugPorts(Scenario):
         if closed:
             ctx.measure("declared_but_closed_tcp", closed)
 
+    # -- UDP --------------------------------------------------------------------------
+    def _udp(self, ctx: ScenarioContext) -> None:
+        """The UDP ports that matter: nmap's top 100, debug/management ports, declared ones."""
+        net = ctx.device.network
+        assert net is not None
+        address = str(net.address)
+        declared = {p.port for p in net.open_ports if p.proto == "udp"}
+        ports = sorted(set(top_udp_ports(100)) | declared)
+        ctx.step("udp scan", address=address, ports=len(ports))
+        scan = PortScanner().scan_udp(address, ports)
+        xml_ref = ctx.artifact("nmap-udp.xml", scan.xml, "application/xml")
+        candidates = sorted(set(scan.open_ports) | set(scan.open_filtered))
+        ctx.measure("udp_scanned", len(ports))
+        ctx.measure("open_udp", scan.open_ports)
+        ctx.measure("open_filtered_udp", scan.open_filtered)
+        if len(candidates) > UDP_PROBE_LIMIT:
+            # a firewall that drops everything makes every port open|filtered: probe what matters
+            keep = [p for p in candidates if p in declared or p in DEBUG_UDP or p in scan.open_ports]
+            ctx.measure("udp_probe_note", f"{len(candidates)} candidate ports; probed {len(keep)} (answered, declared and debug ports)")
+            candidates = keep[:UDP_PROBE_LIMIT]
+        ctx.step("udp probe", ports=candidates)
+        with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
+            probes = dict(zip(candidates, pool.map(lambda port: probe_udp(address, port), candidates)))
+        by_port = {op.port: op for op in scan.open}
+        for port, pr in probes.items():
+            if pr.service is None and port not in by_port:
+                continue  # silent and refused nothing: nothing to name, nothing proven open
+            op = by_port.get(port)
+            ctx.artifact(f"probe-{port}-udp.txt", _probe_text(op or OpenPort(port, "udp", ""), pr, "udp"), "text/plain")
+            evidence = [ctx.evidence_of(f"probe-{port}-udp.txt")[0], xml_ref.path]
+            if pr.debug:
+                ctx.finding(
+                    "open-debug-service", "high",
+                    f"{pr.service} answers on {port}/udp{' (declared, still a debug service)' if port in declared else ''}: {pr.summary}",
+                    interface="network", proto="udp", port=port, service=pr.service, evidence=evidence, detail=dict(pr.detail),
+                )
+            elif port not in declared:
+                ctx.finding(
+                    "undeclared-open-port", "medium", f"{port}/udp answers but is not declared ({op.label if op else 'unknown'})",
+                    interface="network", proto="udp", port=port, service=(op.identified if op else None) or "unknown", evidence=evidence,
+                )
+        ctx.measure("services_udp", {str(p): pr.service for p, pr in probes.items() if pr.service})
+
     # -- serial -----------------------------------------------------------------------
     def _serial(self, ctx: ScenarioContext) -> None:
         ser = ctx.device.serial
@@ -162,9 +209,9 @@ class DebugPorts(Scenario):
             )
 
 
-def _probe_text(op: OpenPort, pr: ProbeResult) -> bytes:
+def _probe_text(op: OpenPort, pr: ProbeResult, proto: str = "tcp") -> bytes:
     head = (
-        f"port: {op.port}/{op.proto}\n"
+        f"port: {op.port}/{proto}\n"
         f"nmap: {escape_bytes(op.label.encode())} (reason {op.reason})\n"
         f"probe: {pr.service or 'unrecognised'}: {pr.summary}\n"
         "--- transcript (> sent, < received; bytes escaped) ---\n"

@@ -54,7 +54,10 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "compliant": Profile("compliant", "login", ()),
-    "violating": Profile("violating", "shell", (Service("telnetd", 23), Service("gdbserver", 2345))),
+    "violating": Profile(
+        "violating", "shell",
+        (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69)),
+    ),
     # debug services a lab finds on real devices, none on its standard port
     "debug-nonstd": Profile(
         "debug-nonstd",
@@ -71,7 +74,7 @@ PROFILES: dict[str, Profile] = {
     ),
 }
 
-REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd"}
+REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd"}
 
 
 def _tool(name: str) -> str:
@@ -256,6 +259,13 @@ class SimBench:
                 "-c", f"tcl_port {port}", "-c", f"telnet_port {svc.port2 or 4444}", "-c", "gdb_port disabled",
                 "-c", "jtag newtap chip cpu -irlen 4 -expected-id 0", "-c", "init",
             ]
+        if svc.kind == "snmpd":  # net-snmp with the communities devices ship with
+            conf = ddir / "snmpd.conf"
+            conf.write_text(f"agentAddress udp:0.0.0.0:{port}\nrocommunity public default\nrwcommunity private default\nsysDescr SimCam firmware (simulated)\n")
+            return ["env", f"SNMP_PERSISTENT_DIR={ddir / 'snmp'}", _tool("snmpd"), "-f", "-Lo", "-C", "-c", str(conf), "-p", str(ddir / "snmpd.pid")]
+        if svc.kind == "tftpd":  # tftpd-hpa serving the device's firmware folder
+            (root / "srv" / "tftp").mkdir(parents=True, exist_ok=True)
+            return [_tool("tftpd"), "-L", "-s", str(root / "srv" / "tftp"), "-a", f"0.0.0.0:{port}"]
         if svc.kind in ("adb-open", "adb-auth", "jdwp"):
             return [sys.executable, "-m", "rig.sim.debugstubs", svc.kind, port]
         raise SimError(f"unknown simulated service {svc.kind}")

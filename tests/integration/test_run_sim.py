@@ -39,8 +39,8 @@ def test_results_json_follows_the_contract(run_all) -> None:
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
     assert verdicts == {"cam-compliant": {"debug-ports": "pass"}, "cam-violating": {"debug-ports": "fail"}, "cam-debug": {"debug-ports": "fail"}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
-    ports = {(f.get("port"), f.get("service")) for f in viol["scenarios"][0]["findings"] if f.get("port")}
-    assert ports == {(23, "telnet"), (2345, "gdbserver")}
+    ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in viol["scenarios"][0]["findings"] if f.get("kind") == "open-debug-service"}
+    assert ports == {("tcp", 23, "telnet"), ("tcp", 2345, "gdbserver"), ("udp", 161, "snmp"), ("udp", 69, "tftp")}
     import hashlib
 
     assert doc["config_sha256"] == hashlib.sha256(SIM_CONFIG.read_bytes()).hexdigest()

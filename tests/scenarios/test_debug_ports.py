@@ -35,6 +35,7 @@ def test_compliant_device_passes(outcome) -> None:
     assert [f for f in sc.findings if f.severity != "info"] == []
     assert sc.measurements["open_tcp"] == [22]
     assert sc.measurements["services"] == {"22": "ssh"}
+    assert sc.measurements["open_udp"] == [] and sc.measurements["udp_scanned"] >= 100
     assert sc.measurements["console"] == "login"
     assert dev.identity == {"model": "SimCam C1", "serial": "SIM-C1-0001", "firmware": "1.4.2"}
 
@@ -67,10 +68,23 @@ def test_violating_device_fails_with_serial_shell_finding(outcome) -> None:
     assert (outcome.bundle / ser.evidence[0]).exists()
 
 
+def test_violating_device_fails_with_udp_findings(outcome) -> None:
+    _, sc = scenario(outcome, "cam-violating")
+    [snmp] = [f for f in sc.findings if (f.proto, f.port) == ("udp", 161)]
+    assert (snmp.kind, snmp.service) == ("open-debug-service", "snmp")
+    assert snmp.detail["communities"] == ["public", "private"]
+    [tftp] = [f for f in sc.findings if (f.proto, f.port) == ("udp", 69)]
+    assert (tftp.kind, tftp.service, tftp.detail["access"]) == ("open-debug-service", "tftp", "unauthenticated-transfer")
+    assert "File not found" in (outcome.bundle / tftp.evidence[0]).read_text()  # the server's own answer
+    # net-snmp's SMUX port comes with the agent: undeclared, so a finding, but not a debug service
+    [smux] = [f for f in sc.findings if (f.proto, f.port) == ("tcp", 199)]
+    assert smux.kind == "undeclared-open-port" and smux.severity == "medium"
+
+
 def test_no_finding_for_declared_ssh_and_all_evidence_exists(outcome) -> None:
     _, sc = scenario(outcome, "cam-violating")
     assert not [f for f in sc.findings if f.port == 22]
-    assert sorted(f.port for f in sc.findings if f.port) == [23, 2345]
+    assert sorted((f.proto, f.port) for f in sc.findings if f.port) == [("tcp", 23), ("tcp", 199), ("tcp", 2345), ("udp", 69), ("udp", 161)]
     for f in sc.findings:
         for e in f.evidence:
             assert (outcome.bundle / e).is_file(), e
@@ -107,6 +121,7 @@ def test_nonstandard_device_has_exactly_the_planted_findings(outcome) -> None:
     _, sc = scenario(outcome, "cam-debug")
     assert sc.verdict is Verdict.FAIL
     assert sorted(f.port for f in sc.findings if f.port) == [p for p, *_ in NONSTD]
+    assert sc.measurements["open_udp"] == []  # no UDP service planted on this one
     assert sc.measurements["console"] == "login"
     adb_open = (outcome.bundle / "devices/cam-debug/debug-ports/probe-7000.txt").read_text()
     assert "CNXN" in adb_open and "device::ro.product.name=simcam" in adb_open

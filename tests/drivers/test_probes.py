@@ -1,0 +1,64 @@
+"""Probes against local listeners: bounded, never fooled by a silent or chatty port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from drivers.probes import _telnet_refuse, probe_tcp, probe_udp
+
+
+def _listener(handler) -> tuple[int, threading.Thread]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(10)
+
+    def loop() -> None:
+        try:
+            for _ in range(8):  # bounded: at most 8 connections
+                conn, _ = srv.accept()
+                with conn:
+                    handler(conn)
+        except OSError:
+            pass
+        finally:
+            srv.close()
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    return srv.getsockname()[1], th
+
+
+def test_silent_port_is_unrecognised_within_bound() -> None:
+    port, _ = _listener(lambda c: time.sleep(2.5))
+    t0 = time.monotonic()
+    res = probe_tcp("127.0.0.1", port, timeout=0.5)
+    assert res.service is None and not res.debug
+    assert time.monotonic() - t0 < 15
+
+
+def test_http_like_banner_is_not_a_debug_service() -> None:
+    def handler(c: socket.socket) -> None:
+        c.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    port, _ = _listener(handler)
+    res = probe_tcp("127.0.0.1", port, timeout=0.5)
+    assert not res.debug
+    assert "HTTP/1.0 400" in res.detail.get("banner", "")
+
+
+def test_telnet_negotiation_is_refused() -> None:
+    reply, text = _telnet_refuse(b"\xff\xfd\x18\xff\xfb\x01login: ")
+    assert reply == b"\xff\xfc\x18\xff\xfe\x01" and text == b"login: "
+
+
+def test_udp_probe_of_closed_port_is_quick_and_empty() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    res = probe_udp("127.0.0.1", port, timeout=0.3)
+    assert res.service is None
+    assert time.monotonic() - t0 < 3
