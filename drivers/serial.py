@@ -85,15 +85,22 @@ class SerialDriver:
         self.transcript.record("info", f"link lost: {exc}")
         return LinkLost(f"{self.where}: port vanished or stopped answering ({exc})")
 
-    def write(self, data: str | bytes, secret: bool = False) -> None:
-        """Send ``data``; with ``secret`` the transcript shows ``[redacted]``, never the bytes."""
+    def write(self, data: str | bytes, secret: bool = False, label: str = "redacted") -> None:
+        """Send ``data``; with ``secret`` the transcript shows ``[label]``, never the bytes.
+
+        A secret from the config is also redacted wherever the device echoes it; a
+        well-known default (``label`` given) is only hidden where the rig typed it, since
+        redacting a word like ``root`` everywhere would destroy the transcript.
+        """
         if self._port is None:
             self.open()
         assert self._port is not None
         raw = data.encode() if isinstance(data, str) else data
         if secret:
-            self.transcript.add_secret(raw.decode(errors="replace").strip())
-            self.transcript.record("tx", b"[redacted]\r" if raw.endswith(b"\r") else b"[redacted]")
+            if label == "redacted":
+                self.transcript.add_secret(raw.decode(errors="replace").strip())
+            tag = f"[{label}]".encode()
+            self.transcript.record("tx", tag + b"\r" if raw.endswith(b"\r") else tag)
         else:
             self.transcript.record("tx", raw)
         try:

@@ -250,7 +250,7 @@ class DeviceConfig(_Model):
 
 
 class SimDevice(_Model):
-    profile: Literal["compliant", "violating", "debug-nonstd"]
+    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader"]
 
 
 class Simulator(_Model):

@@ -21,11 +21,15 @@ from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, top_udp_ports
 from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes
 from rig.config import DeviceConfig
+from rig.credentials import CONSOLE_CREDENTIALS, describe
 from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
 PROBE_WORKERS = 16
+
+#: A bootloader's command prompt once autoboot is stopped (U-Boot, and U-Boot-likes).
+BOOT_PROMPT = r"(?:^|\n)(?:=>|U-Boot>|[A-Za-z0-9_-]{1,20}(?:#|>)) ?$"
 
 #: UDP ports probed at most (each probe costs up to three 1 s waits, run side by side).
 UDP_PROBE_LIMIT = 64
@@ -180,9 +184,9 @@ class DebugPorts(Scenario):
         ser = ctx.device.serial
         assert ser is not None
         con = ctx.serial()
-        prompts = {"bootloader": ser.prompts.bootloader, "password": ser.prompts.password, "login": ser.prompts.login, "shell": ser.prompts.shell}
+        p = ser.prompts
+        prompts = {"bootloader": p.bootloader, "password": p.password, "login": p.login, "shell": p.shell}
         state = None
-        res = None
         for attempt in range(3):  # bounded wake-up: a few returns, each waited for
             ctx.step("wake console", attempt=attempt + 1)
             con.write(b"\r")
@@ -191,7 +195,7 @@ class DebugPorts(Scenario):
                 state = res.name
                 break
         ctx.measure("console", state or "silent")
-        evidence = ctx.evidence_of("console.jsonl")
+        evidence = ctx.evidence_of("console.jsonl", "console.raw")
         if state == "shell":
             status, out = con.run_command("id", timeout=ser.timeout_s)
             ctx.measure("console_id", escape_bytes(out.encode()[:200]))
@@ -202,11 +206,65 @@ class DebugPorts(Scenario):
                     interface="serial", path=ser.port, evidence=evidence,
                 )
         elif state == "bootloader":
-            ctx.finding(
-                "bootloader-console", "high",
-                f"serial console {ser.port} offers a bootloader prompt",
-                interface="serial", path=ser.port, evidence=evidence,
-            )
+            self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence)
+        elif state in ("login", "password"):
+            if state == "password":  # a stale password prompt: let it fail back to login
+                con.write(b"\r")
+                con.expect({"login": p.login}, ser.timeout_s + 4)
+            self._default_credentials(ctx, con, ser, evidence)
+
+    def _bootloader(self, ctx: ScenarioContext, con, port: str, timeout: float, evidence: list[str]) -> None:
+        """Interrupt autoboot like a technician would, and prove the prompt answers."""
+        ctx.step("interrupt autoboot")
+        con.write(b" ")
+        res = con.expect({"prompt": BOOT_PROMPT}, timeout)
+        if res.name is None:
+            con.write(b"\r")
+            res = con.expect({"prompt": BOOT_PROMPT}, timeout)
+        if res.name is None:
+            ctx.finding("bootloader-console", "high", f"serial console {port} shows a bootloader countdown; its prompt did not answer",
+                        interface="serial", path=port, evidence=evidence)
+            return
+        con.write(b"version\r")
+        ver = con.expect({"prompt": BOOT_PROMPT}, timeout)
+        line = next((ln.strip() for ln in ver.text.splitlines() if "boot" in ln.lower() and "version" not in ln.lower()), "")
+        ctx.measure("bootloader", escape_bytes(line.encode()[:120]))
+        ctx.finding(
+            "bootloader-console", "critical",
+            f"serial console {port}: autoboot can be interrupted and the bootloader prompt takes commands ({escape_bytes(line.encode()[:80]) or 'version answered'})",
+            interface="serial", path=port, evidence=evidence, detail={"bootloader": escape_bytes(line.encode()[:120])},
+        )
+
+    def _default_credentials(self, ctx: ScenarioContext, con, ser, evidence: list[str]) -> None:
+        """Try the bounded default-credential list at the login prompt; stop at the first that works."""
+        p = ser.prompts
+        tried = 0
+        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
+            tried += 1
+            ctx.step("console login attempt", entry=index + 1)
+            con.write(user + "\r")
+            res = con.expect({"password": p.password, "shell": p.shell, "login": p.login}, ser.timeout_s)
+            if res.name == "password":
+                con.write(password + "\r", secret=True, label=f"default password #{index + 1}")
+                # a failed login is answered after the device's delay (busybox: 3 s)
+                res = con.expect({"shell": p.shell, "login": p.login}, ser.timeout_s + 5)
+            if res.name == "shell":
+                status, out = con.run_command("id", timeout=ser.timeout_s)
+                con.write(b"exit\r")
+                if status == 0:
+                    ctx.measure("console_default_credential", index + 1)
+                    ctx.finding(
+                        "default-credential-accepted", "critical",
+                        f"serial console {ser.port} accepts a default credential: {describe(index)}; shell: {escape_bytes(out.encode()[:60]).strip()}",
+                        interface="serial", path=ser.port, evidence=evidence, detail={"user": user, "list_entry": index + 1},
+                    )
+                    break
+            elif res.name is None:
+                con.write(b"\r")  # re-synchronise once; a console that stays silent ends the attempts
+                if con.expect({"login": p.login}, ser.timeout_s + 4).name is None:
+                    ctx.measure("console_login_note", f"console stopped answering after {tried} attempt(s)")
+                    break
+        ctx.measure("console_credentials_tried", tried)
 
 
 def _probe_text(op: OpenPort, pr: ProbeResult, proto: str = "tcp") -> bytes:

@@ -48,8 +48,9 @@ class Service:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    console: str  # "login" | "shell"
+    console: str  # "login" | "shell" | "uboot" (see rig.sim.console)
     services: tuple[Service, ...]
+    console_password: str | None = None  # None: a random root password nobody can guess
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,7 +62,7 @@ PROFILES: dict[str, Profile] = {
     # debug services a lab finds on real devices, none on its standard port
     "debug-nonstd": Profile(
         "debug-nonstd",
-        "login",
+        "login",  # root/root: a default credential on the console
         (
             Service("telnetd-login", 2323),
             Service("gdbserver", 9999),
@@ -71,10 +72,14 @@ PROFILES: dict[str, Profile] = {
             Service("jdwp", 8000),
             Service("nc-shell", 2000),
         ),
+        console_password="root",
     ),
+    # a development unit whose console still lets anyone stop autoboot (real U-Boot in qemu)
+    "bootloader": Profile("bootloader", "uboot", ()),
 }
 
-REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd"}
+REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
+                  "qemu-system-arm": "qemu-system-arm", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin"}
 
 
 def _tool(name: str) -> str:
@@ -180,7 +185,7 @@ class SimBench:
         os.chmod(ddir, 0o755)
         dstate: dict = {"ns": ns, "veth": f"{self.sim.bridge}v{idx}", "address": str(dev.network.address), "profile": profile.name, "pids": {}, "mounts": []}
         net.make_device_netns(ns, dstate["veth"], self.sim.bridge, dev.network.address, self.sim.subnet, self.sim.bench_address)
-        console_password = build_rootfs(root, name, dev.identity)
+        console_password = build_rootfs(root, name, dev.identity, profile.console_password)
         (ddir / "console-password").write_text(console_password + "\n")
         os.chmod(ddir / "console-password", 0o600)
         # devpts for telnetd / interactive ssh inside the chroot
@@ -382,8 +387,9 @@ class SimBench:
         return out
 
 
-def build_rootfs(root: Path, name: str, identity: Identity) -> str:
-    """A busybox root filesystem for device ``name``; returns the console root password."""
+def build_rootfs(root: Path, name: str, identity: Identity, root_password: str | None = None) -> str:
+    """A busybox root filesystem for device ``name``; returns the console root password
+    (``root_password``, or a random one nobody can guess)."""
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard"):
         (root / d).mkdir(parents=True, exist_ok=True)
     for d in (root, root / "etc", root / "bin", root / "dev"):
@@ -400,7 +406,7 @@ def build_rootfs(root: Path, name: str, identity: Identity) -> str:
     ptmx = root / "dev" / "ptmx"
     if not ptmx.is_symlink():
         ptmx.symlink_to("pts/ptmx")
-    password = os.urandom(12).hex()
+    password = root_password if root_password is not None else os.urandom(12).hex()
     proc = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True, timeout=10)
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc" / "group").write_text("root:x:0:\n")

@@ -1,11 +1,18 @@
 """A simulated device's serial console: a null-modem cable between two real ptys.
 
 The rig opens the *cable end* (a pty slave, symlinked at ``--link``) exactly as it
-would open ``/dev/ttyUSB0``. On the device end a real program runs on its own pty,
-chrooted into the device's busybox root: ``login`` (compliant device) or an
-unauthenticated ``sh`` (violating device), respawned when it exits as init would.
+would open ``/dev/ttyUSB0``. On the device end a real program runs on its own pty:
 
-Run as ``python -m rig.sim.console --link PATH --root DIR --mode login|shell``.
+* ``login``: busybox ``login`` chrooted into the device's root (password prompt);
+* ``shell``: an unauthenticated busybox ``sh`` in that root;
+* ``uboot``: real U-Boot (Debian's u-boot-qemu) in ``qemu-system-arm -M virt``, no
+  network. It is powered on when the rig first sends a byte (so the rig sees the
+  autoboot countdown, as on a bench after a power cycle) and powered off after
+  ``UBOOT_IDLE_S`` seconds without traffic (qemu spins a core while U-Boot polls).
+
+login and shell are respawned when they exit, as init would.
+
+Run as ``python -m rig.sim.console --link PATH --root DIR --mode login|shell|uboot``.
 Stops cleanly on SIGTERM (child killed, link removed). Respawns are rate-limited.
 """
 
@@ -24,12 +31,17 @@ import tty
 
 RESPAWN_DELAY_S = 0.3
 MAX_RESPAWNS_PER_MIN = 60
+UBOOT_IDLE_S = 20.0
+UBOOT_BIOS = "/usr/lib/u-boot/qemu_arm/u-boot.bin"
 
 
 def _spawn(root: str, mode: str) -> tuple[int, int]:
     pid, master = pty.fork()
     if pid == 0:  # child: on its own pty as controlling terminal
         try:
+            if mode == "uboot":
+                qemu = "/usr/bin/qemu-system-arm"
+                os.execv(qemu, [qemu, "-M", "virt", "-m", "64", "-nographic", "-nic", "none", "-no-reboot", "-bios", UBOOT_BIOS])
             os.chroot(root)
             os.chdir("/")
             env = {"PATH": "/bin:/sbin:/usr/bin:/usr/sbin", "TERM": "vt100", "HOME": "/root", "SHELL": "/bin/sh"}
@@ -69,9 +81,12 @@ def serve(link: str, root: str, mode: str, hostname: str | None) -> int:
 
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGINT, _term)
-    child, dev_master = _spawn(root, mode)
-    os.set_blocking(dev_master, False)
+    lazy = mode == "uboot"
+    child, dev_master = (-1, -1) if lazy else _spawn(root, mode)
+    if dev_master >= 0:
+        os.set_blocking(dev_master, False)
     spawns: list[float] = [time.monotonic()]
+    last_traffic = time.monotonic()
     print(f"console: {link} -> {slave_name}, mode {mode}, child {child}", file=sys.stderr, flush=True)
     try:
         while not stop:
@@ -87,6 +102,13 @@ def serve(link: str, root: str, mode: str, hostname: str | None) -> int:
                     if exc.errno != errno.EIO:
                         raise
                     data = b""
+                if data:
+                    last_traffic = time.monotonic()
+                if data and lazy and dev_master < 0:  # power on at first contact
+                    child, dev_master = _spawn(root, mode)
+                    os.set_blocking(dev_master, False)
+                    print(f"console: powered on, child {child}", file=sys.stderr, flush=True)
+                    continue  # the byte that woke it is lost, as on real hardware
                 if data and dev_master >= 0:
                     try:
                         os.write(dev_master, data)
@@ -100,6 +122,7 @@ def serve(link: str, root: str, mode: str, hostname: str | None) -> int:
                 except OSError:
                     data = b""
                 if data:
+                    last_traffic = time.monotonic()
                     try:
                         os.write(cable_master, data)
                     except BlockingIOError:
@@ -109,6 +132,14 @@ def serve(link: str, root: str, mode: str, hostname: str | None) -> int:
                     dev_master = -1
                     os.waitpid(child, 0)
                     child = -1
+            if lazy:
+                if dev_master >= 0 and time.monotonic() - last_traffic > UBOOT_IDLE_S:
+                    os.kill(child, signal.SIGKILL)  # power off
+                    os.waitpid(child, 0)
+                    os.close(dev_master)
+                    child, dev_master = -1, -1
+                    print("console: powered off (idle)", file=sys.stderr, flush=True)
+                continue
             if dev_master < 0 and not stop:
                 now = time.monotonic()
                 spawns = [t for t in spawns if now - t < 60]
@@ -136,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--link", required=True)
     ap.add_argument("--root", required=True)
-    ap.add_argument("--mode", choices=("login", "shell"), required=True)
+    ap.add_argument("--mode", choices=("login", "shell", "uboot"), required=True)
     ap.add_argument("--hostname")
     args = ap.parse_args(argv)
     return serve(args.link, args.root, args.mode, args.hostname)

@@ -37,7 +37,8 @@ def test_results_json_follows_the_contract(run_all) -> None:
     validate_results(doc)
     assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
-    assert verdicts == {"cam-compliant": {"debug-ports": "pass"}, "cam-violating": {"debug-ports": "fail"}, "cam-debug": {"debug-ports": "fail"}}
+    assert verdicts == {"cam-compliant": {"debug-ports": "pass"}, "cam-violating": {"debug-ports": "fail"},
+                        "cam-debug": {"debug-ports": "fail"}, "cam-boot": {"debug-ports": "fail"}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
     ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in viol["scenarios"][0]["findings"] if f.get("kind") == "open-debug-service"}
     assert ports == {("tcp", 23, "telnet"), ("tcp", 2345, "gdbserver"), ("udp", 161, "snmp"), ("udp", 69, "tftp")}
@@ -50,10 +51,10 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     _, bundle = run_all
     suite = ET.parse(bundle / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    assert set(cases) == {("cam-compliant", "debug-ports"), ("cam-violating", "debug-ports"), ("cam-debug", "debug-ports")}
+    assert set(cases) == {(d, "debug-ports") for d in ("cam-compliant", "cam-violating", "cam-debug", "cam-boot")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "2"
+    assert suite.get("failures") == "3"
 
 
 def test_verify_accepts_then_rejects_one_changed_byte(run_all, tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
 
 def test_shipped_sim_bench_config_is_valid() -> None:
     cfg = load_config(SIM_CONFIG)
-    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug"}
+    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug", "cam-boot"}
     assert cfg.bench.simulator is not None
     assert str(cfg.bench.simulator.subnet) == "198.18.0.0/24"
 

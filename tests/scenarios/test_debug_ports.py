@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from rig.config import load_config, parse_config
+from rig.credentials import CONSOLE_CREDENTIALS
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, validate_results
 from tests.conftest import SIM_CONFIG
@@ -36,6 +38,8 @@ def test_compliant_device_passes(outcome) -> None:
     assert sc.measurements["open_tcp"] == [22]
     assert sc.measurements["services"] == {"22": "ssh"}
     assert sc.measurements["open_udp"] == [] and sc.measurements["udp_scanned"] >= 100
+    # every default credential was tried at its login prompt and refused
+    assert sc.measurements["console_credentials_tried"] == len(CONSOLE_CREDENTIALS)
     assert sc.measurements["console"] == "login"
     assert dev.identity == {"model": "SimCam C1", "serial": "SIM-C1-0001", "firmware": "1.4.2"}
 
@@ -127,11 +131,40 @@ def test_nonstandard_device_has_exactly_the_planted_findings(outcome) -> None:
     assert "CNXN" in adb_open and "device::ro.product.name=simcam" in adb_open
 
 
-def run_variant(tmp_path: Path, old: str, new: str):
-    """Run debug-ports on cam-compliant with one line of the shipped config changed."""
+def test_default_credential_on_console_is_found_and_redacted(outcome) -> None:
+    _, sc = scenario(outcome, "cam-debug")
+    [f] = [f for f in sc.findings if f.interface == "serial"]
+    assert f.kind == "default-credential-accepted" and f.severity == "critical"
+    assert f.detail == {"user": "root", "list_entry": 2} and CONSOLE_CREDENTIALS[1] == ("root", "root")
+    assert "password redacted" in f.summary and "uid=0(root)" in f.summary
+    typed = [json.loads(line) for line in (outcome.bundle / f.evidence[0]).read_text().splitlines()]
+    typed = [e["data"] for e in typed if e["dir"] == "tx"]
+    assert "[default password #2]\\x0d" in typed  # what the rig typed as password is hidden
+    assert "root\\x0d" in typed  # the user name is not a secret
+
+
+def test_bootloader_autoboot_interrupt_is_a_finding(outcome) -> None:
+    _, sc = scenario(outcome, "cam-boot")
+    assert sc.verdict is Verdict.FAIL
+    [f] = sc.findings
+    assert (f.kind, f.interface, f.severity) == ("bootloader-console", "serial", "critical")
+    assert f.detail["bootloader"].startswith("U-Boot 20")
+    raw = (outcome.bundle / "devices/cam-boot/debug-ports/console.raw").read_bytes()
+    assert b"Hit any key to stop autoboot" in raw and b"=> " in raw  # real U-Boot's own words
+
+
+def run_variant(tmp_path: Path, old: str, new: str, serial: bool = True):
+    """Run debug-ports on cam-compliant with one line of the shipped config changed
+    (and, without ``serial``, its console left out: the test is about the network)."""
     text = SIM_CONFIG.read_text()
     assert old in text
-    cfg = parse_config(text.replace(old, new), tmp_path / "v.yaml")
+    text = text.replace(old, new)
+    if not serial:
+        text = text.replace("      port: /run/privrig/sim/cam-compliant/console", "      port: /dev/null-not-used")
+        text = re.sub(r"(  cam-compliant:\n(?:    .*\n|      .*\n)*?)    serial:\n(?:      .*\n)+", r"\1", text)
+    cfg = parse_config(text, tmp_path / "v.yaml")
+    if not serial:
+        assert cfg.device("cam-compliant").serial is None
     out = execute(RunPlan.select(cfg, ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
     [sc] = out.record.devices[0].scenarios
     return out, sc
@@ -139,7 +172,7 @@ def run_variant(tmp_path: Path, old: str, new: str):
 
 def test_unreachable_device_is_error_with_reason(sim_bench: dict, tmp_path: Path) -> None:
     # cam-compliant's network address moved to a host nobody answers on
-    out, sc = run_variant(tmp_path, "address: 198.18.0.10", "address: 198.18.0.99")
+    out, sc = run_variant(tmp_path, "address: 198.18.0.10", "address: 198.18.0.99", serial=False)
     assert sc.verdict is Verdict.ERROR
     assert any("198.18.0.99" in f.summary and "answered" in f.summary for f in sc.findings)
     assert out.exit_code == 3
