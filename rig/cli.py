@@ -79,15 +79,16 @@ def main() -> None:
 @click.option("--device", "devices", multiple=True, help="device name from the config (repeatable; default all)")
 @click.option("--scenario", "scenarios", multiple=True, help="scenario id (repeatable; default all)")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default bench.evidence_dir or ./evidence)")
+@click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once")
 @click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
 @click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
-def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, quiet: bool, as_json: bool) -> None:
+def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
     """Run scenarios on devices; write one evidence bundle; print its path last."""
     from rig.engine import RunPlan, execute
 
     cfg = _load_or_exit(config_path)
     try:
-        plan = RunPlan.select(cfg, list(devices) or None, list(scenarios) or None, Path(out_dir) if out_dir else None)
+        plan = RunPlan.select(cfg, list(devices) or None, list(scenarios) or None, Path(out_dir) if out_dir else None, jobs)
     except ValueError as exc:
         click.echo(f"rig: {exc}", err=True)
         sys.exit(2)

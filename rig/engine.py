@@ -8,12 +8,16 @@ Guarantees:
 * A scenario's device trouble (:class:`DeviceError`) becomes verdict ``error`` with the
   reason as a finding; a bug in a scenario becomes ``error`` too, with the traceback in
   the journal; the run goes on with the next scenario.
+* Devices run side by side (``jobs`` at a time), each in its own daemon thread: one
+  device hanging or dying ends as ``error`` for that device only and never keeps the
+  rig from sealing the bundle; results keep the config's device order.
 * The exit code follows the contract (0/1/3; 4 when the rig itself broke).
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ from typing import Callable, Protocol
 from drivers.errors import DeviceError
 from rig import __version__
 from rig.config import DeviceConfig, LoadedConfig
-from rig.evidence import Bundle
+from rig.evidence import Bundle, BundleSealed
 from rig.outputs import junit_xml, report_html
 from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, exit_code_for, utcnow
 from rig.scenario import Scenario, ScenarioContext, run_action
@@ -31,6 +35,10 @@ from rig.signing import BenchKey
 from scenarios import REGISTRY
 
 EXIT_CRASH = 4
+#: After SIGTERM/SIGINT, how long devices may finish the step they are in before sealing.
+INTERRUPT_GRACE_S = 5.0
+#: Devices driven at once by default.
+DEFAULT_JOBS = 8
 
 
 class Progress(Protocol):
@@ -52,9 +60,11 @@ class RunPlan:
     devices: list[str]
     scenarios: list[str]
     out_dir: Path
+    jobs: int = DEFAULT_JOBS
 
     @classmethod
-    def select(cls, config: LoadedConfig, devices: list[str] | None, scenarios: list[str] | None, out_dir: Path | None) -> "RunPlan":
+    def select(cls, config: LoadedConfig, devices: list[str] | None, scenarios: list[str] | None, out_dir: Path | None,
+               jobs: int = DEFAULT_JOBS) -> "RunPlan":
         """Resolve the selection; raises ValueError naming an unknown device or scenario."""
         names = list(config.bench.devices)
         for d in devices or []:
@@ -67,7 +77,9 @@ class RunPlan:
                 extra = " (planned, not implemented yet)" if s in PLANNED else ""
                 raise ValueError(f"--scenario {s}: unknown scenario{extra}; available: {', '.join(REGISTRY)}")
         out = out_dir or config.bench.bench.evidence_dir or Path("evidence")
-        return cls(config, list(dict.fromkeys(devices)) if devices else names, list(dict.fromkeys(scenarios)) if scenarios else list(REGISTRY), out)
+        if jobs < 1:
+            raise ValueError(f"--jobs {jobs}: must be at least 1")
+        return cls(config, list(dict.fromkeys(devices)) if devices else names, list(dict.fromkeys(scenarios)) if scenarios else list(REGISTRY), out, jobs)
 
 
 @dataclass
@@ -105,6 +117,28 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
     finally:
         ctx.close()
     return identity
+
+
+def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
+                   progress: Progress, cancel: threading.Event) -> None:
+    """One device's scenarios, in order; never raises (a dead device ends as error verdicts)."""
+    try:
+        progress.event("device-start", name)
+        dres.identity = _identify(name, device, bundle, progress)
+        for sid in scenario_ids:
+            if cancel.is_set():
+                return
+            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress)
+            with bundle.gate:
+                if not bundle.sealed:
+                    dres.scenarios.append(result)
+    except BundleSealed:
+        return  # the run was sealed without this device's late work
+    except Exception as exc:  # noqa: BLE001 - a worker must never die silently
+        try:
+            bundle.journal.append("device-crash", device=name, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))
+        except BundleSealed:
+            pass
 
 
 def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bundle: Bundle, progress: Progress) -> ScenarioResult:
@@ -179,22 +213,41 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
         in_main = False
     crash: str | None = None
     exit_code = EXIT_CRASH
+    cancel = threading.Event()
+    # results keep the config's device order whatever order the threads finish in
+    slots = {name: DeviceResult(name, cfg.bench.devices[name].identity.model_dump(), cfg.bench.devices[name].privacy_level) for name in plan.devices}
+    record.devices.extend(slots.values())
+    workers = [
+        threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel),
+                         name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
+        for name in plan.devices
+    ]
+    pending = list(workers)
     try:
-        for name in plan.devices:
-            device = cfg.bench.devices[name]
-            progress.event("device-start", name)
-            identity = _identify(name, device, bundle, progress)
-            dres = DeviceResult(name, identity, device.privacy_level)
-            record.devices.append(dres)
-            for sid in plan.scenarios:
-                dres.scenarios.append(_run_scenario(REGISTRY[sid](), name, device, bundle, progress))
+        while pending or workers:
+            # start up to plan.jobs devices, then poll so signals reach the main thread
+            while workers and len([w for w in pending if w.is_alive()]) < plan.jobs:
+                w = workers.pop(0)
+                w.start()
+            for w in list(pending):
+                if w.ident is not None and not w.is_alive():
+                    pending.remove(w)
+            if not pending and not workers:
+                break
+            time.sleep(0.1)
         record.status = "complete"
         exit_code = exit_code_for(record.verdicts())
     except Interrupted as exc:
         crash = f"interrupted by {exc}"
+        cancel.set()
         bundle.journal.append("run-interrupted", signal=str(exc))
+        deadline = time.monotonic() + INTERRUPT_GRACE_S
+        for w in pending:  # let devices finish the step they are in, within a bound
+            if w.ident is not None:
+                w.join(timeout=max(0.0, deadline - time.monotonic()))
     except Exception as exc:
         crash = f"{type(exc).__name__}: {exc}"
+        cancel.set()
         bundle.journal.append("run-crash", error=crash, traceback=traceback.format_exc(limit=30))
     finally:
         if in_main:

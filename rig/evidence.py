@@ -93,13 +93,17 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+class BundleSealed(RuntimeError):
+    """A write arrived after the bundle was sealed (a device thread that outlived the run)."""
+
+
 class Journal:
     """Append-only, hash-chained, per-line signed log. Thread-safe."""
 
-    def __init__(self, path: Path, key: BenchKey, run_id: str):
+    def __init__(self, path: Path, key: BenchKey, run_id: str, gate: "threading.RLock | None" = None):
         self.path = path
         self._key = key
-        self._lock = threading.Lock()
+        self._lock = gate or threading.RLock()
         self._seq = 0
         self._prev = GENESIS
         self._run_id = run_id
@@ -108,6 +112,8 @@ class Journal:
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one entry and fsync before returning; returns the entry as written."""
         with deferred_signals(), self._lock:
+            if self._fh.closed:
+                raise BundleSealed(f"journal closed; {event} not recorded")
             self._seq += 1
             entry = {"seq": self._seq, "ts": utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z"), "run_id": self._run_id, "event": event, "prev": self._prev}
             for k, v in fields.items():
@@ -134,14 +140,19 @@ class ArtifactStream:
         self.rel = rel
         self.media_type = media_type
         self.path = bundle.root / rel
-        self._fh: IO[bytes] = self.path.open("xb")
+        with bundle.gate:
+            if bundle.sealed:
+                raise BundleSealed(f"bundle sealed; {rel} not created")
+            self._fh: IO[bytes] = self.path.open("xb")
         self._hash = hashlib.sha256()
         self._size = 0
         self._lock = threading.Lock()
         self.ref: ArtifactRef | None = None
 
     def write(self, data: bytes) -> None:
-        with deferred_signals(), self._lock:
+        with deferred_signals(), self._bundle.gate, self._lock:
+            if self._bundle.sealed:
+                raise BundleSealed(f"bundle sealed; {self.rel} not written")
             if self._fh.closed:
                 raise ValueError(f"artifact {self.rel} already sealed")
             self._fh.write(data)
@@ -155,10 +166,12 @@ class ArtifactStream:
 
     def seal(self) -> ArtifactRef:
         """Close the file, fsync it and record its sha256 in the journal (idempotent)."""
-        with deferred_signals():
+        with deferred_signals(), self._bundle.gate:
             with self._lock:
                 if self.ref is not None:
                     return self.ref
+                if self._bundle.sealed and self._bundle.sealing_thread != threading.get_ident():
+                    raise BundleSealed(f"bundle sealed; {self.rel} left unsealed")
                 os.fsync(self._fh.fileno())
                 self._fh.close()
                 self.ref = ArtifactRef(self.rel, self._hash.hexdigest(), self.media_type, self._size)
@@ -230,7 +243,12 @@ class Bundle:
         self.run_id = run_id
         self.key = key
         self._open_streams: list[ArtifactStream] = []
-        self.journal = Journal(root / JOURNAL, key, run_id)
+        #: held while anything is written and for the whole of sealing, so no byte of a
+        #: device thread can land between the manifest and its signature
+        self.gate = threading.RLock()
+        self.sealed = False
+        self.sealing_thread: int | None = None
+        self.journal = Journal(root / JOURNAL, key, run_id, self.gate)
 
     @classmethod
     def create(cls, out_dir: Path, key: BenchKey, run_id: str | None = None) -> "Bundle":
@@ -262,8 +280,15 @@ class Bundle:
         """Write results.json and the other outputs, then manifest.json and its signature.
 
         ``record`` is validated against the results schema first; a record that breaks the
-        contract raises before anything is signed.
+        contract raises before anything is signed. From here on, writes from other threads
+        raise :class:`BundleSealed`.
         """
+        with self.gate:
+            self.sealed = True
+            self.sealing_thread = threading.get_ident()
+            self._finalize(record, outputs)
+
+    def _finalize(self, record: RunRecord, outputs: list[tuple[str, bytes]]) -> None:
         for stream in self._open_streams:
             stream.seal()
         doc = record.to_dict()

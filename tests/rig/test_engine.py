@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,30 @@ def test_exit_codes() -> None:
     assert exit_code_for([Verdict.PASS, Verdict.ERROR, Verdict.FAIL]) == 1
     assert exit_code_for([Verdict.PASS, Verdict.INCONCLUSIVE]) == 3
     assert exit_code_for([]) == 0
+
+
+class SlowOnD1(Scenario):
+    id = "x-slow"
+    title = "slow on d1"
+    clauses = ("test",)
+
+    def run(self, ctx: ScenarioContext):
+        if ctx.device_name == "d1":
+            time.sleep(1.5)
+        ctx.artifact("done.txt", ctx.device_name.encode(), "text/plain")
+        return Verdict.PASS
+
+
+def test_devices_run_side_by_side_in_config_order(monkeypatch, tmp_path: Path) -> None:
+    reg = {SlowOnD1.id: SlowOnD1}
+    monkeypatch.setattr("rig.engine.REGISTRY", reg)
+    monkeypatch.setattr(scenarios, "REGISTRY", reg)
+    cfg = parse_config(CFG, tmp_path / "c.yaml")
+    out = execute(RunPlan.select(cfg, None, None, tmp_path / "ev"))
+    ends = [json.loads(l)["device"] for l in (out.bundle / "journal.jsonl").read_text().splitlines() if '"scenario-end"' in l]
+    assert ends == ["d2", "d1"]  # d2 did not wait for the slow d1
+    assert [d.name for d in out.record.devices] == ["d1", "d2"]  # results keep config order
+    assert out.exit_code == 0
+    serial = execute(RunPlan.select(cfg, None, None, tmp_path / "ev2", jobs=1))
+    ends = [json.loads(l)["device"] for l in (serial.bundle / "journal.jsonl").read_text().splitlines() if '"scenario-end"' in l]
+    assert ends == ["d1", "d2"]

@@ -215,3 +215,16 @@ def test_sigterm_never_leaves_a_half_written_journal_entry(tmp_path: Path, delay
     assert rep.status == INCOMPLETE, rep.problems
     last = json.loads((root / "journal.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "run-interrupted" and last["seq"] == rep.journal_entries
+
+
+def test_writes_after_sealing_are_refused(tmp_path: Path, key: BenchKey) -> None:
+    from rig.evidence import BundleSealed
+
+    root = make_bundle(tmp_path, key)
+    assert verify_bundle(root).status == VERIFIED
+    # a device thread that outlived the run must not add a byte to a sealed bundle
+    b = Bundle(root, root.name, key)
+    b.sealed = True
+    with pytest.raises(BundleSealed):
+        b.folder("cam-01", "debug-ports").write("late.txt", b"late", "text/plain")
+    assert verify_bundle(root).status == VERIFIED
