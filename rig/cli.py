@@ -158,6 +158,32 @@ def config_schema() -> None:
     click.echo(json.dumps(config_json_schema(), indent=2))
 
 
+@main.command("devices")
+@click.option("--usb-bus", default="libusb", show_default=True, help="libusb, or sim:DIR for the simulated bench")
+def list_devices(usb_bus: str) -> None:
+    """List the serial ports and USB devices attached to this bench host."""
+    from serial.tools import list_ports
+
+    from drivers.errors import DeviceError
+    from drivers.usb import classify, enumerate_bus
+
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    click.echo(f"serial ports ({len(ports)}):")
+    for p in ports:
+        click.echo(f"  {p.device:20} {_safe(p.description)}" + (f"  [{p.vid:04x}:{p.pid:04x} {_safe(p.serial_number or '')}]" if p.vid is not None else ""))
+    try:
+        devs = enumerate_bus(usb_bus)
+    except DeviceError as exc:
+        click.echo(f"usb: {exc.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"usb devices on {usb_bus} ({len(devs)}):")
+    for d in devs:
+        click.echo(f"  {d.vidpid} bus {d.bus} addr {d.address}  {_safe(d.manufacturer or '')} {_safe(d.product_name or '')}  serial {_safe(d.serial or '-')}")
+        for i in d.interfaces:
+            kind = classify(i.cls, i.sub, i.proto)
+            click.echo(f"      if {i.number} alt {i.alt} class {i.triple()} {_safe(i.name or '')}" + (f"  <- {kind[0]}" if kind else ""))
+
+
 @main.command("scenarios")
 def list_scenarios() -> None:
     """List the scenario ids this rig implements and the clauses they check."""

@@ -153,6 +153,23 @@ class SerialTransport(_Model):
     password_env: Annotated[str, Field(pattern=ENV_RE)] | None = None
 
 
+class UsbTransport(_Model):
+    """Where the device's USB port is: a bus (``libusb`` or ``sim:DIR``) and how to pick it."""
+
+    bus: str = "libusb"
+    serial: str | None = None
+    vendor: Annotated[int, Field(ge=0, le=0xFFFF)] | None = None
+    product: Annotated[int, Field(ge=0, le=0xFFFF)] | None = None
+
+    @model_validator(mode="after")
+    def _selector(self) -> "UsbTransport":
+        if not (self.bus == "libusb" or self.bus.startswith("sim:")):
+            raise ValueError("bus is libusb (real hardware) or sim:DIR (the simulated bench)")
+        if self.serial is None and self.vendor is None:
+            raise ValueError("name the device by serial (iSerialNumber) or vendor[/product] id")
+        return self
+
+
 class NetworkTransport(_Model):
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     capture_interface: str | None = None
@@ -245,6 +262,7 @@ class DeviceConfig(_Model):
     network: NetworkTransport | None = None
     ssh: SshTransport | None = None
     serial: SerialTransport | None = None
+    usb: UsbTransport | None = None
     camera: Camera | None = None
     actions: dict[ActionName, Action] = Field(default_factory=dict)
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from drivers.errors import DeviceError
+import json
+
+from drivers.errors import DeviceError, Unreachable
 from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, top_udp_ports
 from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes
+from drivers.usb import classify, find_device
 from rig.config import DeviceConfig
 from rig.credentials import CONSOLE_CREDENTIALS, describe
 from rig.results import Verdict
@@ -47,8 +50,8 @@ class DebugPorts(Scenario):
     clauses = ("T/AI 110.1-2020 6.2.1 b",)
 
     def applies(self, device: DeviceConfig) -> str | None:
-        if device.network is None and device.serial is None:
-            return "the config gives this device neither a network address nor a serial console"
+        if device.network is None and device.serial is None and device.usb is None:
+            return "the config gives this device no network address, serial console or USB port"
         return None
 
     def run(self, ctx: ScenarioContext) -> Verdict | None:
@@ -64,8 +67,13 @@ class DebugPorts(Scenario):
                 self._serial(ctx)
             except DeviceError as exc:
                 part_errors.append(("serial", exc))
+        if ctx.device.usb is not None:
+            try:
+                self._usb(ctx)
+            except DeviceError as exc:
+                part_errors.append(("usb", exc))
         for iface, exc in part_errors:
-            evidence = ctx.evidence_of("nmap-tcp.xml" if iface == "network" else "console.jsonl")
+            evidence = ctx.evidence_of({"network": "nmap-tcp.xml", "serial": "console.jsonl", "usb": "usb-interfaces.json"}[iface])
             if not (ctx.folder.dir / evidence[0].rsplit("/", 1)[1]).exists():
                 evidence = []
             ctx.finding(exc.kind, "info", f"{iface} part not carried out: {exc.reason}", interface=iface, evidence=evidence)
@@ -88,8 +96,6 @@ class DebugPorts(Scenario):
         ctx.measure("open_tcp", scan.open_ports)
         ctx.measure("nmap_command", scan.command)
         if scan.responded == 0:
-            from drivers.errors import Unreachable
-
             raise Unreachable(scan.notes[0] if scan.notes else f"no answer from {address}")
         declared = {(p.port, p.proto) for p in net.open_ports}
         # ports are independent: probe them side by side (each probe is bounded in time)
@@ -178,6 +184,34 @@ class DebugPorts(Scenario):
                     interface="network", proto="udp", port=port, service=(op.identified if op else None) or "unknown", evidence=evidence,
                 )
         ctx.measure("services_udp", {str(p): pr.service for p, pr in probes.items() if pr.service})
+
+    # -- USB --------------------------------------------------------------------------
+    def _usb(self, ctx: ScenarioContext) -> None:
+        """Enumerate the device's USB interfaces (pyusb) and flag debug, flashing and storage ones."""
+        u = ctx.device.usb
+        assert u is not None
+        ctx.step("usb enumerate", bus=u.bus)
+        found = find_device(u.bus, u.serial, u.vendor, u.product)
+        listing = [
+            {"vidpid": d.vidpid, "bus": d.bus, "address": d.address, "manufacturer": d.manufacturer, "product": d.product_name, "serial": d.serial,
+             "interfaces": [{"number": i.number, "alt": i.alt, "class": i.triple(), "name": i.name} for i in d.interfaces]}
+            for d in found
+        ]
+        ref = ctx.artifact("usb-interfaces.json", json.dumps(listing, indent=2).encode(), "application/json")
+        if not found:
+            raise Unreachable(f"no USB device matching {u.serial or ''} {u.vendor or ''} on {u.bus} (cable unplugged, or device in another mode?)")
+        ctx.measure("usb_interfaces", [f"{d.vidpid} if {i.number} {i.triple()}" for d in found for i in d.interfaces])
+        for d in found:
+            for i in d.interfaces:
+                kind = classify(i.cls, i.sub, i.proto)
+                if kind is None:
+                    continue
+                name, what, severity = kind
+                ctx.finding(
+                    "usb-debug-interface" if name != "mass-storage" else "usb-mass-storage", severity,
+                    f"USB {d.vidpid} interface {i.number} ({i.triple()}{', ' + i.name if i.name else ''}) is {what}",
+                    interface="usb", usb=d.where(i), service=name, evidence=[ref.path],
+                )
 
     # -- serial -----------------------------------------------------------------------
     def _serial(self, ctx: ScenarioContext) -> None:

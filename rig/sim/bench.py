@@ -33,6 +33,7 @@ from typing import Iterator
 from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
 from rig.sim import net
 from rig.sim.net import SimError
+from rig.sim.usbgadget import write_gadget
 
 NS_PREFIX = "rig-"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -243,6 +244,9 @@ class SimBench:
         for svc in profile.services:
             argv = self._service_argv(svc, root, ddir)
             dstate["pids"][f"{svc.kind}-{svc.port}"] = self._spawn(ns, argv, logs / f"{svc.kind}-{svc.port}.log", supervise=True)
+        usb_file = write_gadget(self.state_dir / "usb", name, profile.name, dev.identity.serial or name)
+        if usb_file:
+            dstate["usb"] = str(usb_file)
         hostkey_line = f"{dev.network.address} " + " ".join((ddir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
         return dstate, hostkey_line
 

@@ -153,6 +153,31 @@ def test_bootloader_autoboot_interrupt_is_a_finding(outcome) -> None:
     assert b"Hit any key to stop autoboot" in raw and b"=> " in raw  # real U-Boot's own words
 
 
+USB = [
+    ("cam-violating", "18d1:4ee7 if 1 class ff/42/01", "adb", "high", "usb-debug-interface"),
+    ("cam-violating", "18d1:4ee7 if 2 class 02/02/01", "cdc-acm", "high", "usb-debug-interface"),
+    ("cam-debug", "18d1:4ee0 if 0 class ff/42/03", "fastboot", "critical", "usb-debug-interface"),
+    ("cam-debug", "18d1:4ee0 if 1 class fe/01/02", "dfu", "critical", "usb-debug-interface"),
+    ("cam-debug", "18d1:4ee0 if 2 class 08/06/50", "mass-storage", "medium", "usb-mass-storage"),
+]
+
+
+@pytest.mark.parametrize("device,where,service,severity,kind", USB, ids=[u[2] for u in USB])
+def test_usb_debug_and_flash_interfaces_are_named(outcome, device, where, service, severity, kind) -> None:
+    _, sc = scenario(outcome, device)
+    [f] = [f for f in sc.findings if f.usb == where]
+    assert (f.interface, f.service, f.severity, f.kind) == ("usb", service, severity, kind)
+    listing = json.loads((outcome.bundle / f.evidence[0]).read_text())
+    assert any(i["class"] == where.rsplit(" ", 1)[1] for d in listing for i in d["interfaces"])
+
+
+def test_usb_findings_are_exactly_the_planted_ones(outcome) -> None:
+    got = sorted((d.name, f.usb) for d in outcome.record.devices for s in d.scenarios for f in s.findings if f.interface == "usb")
+    assert got == sorted((dev, where) for dev, where, *_ in USB)
+    _, compliant = scenario(outcome, "cam-compliant")
+    assert compliant.measurements["usb_interfaces"] == ["1209:0001 if 0 0e/01/00", "1209:0001 if 1 0e/02/00"]  # a camera, nothing else
+
+
 def run_variant(tmp_path: Path, old: str, new: str, serial: bool = True):
     """Run debug-ports on cam-compliant with one line of the shipped config changed
     (and, without ``serial``, its console left out: the test is about the network)."""
