@@ -389,3 +389,49 @@ def probe_udp(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
             return res
     res.summary = "no known UDP debug protocol answered"
     return res
+
+
+# -- login services (interface-auth) --------------------------------------------------
+
+def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str | None:
+    """Which login-bearing protocol answers on a port: ssh, telnet, ftp, http, https, rtsp.
+
+    Listens for a banner first (SSH-, telnet IAC, FTP 220), then speaks HTTP, RTSP and
+    TLS in turn on fresh connections. Returns None when none of them answers.
+    """
+    res = ProbeResult(port)
+    try:
+        conn = _Conn(address, port, timeout, res)
+    except OSError:
+        return None
+    try:
+        banner = conn.recv(timeout, until=re.compile(rb"[\r\n]|[:#$>] ?$"))
+    finally:
+        conn.close()
+    if banner.startswith(b"SSH-"):
+        return "ssh"
+    if banner[:1] == bytes([IAC]) or LOGIN_PROMPT.search(banner.rstrip()):
+        return "telnet"
+    if banner.startswith(b"220"):
+        return "ftp"
+    for name, payload, answer in (("http", b"HEAD / HTTP/1.0\r\n\r\n", b"HTTP/"), ("rtsp", b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", b"RTSP/")):
+        try:
+            c = _Conn(address, port, timeout, res)
+        except OSError:
+            continue
+        try:
+            c.send(payload)
+            if c.recv(timeout, until=re.compile(rb"\r?\n")).startswith(answer):
+                return name
+        finally:
+            c.close()
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # identifying, not trusting
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=address) as tls:
+            tls.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            return "https" if tls.recv(16).startswith(b"HTTP/") else "tls"
+    except (OSError, ssl.SSLError):
+        return None

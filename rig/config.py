@@ -173,6 +173,7 @@ class UsbTransport(_Model):
 class NetworkTransport(_Model):
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     capture_interface: str | None = None
+    auth_paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(default_factory=list)  # web paths that must demand login
     open_ports: list[
         Annotated[
             PortSpec,

@@ -27,3 +27,12 @@ def describe(index: int) -> str:
     """How a finding names a credential: user and list position, never the password."""
     user, _ = CONSOLE_CREDENTIALS[index]
     return f"user {user!r} with default password #{index + 1} of rig/credentials.py (password redacted)"
+
+#: (user, password) tried against HTTP Basic auth on a device's web interface.
+HTTP_CREDENTIALS: tuple[tuple[str, str], ...] = (
+    ("admin", "admin"),
+    ("admin", ""),
+    ("admin", "12345"),
+    ("admin", "password"),
+    ("root", "root"),
+)

@@ -17,9 +17,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import json
+from dataclasses import dataclass
+from typing import Callable
 
 from drivers.errors import DeviceError, Unreachable
-from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, top_udp_ports
+from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, ScanResult, top_udp_ports
 from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes
 from drivers.usb import classify, find_device
@@ -42,6 +44,38 @@ CRITICAL_ACCESS = {"unauthenticated-shell", "unauthenticated-debugger", "open"}
 
 #: nmap service names that are debug, flashing or diagnostic services by themselves.
 NMAP_DEBUG_SERVICES = {"telnet", "jdwp", "adb", "gdb", "gdbserver", "openocd", "tftp", "rlogin", "rsh", "rexec"}
+
+
+@dataclass
+class TcpSurvey:
+    """Every open TCP port of one address and what answers on it."""
+
+    scan: ScanResult
+    probes: dict[int, ProbeResult]
+    ports: list[OpenPort]  # nmap's view, with -sV names where the probes named nothing
+    sv_xml: bytes | None
+
+
+def survey_tcp(address: str, on_step: Callable[..., None] | None = None) -> TcpSurvey:
+    """Scan all 65535 TCP ports, probe every open one by protocol (side by side), and run
+    nmap's ``-sV`` only on ports the probes could not name. Bounded in time throughout."""
+    step = on_step or (lambda *a, **k: None)
+    scanner = PortScanner()
+    scan = scanner.scan_tcp(address)
+    if scan.responded == 0:
+        return TcpSurvey(scan, {}, [], None)
+    step("probe", ports=scan.open_ports)
+    with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
+        probes = dict(zip(scan.open_ports, pool.map(lambda port: probe_tcp(address, port), scan.open_ports)))
+    unknown = [op.port for op in scan.open if probes[op.port].service is None]
+    names: dict[int, OpenPort] = {}
+    sv_xml = None
+    if unknown:
+        step("service detection", ports=unknown)
+        sv = scanner.identify_tcp(address, unknown)
+        sv_xml = sv.xml
+        names = {op.port: op for op in sv.open}
+    return TcpSurvey(scan, probes, [names.get(op.port, op) for op in scan.open], sv_xml)
 
 
 class DebugPorts(Scenario):
@@ -89,29 +123,17 @@ class DebugPorts(Scenario):
         assert net is not None
         address = str(net.address)
         ctx.step("tcp scan", address=address, ports="1-65535")
-        scanner = PortScanner()
-        scan = scanner.scan_tcp(address)
+        survey = survey_tcp(address, on_step=lambda msg, **kw: ctx.step(msg, **kw))
+        scan, probes, scan_open = survey.scan, survey.probes, survey.ports
         xml_ref = ctx.artifact("nmap-tcp.xml", scan.xml, "application/xml")
+        if survey.sv_xml is not None:
+            ctx.artifact("nmap-sv.xml", survey.sv_xml, "application/xml")
         ctx.measure("scan_s", round(scan.elapsed_s, 2))
         ctx.measure("open_tcp", scan.open_ports)
         ctx.measure("nmap_command", scan.command)
         if scan.responded == 0:
             raise Unreachable(scan.notes[0] if scan.notes else f"no answer from {address}")
         declared = {(p.port, p.proto) for p in net.open_ports}
-        # ports are independent: probe them side by side (each probe is bounded in time)
-        ctx.step("probe", ports=scan.open_ports)
-        with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
-            results = pool.map(lambda port: probe_tcp(address, port), scan.open_ports)
-            probes: dict[int, ProbeResult] = dict(zip(scan.open_ports, results))
-        # nmap's service detection only where privrig's own probes named nothing
-        unknown = [op.port for op in scan.open if probes[op.port].service is None]
-        nmap_names: dict[int, OpenPort] = {}
-        if unknown:
-            ctx.step("service detection", ports=unknown)
-            sv = scanner.identify_tcp(address, unknown)
-            ctx.artifact("nmap-sv.xml", sv.xml, "application/xml")
-            nmap_names = {op.port: op for op in sv.open}
-        scan_open = [nmap_names.get(op.port, op) for op in scan.open]
         for op in scan_open:
             ctx.artifact(f"probe-{op.port}.txt", _probe_text(op, probes[op.port]), "text/plain")
         ctx.measure("services", {str(op.port): probes[op.port].service or op.label for op in scan_open})

@@ -52,13 +52,16 @@ class Profile:
     console: str  # "login" | "shell" | "uboot" (see rig.sim.console)
     services: tuple[Service, ...]
     console_password: str | None = None  # None: a random root password nobody can guess
+    ssh_password: str | None = None  # set: sshd also takes root's password (a weak one)
 
 
 PROFILES: dict[str, Profile] = {
     "compliant": Profile("compliant", "login", ()),
     "violating": Profile(
         "violating", "shell",
-        (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69)),
+        (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69),
+         Service("httpd", 80), Service("rtsp-open", 554)),
+        ssh_password="root",
     ),
     # debug services a lab finds on real devices, none on its standard port
     "debug-nonstd": Profile(
@@ -197,6 +200,10 @@ class SimBench:
         etc_ns = Path("/etc/netns") / ns
         etc_ns.mkdir(parents=True, exist_ok=True)
         (etc_ns / "passwd").write_text(_host_passwd_with_root_shell("/bin/sh"))
+        if profile.ssh_password is not None:  # sshd (UsePAM no) checks root's hash in this shadow
+            hashed = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=profile.ssh_password, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+            (etc_ns / "shadow").write_text(f"root:{hashed}:19000:0:99999:7:::\n")
+            os.chmod(etc_ns / "shadow", 0o600)
         dstate["etc_netns"] = str(etc_ns)
         # sshd
         hostkey = ddir / "ssh_host_ed25519_key"
@@ -212,9 +219,9 @@ class SimBench:
                     f"HostKey {hostkey}",
                     f"PidFile {ddir / 'sshd.pid'}",
                     f"AuthorizedKeysFile {ddir / 'authorized_keys'}",
-                    "PermitRootLogin prohibit-password",
+                    f"PermitRootLogin {'yes' if profile.ssh_password is not None else 'prohibit-password'}",
                     "PubkeyAuthentication yes",
-                    "PasswordAuthentication no",
+                    f"PasswordAuthentication {'yes' if profile.ssh_password is not None else 'no'}",
                     "KbdInteractiveAuthentication no",
                     "UsePAM no",
                     "StrictModes yes",
@@ -275,7 +282,15 @@ class SimBench:
         if svc.kind == "tftpd":  # tftpd-hpa serving the device's firmware folder
             (root / "srv" / "tftp").mkdir(parents=True, exist_ok=True)
             return [_tool("tftpd"), "-L", "-s", str(root / "srv" / "tftp"), "-a", f"0.0.0.0:{port}"]
-        if svc.kind in ("adb-open", "adb-auth", "jdwp"):
+        if svc.kind == "httpd":  # busybox httpd: a world-readable snapshot, /admin behind admin:admin
+            www = root / "www"
+            (www / "admin").mkdir(parents=True, exist_ok=True)
+            (www / "snapshot.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"\xff\xd9")
+            (www / "index.html").write_text("<html><body>SimCam</body></html>\n")
+            (www / "admin" / "index.html").write_text("<html><body>SimCam admin</body></html>\n")
+            (root / "etc" / "httpd.conf").write_text("/admin:admin:admin\n")
+            return ["chroot", str(root), "/bin/busybox", "httpd", "-f", "-p", port, "-h", "/www", "-c", "/etc/httpd.conf", "-r", "SimCam"]
+        if svc.kind in ("adb-open", "adb-auth", "jdwp", "rtsp-open"):
             return [sys.executable, "-m", "rig.sim.debugstubs", svc.kind, port]
         raise SimError(f"unknown simulated service {svc.kind}")
 

@@ -6,7 +6,9 @@
   a device with ``ro.adb.secure=0``);
 * ``adb-auth``: an adbd that answers CNXN with AUTH TOKEN and rejects every signature
   (``ro.adb.secure=1`` and an unknown host key);
-* ``jdwp``: a JVM started with ``-agentlib:jdwp=server=y``: echoes the handshake.
+* ``jdwp``: a JVM started with ``-agentlib:jdwp=server=y``: echoes the handshake;
+* ``rtsp-open``: a camera's RTSP server that answers OPTIONS and DESCRIBE (with an SDP
+  for an H.264 track) without asking for credentials (RFC 2326 framing).
 
 Message formats follow AOSP's protocol.txt and the JDWP specification. Each connection
 is served in its own thread, reads are bounded, idle connections close after 30 s.
@@ -47,6 +49,9 @@ class _Handler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.settimeout(30)
         try:
+            if self.kind == "rtsp-open":
+                self._rtsp(sock)
+                return
             if self.kind == "jdwp":
                 if _read_exact(sock, 14) == b"JDWP-Handshake":
                     sock.sendall(b"JDWP-Handshake")
@@ -69,6 +74,27 @@ class _Handler(socketserver.BaseRequestHandler):
             return
 
 
+    def _rtsp(self, sock: socket.socket) -> None:
+        buf = b""
+        for _ in range(16):  # bounded conversation
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(4096)
+                if not chunk or len(buf) > 65536:
+                    return
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method = lines[0].split(" ")[0]
+            cseq = next((ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("cseq:")), "0")
+            if method == "OPTIONS":
+                sock.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode())
+            elif method == "DESCRIBE":
+                sdp = "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=SimCam\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:track1\r\n"
+                sock.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}".encode())
+            else:
+                sock.sendall(f"RTSP/1.0 405 Method Not Allowed\r\nCSeq: {cseq}\r\n\r\n".encode())
+
+
 class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -79,8 +105,8 @@ def _stop(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("adb-open", "adb-auth", "jdwp"):
-        print("usage: python -m rig.sim.debugstubs adb-open|adb-auth|jdwp PORT", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("adb-open", "adb-auth", "jdwp", "rtsp-open"):
+        print("usage: python -m rig.sim.debugstubs adb-open|adb-auth|jdwp|rtsp-open PORT", file=sys.stderr)
         return 2
     handler = type("Handler", (_Handler,), {"kind": argv[0]})
     server = _Server(("0.0.0.0", int(argv[1])), handler)

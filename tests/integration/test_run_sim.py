@@ -37,10 +37,13 @@ def test_results_json_follows_the_contract(run_all) -> None:
     validate_results(doc)
     assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
-    assert verdicts == {"cam-compliant": {"debug-ports": "pass"}, "cam-violating": {"debug-ports": "fail"},
-                        "cam-debug": {"debug-ports": "fail"}, "cam-boot": {"debug-ports": "fail"}}
+    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass"},
+                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail"},
+                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail"},
+                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass"}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
-    ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in viol["scenarios"][0]["findings"] if f.get("kind") == "open-debug-service"}
+    [dp] = [s for s in viol["scenarios"] if s["id"] == "debug-ports"]
+    ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in dp["findings"] if f.get("kind") == "open-debug-service"}
     assert ports == {("tcp", 23, "telnet"), ("tcp", 2345, "gdbserver"), ("udp", 161, "snmp"), ("udp", 69, "tftp")}
     import hashlib
 
@@ -51,10 +54,10 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     _, bundle = run_all
     suite = ET.parse(bundle / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    assert set(cases) == {(d, "debug-ports") for d in ("cam-compliant", "cam-violating", "cam-debug", "cam-boot")}
+    assert set(cases) == {(d, s) for d in ("cam-compliant", "cam-violating", "cam-debug", "cam-boot") for s in ("debug-ports", "interface-auth")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "3"
+    assert suite.get("failures") == "5"
 
 
 def test_verify_accepts_then_rejects_one_changed_byte(run_all, tmp_path: Path) -> None:
@@ -77,14 +80,17 @@ def test_report_is_self_contained(run_all) -> None:
     _, bundle = run_all
     html = (bundle / "report.html").read_text()
     assert "cam-violating" in html and "gdbserver" in html
-    assert "http://" not in html and "https://" not in html and "<script" not in html
+    import re
+
+    assert "<script" not in html and "<link" not in html and "src=" not in html  # nothing fetched
+    assert all(not re.match(r"[a-z]+:", href) for href in re.findall(r'href="([^"]*)"', html))  # links stay in the bundle
 
 
 def test_one_device_one_scenario_for_a_firmware_engineer(sim_bench: dict, tmp_path: Path) -> None:
-    res = rig("run", "-c", str(SIM_CONFIG), "--device", "cam-compliant", "--scenario", "debug-ports", "--out", str(tmp_path))
-    assert res.returncode == 0, res.stderr
+    res = rig("run", "-c", str(SIM_CONFIG), "--device", "cam-violating", "--scenario", "interface-auth", "--out", str(tmp_path))
+    assert res.returncode == 1, res.stderr
     doc = json.loads((Path(res.stdout.strip().splitlines()[-1]) / "results.json").read_text())
-    assert [d["name"] for d in doc["devices"]] == ["cam-compliant"]
+    assert [(d["name"], [s["id"] for s in d["scenarios"]]) for d in doc["devices"]] == [("cam-violating", ["interface-auth"])]
 
 
 def _journal_events(bundle: Path) -> list[dict]:
@@ -123,7 +129,7 @@ def test_sigkill_mid_run_leaves_bundle_verify_reads_as_incomplete(sim_bench: dic
     assert res.returncode == 3, res.stdout
     assert "INCOMPLETE" in res.stdout
     # what finished before the kill is kept and verifiable
-    assert f"{first['device']}/debug-ports: {first['verdict']}" in res.stdout
+    assert f"{first['device']}/{first['scenario']}: {first['verdict']}" in res.stdout
     assert not (bundle / "manifest.json").exists()
 
 
@@ -136,7 +142,7 @@ def test_sigterm_mid_run_seals_incomplete_bundle_exit_4(sim_bench: dict, tmp_pat
     doc = json.loads((bundle / "results.json").read_text())
     validate_results(doc)
     assert doc["status"] == "incomplete"
-    done = {d["name"]: [s["verdict"] for s in d["scenarios"]] for d in doc["devices"]}
-    assert done[first["device"]] == [first["verdict"]]  # finished devices keep their verdicts
+    done = {(d["name"], s["id"]): s["verdict"] for d in doc["devices"] for s in d["scenarios"]}
+    assert done[(first["device"], first["scenario"])] == first["verdict"]  # finished scenarios keep their verdicts
     res = rig("verify", str(bundle))
     assert res.returncode == 3 and "INCOMPLETE" in res.stdout

@@ -1,0 +1,337 @@
+"""interface-auth: every open interface demands authentication; defaults are refused
+(T/AI 110.1-2020 6.2.1 d, 6.2.4 b 3).
+
+For every TCP port the device declares, the service is taken from the config or
+recognised by protocol (:func:`drivers.probes.identify_login_service`), then:
+
+* HTTP/HTTPS: the config's ``network.auth_paths`` and a built-in list of camera paths
+  are fetched without credentials; a 2xx answer is ``unauthenticated-endpoint``. Where a
+  path asks for Basic auth, the default list is tried.
+* RTSP: DESCRIBE on the configured rtsp streams (or ``/``) without credentials; a 200
+  is ``unauthenticated-stream``.
+* SSH: which methods the server offers; if passwords are, the default list is tried.
+* telnet: the default list at the login prompt.
+* Lockout: ten wrong attempts per login mechanism are timed (ETSI TS 103 701 test
+  5.1-5-2); a mechanism that neither slows down nor locks out is ``no-login-rate-limit``.
+
+Accepted credentials are named by list entry, never by password.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import re
+import secrets
+import socket
+import ssl
+import time
+from typing import Callable
+
+import paramiko
+
+from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, _telnet_refuse, identify_login_service
+from drivers.transcript import Transcript, escape_bytes, strip_ansi
+from rig.config import DeviceConfig
+from rig.credentials import CONSOLE_CREDENTIALS, HTTP_CREDENTIALS
+from rig.results import Verdict
+from rig.scenario import Scenario, ScenarioContext
+
+#: Paths cameras commonly serve; each must answer 401/403 (or 404) without credentials.
+HTTP_PATHS = ("/", "/admin", "/config", "/api", "/snapshot.jpg", "/snapshot.cgi", "/cgi-bin/snapshot.cgi", "/video.mjpg",
+              "/stream", "/onvif/device_service", "/ISAPI/System/deviceInfo", "/system.ini", "/backup")
+LOCKOUT_ATTEMPTS = 10
+#: Ten wrong attempts faster than this in total, with no lockout, are not rate limited.
+RATE_LIMIT_MIN_TOTAL_S = 10.0
+BODY_LIMIT = 64 * 1024
+INCORRECT = re.compile(rb"(?i)incorrect|denied|failed")
+
+
+def rate_limited(delays: list[float], locked: bool) -> bool:
+    """True when the attempts were locked out, slowed to >= 1 s each on average, or grew."""
+    if locked:
+        return True
+    if sum(delays) >= RATE_LIMIT_MIN_TOTAL_S:
+        return True
+    return len(delays) >= 4 and delays[-1] >= 2 * delays[0] + 0.5
+
+
+class InterfaceAuth(Scenario):
+    id = "interface-auth"
+    title = "Open interfaces authenticate their callers"
+    clauses = ("T/AI 110.1-2020 6.2.1 d", "T/AI 110.1-2020 6.2.4 b 3")
+
+    def applies(self, device: DeviceConfig) -> str | None:
+        if device.network is None or not [p for p in device.network.open_ports if p.proto == "tcp"]:
+            return "the device declares no open TCP port"
+        return None
+
+    def run(self, ctx: ScenarioContext) -> Verdict | None:
+        net = ctx.device.network
+        assert net is not None
+        address = str(net.address)
+        services: dict[str, str] = {}
+        for decl in [p for p in net.open_ports if p.proto == "tcp"]:
+            svc = decl.service or identify_login_service(address, decl.port)
+            services[str(decl.port)] = svc or "unknown"
+            check: Callable[[ScenarioContext, str, int], None] | None = {
+                "http": lambda c, a, p: self._http(c, a, p, tls=False),
+                "https": lambda c, a, p: self._http(c, a, p, tls=True),
+                "rtsp": self._rtsp,
+                "ssh": self._ssh,
+                "telnet": self._telnet,
+            }.get(svc or "")
+            if check is None:
+                if svc is None:
+                    ctx.finding("not-checked", "info", f"{decl.port}/tcp: no login protocol recognised; nothing to check", proto="tcp", port=decl.port)
+                continue
+            ctx.step(f"check {svc}", port=decl.port)
+            check(ctx, address, decl.port)
+        ctx.measure("services", services)
+        if ctx.device.privacy_level == 3:
+            ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
+        return Verdict.FAIL if any(f.severity != "info" for f in ctx.findings) else Verdict.PASS
+
+    # -- HTTP -------------------------------------------------------------------------
+    def _http(self, ctx: ScenarioContext, address: str, port: int, tls: bool) -> None:
+        tr, _ = ctx.transcript(f"http-{port}.jsonl")
+        evidence = ctx.evidence_of(f"http-{port}.jsonl")
+        scheme = "https" if tls else "http"
+        paths = list(dict.fromkeys([*ctx.device.network.auth_paths, *HTTP_PATHS]))  # type: ignore[union-attr]
+        protected: list[str] = []
+        for path in paths:
+            status, headers, body = _http_get(address, port, path, tls, tr)
+            if status is None:
+                continue
+            if 200 <= status < 300:
+                ctx.finding("unauthenticated-endpoint", "high",
+                            f"{scheme}://{address}:{port}{path} answers {status} without credentials ({len(body)} bytes)",
+                            interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence)
+            elif status == 401 and "basic" in headers.get("www-authenticate", "").lower():
+                protected.append(path)
+        if not protected:
+            return
+        path = protected[0]
+        for index, (user, password) in enumerate(HTTP_CREDENTIALS):
+            status, _, _ = _http_get(address, port, path, tls, tr, auth=(user, password), label=f"default credential #{index + 1}")
+            if status is not None and 200 <= status < 300:
+                ctx.finding("default-credential-accepted", "critical",
+                            f"{scheme}://{address}:{port}{path} accepts a default credential: user {user!r}, entry #{index + 1} of the HTTP list (password redacted)",
+                            interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence,
+                            detail={"user": user, "list_entry": index + 1})
+                break
+        delays, locked = [], False
+        for _ in range(LOCKOUT_ATTEMPTS):
+            t0 = time.monotonic()
+            status, _, _ = _http_get(address, port, path, tls, tr, auth=("admin", secrets.token_hex(8)), label="wrong password")
+            delays.append(round(time.monotonic() - t0, 3))
+            locked = locked or status in (None, 423, 429, 503)  # refused, locked, throttled
+        self._judge_rate(ctx, f"{scheme} basic auth on {port}/tcp", port, scheme, delays, locked, evidence)
+
+    # -- RTSP -------------------------------------------------------------------------
+    def _rtsp(self, ctx: ScenarioContext, address: str, port: int) -> None:
+        tr, _ = ctx.transcript(f"rtsp-{port}.jsonl")
+        evidence = ctx.evidence_of(f"rtsp-{port}.jsonl")
+        streams = [s.url for s in (ctx.device.camera.streams if ctx.device.camera else []) if s.url.startswith("rtsp://")]
+        urls = [u for u in streams if re.match(rf"rtsp://[^/]*:{port}(/|$)", u) or (port == 554 and re.match(r"rtsp://[^/:]*(/|$)", u))] or [f"rtsp://{address}:{port}/"]
+        for url in urls:
+            status = _rtsp_describe(address, port, url, tr)
+            if status == 200:
+                ctx.finding("unauthenticated-stream", "high", f"RTSP DESCRIBE {url} answers 200 without credentials: the stream is open to anyone",
+                            interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence)
+
+    # -- SSH --------------------------------------------------------------------------
+    def _ssh(self, ctx: ScenarioContext, address: str, port: int) -> None:
+        tr, _ = ctx.transcript(f"ssh-auth-{port}.jsonl")
+        evidence = ctx.evidence_of(f"ssh-auth-{port}.jsonl")
+        methods = _ssh_methods(address, port, tr)
+        ctx.measure(f"ssh_{port}_methods", methods)
+        if not {"password", "keyboard-interactive"} & set(methods):
+            return  # keys only: nothing to guess, nothing to rate-limit
+        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
+            ok, _ = _ssh_password(address, port, user, password, tr, f"default password #{index + 1}")
+            if ok:
+                ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
+                            interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                break
+        delays, locked = [], False
+        for _ in range(LOCKOUT_ATTEMPTS):
+            t0 = time.monotonic()
+            ok, refused = _ssh_password(address, port, "root", secrets.token_hex(8), tr, "wrong password")
+            delays.append(round(time.monotonic() - t0, 3))
+            locked = locked or refused
+        self._judge_rate(ctx, f"ssh password on {port}/tcp", port, "ssh", delays, locked, evidence)
+
+    # -- telnet -----------------------------------------------------------------------
+    def _telnet(self, ctx: ScenarioContext, address: str, port: int) -> None:
+        tr, _ = ctx.transcript(f"telnet-auth-{port}.jsonl")
+        evidence = ctx.evidence_of(f"telnet-auth-{port}.jsonl")
+        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
+            outcome, _ = _telnet_login(address, port, user, password, tr, f"default password #{index + 1}")
+            if outcome == "shell":
+                ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
+                            interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                break
+            if outcome == "no-login":
+                return  # an unauthenticated telnet shell is debug-ports' finding
+        delays, locked = [], False
+        for _ in range(LOCKOUT_ATTEMPTS):
+            outcome, dur = _telnet_login(address, port, "root", secrets.token_hex(8), tr, "wrong password")
+            delays.append(round(dur, 3))
+            locked = locked or outcome == "refused"
+        self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", delays, locked, evidence)
+
+    def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, delays: list[float], locked: bool, evidence: list[str]) -> None:
+        ctx.measure(f"lockout_{service}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked})
+        if not rate_limited(delays, locked):
+            ctx.finding("no-login-rate-limit", "medium",
+                        f"{what}: {len(delays)} wrong attempts took {sum(delays):.1f} s with no slow-down or lockout (delays {delays})",
+                        interface="network", proto="tcp", port=port, service=service, evidence=evidence, detail={"delays_s": delays})
+
+
+# -- protocol helpers -------------------------------------------------------------------
+
+def _http_get(address: str, port: int, path: str, tls: bool, tr: Transcript, auth: tuple[str, str] | None = None,
+              label: str = "") -> tuple[int | None, dict[str, str], bytes]:
+    if tls:
+        sslctx = ssl.create_default_context()
+        sslctx.check_hostname, sslctx.verify_mode = False, ssl.CERT_NONE  # testing access, not trusting
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(address, port, timeout=5, context=sslctx)
+    else:
+        conn = http.client.HTTPConnection(address, port, timeout=5)
+    headers = {"User-Agent": "privrig", "Connection": "close"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    tr.record("tx", f"GET {path}" + (f" (Basic {auth[0]}:[{label}])" if auth else ""))
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read(BODY_LIMIT)
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        tr.record("rx", f"{resp.status} {resp.reason} ({len(body)} bytes) " + escape_bytes(body[:200]))
+        return resp.status, hdrs, body
+    except (OSError, http.client.HTTPException) as exc:
+        tr.record("info", f"{type(exc).__name__}: {exc}")
+        return None, {}, b""
+    finally:
+        conn.close()
+
+
+def _rtsp_describe(address: str, port: int, url: str, tr: Transcript) -> int | None:
+    req = f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\nUser-Agent: privrig\r\n\r\n".encode()
+    tr.record("tx", req)
+    try:
+        with socket.create_connection((address, port), timeout=5) as s:
+            s.sendall(req)
+            data = b""
+            end = time.monotonic() + 5
+            while b"\r\n\r\n" not in data and len(data) < BODY_LIMIT and time.monotonic() < end:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        tr.record("info", str(exc))
+        return None
+    tr.record("rx", data[:2000])
+    m = re.match(rb"RTSP/1\.\d (\d{3})", data)
+    return int(m.group(1)) if m else None
+
+
+def _ssh_methods(address: str, port: int, tr: Transcript) -> list[str]:
+    try:
+        with socket.create_connection((address, port), timeout=10) as sock:
+            t = paramiko.Transport(sock)
+            try:
+                t.start_client(timeout=10)
+                try:
+                    t.auth_none("root")
+                    methods = ["none"]
+                except paramiko.BadAuthenticationType as exc:
+                    methods = list(exc.allowed_types)
+                except paramiko.AuthenticationException:
+                    methods = []
+            finally:
+                t.close()
+    except (OSError, paramiko.SSHException) as exc:
+        tr.record("info", f"ssh: {exc}")
+        return []
+    tr.record("info", f"ssh offers: {', '.join(methods) or 'nothing'}")
+    return methods
+
+
+def _ssh_password(address: str, port: int, user: str, password: str, tr: Transcript, label: str) -> tuple[bool, bool]:
+    """(accepted, refused-at-connection): one password attempt on a fresh connection."""
+    tr.record("tx", f"ssh password {user}:[{label}]")
+    try:
+        sock = socket.create_connection((address, port), timeout=10)
+    except OSError as exc:
+        tr.record("info", f"connect refused: {exc}")
+        return False, True
+    t = paramiko.Transport(sock)
+    try:
+        t.start_client(timeout=10)  # host key not checked: credentials are being tested, none of ours sent
+        t.auth_password(user, password)
+        tr.record("rx", "accepted")
+        return True, False
+    except paramiko.AuthenticationException:
+        tr.record("rx", "refused")
+        return False, False
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        tr.record("info", f"connection dropped: {exc}")
+        return False, True
+    finally:
+        t.close()
+
+
+def _telnet_login(address: str, port: int, user: str, password: str, tr: Transcript, label: str) -> tuple[str, float]:
+    """One login on a fresh telnet connection: shell, refused, no-login, or failed; and its duration."""
+    t0 = time.monotonic()
+    try:
+        sock = socket.create_connection((address, port), timeout=5)
+    except OSError as exc:
+        tr.record("info", f"connect refused: {exc}")
+        return "refused", time.monotonic() - t0
+    text = b""
+
+    def read_until(rxs: list[re.Pattern[bytes]], wait: float) -> bool:
+        nonlocal text
+        end = time.monotonic() + wait
+        while time.monotonic() < end and len(text) < BODY_LIMIT:
+            sock.settimeout(max(0.05, end - time.monotonic()))
+            try:
+                data = sock.recv(4096)
+            except (socket.timeout, TimeoutError):
+                break
+            except OSError:
+                return False
+            if not data:
+                return False
+            reply, t = _telnet_refuse(data)
+            if reply:
+                sock.sendall(reply)
+            tr.record("rx", data)
+            text = strip_ansi((text + t).decode("latin-1")).encode("latin-1")
+            if any(rx.search(text.rstrip() + b" ") or rx.search(text.rstrip()) for rx in rxs):
+                return True
+        return False
+
+    try:
+        if not read_until([LOGIN_PROMPT, SHELL_PROMPT], 5):
+            return "failed", time.monotonic() - t0
+        if not LOGIN_PROMPT.search(text.rstrip()):
+            return "no-login", time.monotonic() - t0
+        text = b""
+        tr.record("tx", f"{user}\\r")
+        sock.sendall(user.encode() + b"\r\n")
+        if read_until([PASSWORD_PROMPT], 5):
+            text = b""
+            tr.record("tx", f"[{label}]\\r")
+            sock.sendall(password.encode() + b"\r\n")
+        got = read_until([LOGIN_PROMPT, SHELL_PROMPT, INCORRECT], 8)
+        if got and SHELL_PROMPT.search(text.rstrip()) and not LOGIN_PROMPT.search(text.rstrip()):
+            return "shell", time.monotonic() - t0
+        return "failed", time.monotonic() - t0
+    finally:
+        sock.close()
+

@@ -1,0 +1,93 @@
+"""interface-auth on the simulated bench: open interfaces demand authentication, defaults refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rig.config import load_config
+from rig.engine import RunPlan, execute
+from rig.results import Verdict, validate_results
+from scenarios.interface_auth import rate_limited
+from tests.conftest import SIM_CONFIG
+
+pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 d")
+
+
+@pytest.fixture(scope="module")
+def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    out = execute(RunPlan.select(load_config(SIM_CONFIG), None, ["interface-auth"], tmp_path_factory.mktemp("ev")))
+    validate_results(out.record.to_dict())
+    return out
+
+
+def scenario(outcome, device: str):
+    [dev] = [d for d in outcome.record.devices if d.name == device]
+    return dev.scenarios[0]
+
+
+def test_compliant_device_passes(outcome) -> None:
+    sc = scenario(outcome, "cam-compliant")
+    assert sc.verdict is Verdict.PASS and sc.findings == []
+    assert sc.measurements["ssh_22_methods"] == ["publickey"]  # keys only: nothing to guess
+
+
+VIOLATING = [
+    ("default-credential-accepted", "ssh", 22, None),
+    ("no-login-rate-limit", "ssh", 22, None),
+    ("unauthenticated-endpoint", "http", 80, "/"),
+    ("unauthenticated-endpoint", "http", 80, "/snapshot.jpg"),
+    ("default-credential-accepted", "http", 80, "/admin/"),
+    ("no-login-rate-limit", "http", 80, None),
+    ("unauthenticated-stream", "rtsp", 554, "rtsp://198.18.0.11:554/"),
+]
+
+
+@pytest.mark.parametrize("kind,service,port,path", VIOLATING, ids=[f"{k}-{s}-{p}" for k, s, p, _ in VIOLATING])
+def test_violating_device_finding(outcome, kind: str, service: str, port: int, path: str | None) -> None:
+    sc = scenario(outcome, "cam-violating")
+    [f] = [f for f in sc.findings if (f.kind, f.service, f.port, f.path) == (kind, service, port, path)]
+    assert f.evidence and (outcome.bundle / f.evidence[0]).is_file()
+
+
+def test_violating_device_has_exactly_the_planted_findings(outcome) -> None:
+    sc = scenario(outcome, "cam-violating")
+    assert sc.verdict is Verdict.FAIL
+    assert sorted(((f.kind, f.service, f.port, f.path) for f in sc.findings), key=str) == sorted(VIOLATING, key=str)
+
+
+def test_default_credentials_are_named_by_entry_not_password(outcome) -> None:
+    sc = scenario(outcome, "cam-violating")
+    [ssh] = [f for f in sc.findings if f.kind == "default-credential-accepted" and f.service == "ssh"]
+    assert ssh.detail == {"user": "root", "list_entry": 2} and "password redacted" in ssh.summary
+    lines = [json.loads(l)["data"] for l in (outcome.bundle / ssh.evidence[0]).read_text().splitlines()]
+    assert "ssh password root:[default password #2]" in lines
+    assert not any(":root" in l for l in lines)
+    rate = sc.measurements["lockout_ssh_22"]
+    assert len(rate["delays_s"]) == 10 and rate["total_s"] < 10 and rate["locked"] is False
+
+
+def test_telnet_login_with_default_password_but_rate_limited(outcome) -> None:
+    sc = scenario(outcome, "cam-debug")
+    [f] = [f for f in sc.findings if f.port == 2323]
+    assert (f.kind, f.service, f.detail["list_entry"]) == ("default-credential-accepted", "telnet", 2)
+    rate = sc.measurements["lockout_telnet_2323"]
+    assert rate["total_s"] >= 10  # busybox login waits 3 s after each failure: slowed, so no rate finding
+    assert not [f for f in sc.findings if f.kind == "no-login-rate-limit"]
+
+
+def test_level_3_device_gets_a_manual_mfa_note(outcome) -> None:
+    sc = scenario(outcome, "cam-boot")
+    assert sc.verdict is Verdict.PASS
+    assert [f.kind for f in sc.findings] == ["manual-check"]
+
+
+@pytest.mark.parametrize("delays,locked,expected", [
+    ([0.01] * 10, False, False),
+    ([3.0] * 10, False, True),
+    ([0.1, 0.2, 0.4, 0.8, 1.6], False, True),
+    ([0.01] * 3, True, True),
+])
+def test_rate_limit_rule(delays, locked, expected) -> None:
+    assert rate_limited(delays, locked) is expected
