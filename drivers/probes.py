@@ -378,6 +378,13 @@ def _tftp(address: str, port: int, res: ProbeResult, timeout: float) -> bool:
     return True
 
 
+def snmp_communities(address: str, port: int, timeout: float = 1.0) -> tuple[list[str], ProbeResult]:
+    """The default communities (:data:`SNMP_COMMUNITIES`) an SNMP agent answers, with the transcript."""
+    res = ProbeResult(port)
+    _snmp(address, port, res, timeout)
+    return list(res.detail.get("communities", [])), res  # type: ignore[arg-type]
+
+
 def probe_udp(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
     """Identify a UDP service by speaking SNMP (default communities) and TFTP to it.
 

@@ -36,3 +36,11 @@ HTTP_CREDENTIALS: tuple[tuple[str, str], ...] = (
     ("admin", "password"),
     ("root", "root"),
 )
+
+#: (user, password) tried at an FTP server; anonymous first, as scanners do.
+FTP_CREDENTIALS: tuple[tuple[str, str], ...] = (
+    ("anonymous", "privrig@example.invalid"),
+    ("ftp", "ftp"),
+    ("admin", "admin"),
+    ("root", "root"),
+)

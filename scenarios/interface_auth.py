@@ -11,6 +11,8 @@ recognised by protocol (:func:`drivers.probes.identify_login_service`), then:
   is ``unauthenticated-stream``.
 * SSH: which methods the server offers; if passwords are, the default list is tried.
 * telnet: the default list at the login prompt.
+* FTP: anonymous and a short default list.
+* SNMP (declared UDP ports): the default communities ``public`` and ``private``.
 * Lockout: ten wrong attempts per login mechanism are timed (ETSI TS 103 701 test
   5.1-5-2); a mechanism that neither slows down nor locks out is ``no-login-rate-limit``.
 
@@ -30,10 +32,10 @@ from typing import Callable
 
 import paramiko
 
-from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, _telnet_refuse, identify_login_service
+from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, _telnet_refuse, identify_login_service, snmp_communities
 from drivers.transcript import Transcript, escape_bytes, strip_ansi
 from rig.config import DeviceConfig
-from rig.credentials import CONSOLE_CREDENTIALS, HTTP_CREDENTIALS
+from rig.credentials import CONSOLE_CREDENTIALS, FTP_CREDENTIALS, HTTP_CREDENTIALS
 from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext
 
@@ -62,8 +64,8 @@ class InterfaceAuth(Scenario):
     clauses = ("T/AI 110.1-2020 6.2.1 d", "T/AI 110.1-2020 6.2.4 b 3")
 
     def applies(self, device: DeviceConfig) -> str | None:
-        if device.network is None or not [p for p in device.network.open_ports if p.proto == "tcp"]:
-            return "the device declares no open TCP port"
+        if device.network is None or not device.network.open_ports:
+            return "the device declares no open port"
         return None
 
     def run(self, ctx: ScenarioContext) -> Verdict | None:
@@ -80,6 +82,7 @@ class InterfaceAuth(Scenario):
                 "rtsp": self._rtsp,
                 "ssh": self._ssh,
                 "telnet": self._telnet,
+                "ftp": self._ftp,
             }.get(svc or "")
             if check is None:
                 if svc is None:
@@ -87,6 +90,17 @@ class InterfaceAuth(Scenario):
                 continue
             ctx.step(f"check {svc}", port=decl.port)
             check(ctx, address, decl.port)
+        for decl in [p for p in net.open_ports if p.proto == "udp"]:
+            ctx.step("check snmp", port=decl.port)
+            communities, pr = snmp_communities(address, decl.port)
+            if pr.transcript:
+                ctx.artifact(f"snmp-{decl.port}.txt", pr.transcript_bytes(), "text/plain")
+            services[f"{decl.port}/udp"] = "snmp" if communities else (decl.service or "unknown")
+            if communities:
+                ctx.finding("default-credential-accepted", "critical" if "private" in communities else "high",
+                            f"SNMP on {decl.port}/udp answers the default communit{'ies' if len(communities) > 1 else 'y'} {', '.join(communities)}",
+                            interface="network", proto="udp", port=decl.port, service="snmp", evidence=ctx.evidence_of(f"snmp-{decl.port}.txt"),
+                            detail={"communities": communities})
         ctx.measure("services", services)
         if ctx.device.privacy_level == 3:
             ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
@@ -181,6 +195,24 @@ class InterfaceAuth(Scenario):
             locked = locked or outcome == "refused"
         self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", delays, locked, evidence)
 
+    # -- FTP --------------------------------------------------------------------------
+    def _ftp(self, ctx: ScenarioContext, address: str, port: int) -> None:
+        tr, _ = ctx.transcript(f"ftp-auth-{port}.jsonl")
+        evidence = ctx.evidence_of(f"ftp-auth-{port}.jsonl")
+        for index, (user, password) in enumerate(FTP_CREDENTIALS):
+            if _ftp_login(address, port, user, password, tr, f"default password #{index + 1}") == "accepted":
+                ctx.finding("default-credential-accepted", "critical" if user != "anonymous" else "high",
+                            f"FTP on {port}/tcp accepts {'anonymous login' if user == 'anonymous' else 'a default credential: user ' + repr(user)}, entry #{index + 1}",
+                            interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                break
+        delays, locked = [], False
+        for _ in range(LOCKOUT_ATTEMPTS):
+            t0 = time.monotonic()
+            outcome = _ftp_login(address, port, "admin", secrets.token_hex(8), tr, "wrong password")
+            delays.append(round(time.monotonic() - t0, 3))
+            locked = locked or outcome == "refused"
+        self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", delays, locked, evidence)
+
     def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, delays: list[float], locked: bool, evidence: list[str]) -> None:
         ctx.measure(f"lockout_{service}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked})
         if not rate_limited(delays, locked):
@@ -215,6 +247,34 @@ def _http_get(address: str, port: int, path: str, tls: bool, tr: Transcript, aut
         return None, {}, b""
     finally:
         conn.close()
+
+
+def _ftp_login(address: str, port: int, user: str, password: str, tr: Transcript, label: str) -> str:
+    """One FTP login on a fresh connection: accepted, failed, or refused (no connection)."""
+    import ftplib
+
+    tr.record("tx", f"USER {user} / PASS [{label}]")
+    ftp = ftplib.FTP()
+    try:
+        tr.record("rx", ftp.connect(address, port, timeout=10)[:200])
+    except (OSError, ftplib.Error) as exc:
+        tr.record("info", f"connect: {exc}")
+        return "refused"
+    try:
+        reply = ftp.login(user, password)
+        tr.record("rx", reply[:200])
+        return "accepted"
+    except ftplib.error_perm as exc:
+        tr.record("rx", str(exc)[:200])
+        return "failed"
+    except (OSError, ftplib.Error, EOFError) as exc:
+        tr.record("info", f"{type(exc).__name__}: {exc}")
+        return "refused"
+    finally:
+        try:
+            ftp.close()
+        except OSError:
+            pass
 
 
 def _rtsp_describe(address: str, port: int, url: str, tr: Transcript) -> int | None:

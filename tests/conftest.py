@@ -46,7 +46,7 @@ def need_tools(*tools: str) -> None:
         need(shutil.which(t) is not None or Path(t).exists(), f"{t} installed (scripts/setup installs it)")
 
 
-BENCH_TOOLS = ("nmap", "qemu-system-arm", "/usr/lib/u-boot/qemu_arm/u-boot.bin", "openocd", "/usr/sbin/snmpd", "/usr/sbin/in.tftpd", "/usr/sbin/sshd", "ssh-keygen", "busybox", "gdbserver", "ip", "openssl", "unshare")
+BENCH_TOOLS = ("nmap", "/usr/sbin/vsftpd", "qemu-system-arm", "/usr/lib/u-boot/qemu_arm/u-boot.bin", "openocd", "/usr/sbin/snmpd", "/usr/sbin/in.tftpd", "/usr/sbin/sshd", "ssh-keygen", "busybox", "gdbserver", "ip", "openssl", "unshare")
 
 
 def rig(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:

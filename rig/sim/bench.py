@@ -60,7 +60,7 @@ PROFILES: dict[str, Profile] = {
     "violating": Profile(
         "violating", "shell",
         (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69),
-         Service("httpd", 80), Service("rtsp-open", 554)),
+         Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21)),
         ssh_password="root",
     ),
     # debug services a lab finds on real devices, none on its standard port
@@ -83,7 +83,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
-                  "qemu-system-arm": "qemu-system-arm", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin"}
+                  "qemu-system-arm": "qemu-system-arm", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin"}
 
 
 def _tool(name: str) -> str:
@@ -290,6 +290,16 @@ class SimBench:
             (www / "admin" / "index.html").write_text("<html><body>SimCam admin</body></html>\n")
             (root / "etc" / "httpd.conf").write_text("/admin:admin:admin\n")
             return ["chroot", str(root), "/bin/busybox", "httpd", "-f", "-p", port, "-h", "/www", "-c", "/etc/httpd.conf", "-r", "SimCam"]
+        if svc.kind == "vsftpd":  # anonymous FTP, no delay after a failed login
+            (root / "srv" / "ftp").mkdir(parents=True, exist_ok=True)
+            Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
+            conf = ddir / "vsftpd.conf"
+            conf.write_text("\n".join([
+                "listen=YES", "listen_ipv6=NO", f"listen_port={port}", "anonymous_enable=YES", f"anon_root={root / 'srv' / 'ftp'}",
+                "local_enable=NO", "write_enable=NO", "secure_chroot_dir=/var/run/vsftpd/empty", "background=NO",
+                "seccomp_sandbox=NO", "delay_failed_login=0", "",
+            ]))
+            return [_tool("vsftpd"), str(conf)]
         if svc.kind in ("adb-open", "adb-auth", "jdwp", "rtsp-open"):
             return [sys.executable, "-m", "rig.sim.debugstubs", svc.kind, port]
         raise SimError(f"unknown simulated service {svc.kind}")

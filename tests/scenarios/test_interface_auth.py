@@ -41,6 +41,9 @@ VIOLATING = [
     ("default-credential-accepted", "http", 80, "/admin/"),
     ("no-login-rate-limit", "http", 80, None),
     ("unauthenticated-stream", "rtsp", 554, "rtsp://198.18.0.11:554/"),
+    ("default-credential-accepted", "ftp", 21, None),
+    ("no-login-rate-limit", "ftp", 21, None),
+    ("default-credential-accepted", "snmp", 161, None),
 ]
 
 
@@ -66,6 +69,16 @@ def test_default_credentials_are_named_by_entry_not_password(outcome) -> None:
     assert not any(":root" in l for l in lines)
     rate = sc.measurements["lockout_ssh_22"]
     assert len(rate["delays_s"]) == 10 and rate["total_s"] < 10 and rate["locked"] is False
+
+
+def test_anonymous_ftp_and_snmp_communities(outcome) -> None:
+    sc = scenario(outcome, "cam-violating")
+    [ftp] = [f for f in sc.findings if f.service == "ftp" and f.kind == "default-credential-accepted"]
+    assert ftp.detail == {"user": "anonymous", "list_entry": 1} and ftp.severity == "high"
+    assert "230" in (outcome.bundle / ftp.evidence[0]).read_text()  # vsftpd's own "Login successful"
+    [snmp] = [f for f in sc.findings if f.service == "snmp"]
+    assert (snmp.proto, snmp.detail["communities"], snmp.severity) == ("udp", ["public", "private"], "critical")
+    assert sc.measurements["services"]["161/udp"] == "snmp"
 
 
 def test_telnet_login_with_default_password_but_rate_limited(outcome) -> None:
