@@ -216,6 +216,21 @@ class SshDriver:
         return bool(t and t.is_active())
 
     # -- commands ---------------------------------------------------------------------
+    def _drain(self, ready, recv, direction: str, buf: bytearray, limit: int) -> tuple[bool, bool]:  # type: ignore[no-untyped-def]
+        """Move what one stream has ready into the transcript and into ``buf`` (bounded);
+        returns (anything read, anything dropped over ``limit``)."""
+        got = dropped = False
+        while ready():
+            data = recv(65536)
+            if not data:
+                break
+            got = True
+            self.transcript.record(direction, data)
+            room = max(0, limit - len(buf))
+            buf += data[:room]
+            dropped = dropped or len(data) > room
+        return got, dropped
+
     def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = MAX_OUTPUT) -> CommandResult:
         """Run ``command`` in the device shell and return its exit status and output.
 
@@ -242,27 +257,10 @@ class SshDriver:
         truncated = False
         try:
             while True:
-                got = False
-                while chan.recv_ready():
-                    data = chan.recv(65536)
-                    if not data:
-                        break
-                    got = True
-                    self.transcript.record("rx", data)
-                    if len(out) < max_output:
-                        out += data[: max_output - len(out)]
-                    else:
-                        truncated = True
-                while chan.recv_stderr_ready():
-                    data = chan.recv_stderr(65536)
-                    if not data:
-                        break
-                    got = True
-                    self.transcript.record("err", data)
-                    if len(err) < max_output:
-                        err += data[: max_output - len(err)]
-                    else:
-                        truncated = True
+                got_out, cut_out = self._drain(chan.recv_ready, chan.recv, "rx", out, max_output)
+                got_err, cut_err = self._drain(chan.recv_stderr_ready, chan.recv_stderr, "err", err, max_output)
+                got = got_out or got_err
+                truncated = truncated or cut_out or cut_err
                 if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if not transport.is_active():

@@ -160,3 +160,12 @@ def test_dropped_link_is_link_lost(sshd: dict) -> None:
     assert isinstance(result.get("exc"), LinkLost), result
     assert result["took"] < 10
     drv.close()
+
+
+def test_output_kept_in_memory_is_bounded(sshd: dict) -> None:
+    sink = io.BytesIO()
+    with SshDriver(resource(sshd), Transcript(sink)) as drv:
+        res = drv.run("head -c 300000 /dev/zero | tr '\\0' 'x'; echo tail >&2", max_output=1000)
+    assert len(res.stdout) == 1000 and res.truncated
+    assert res.stderr == b"tail\n"
+    assert sink.getvalue().count(b"x") >= 300000  # the transcript still has every byte

@@ -116,7 +116,7 @@ def test_duplicate_key_and_bad_yaml(tmp_path: Path) -> None:
     assert "not valid YAML" in bad
 
 
-@pytest.mark.parametrize("subnet", ["10.9.0.0/24", "192.0.2.0/24", "198.20.0.0/24"])
+@pytest.mark.parametrize("subnet", ["172.31.200.0/24", "198.17.255.0/24", "198.20.0.0/24"])
 def test_simulator_subnet_must_be_benchmark_range(tmp_path: Path, subnet: str) -> None:
     text = GOOD + f"simulator:\n  subnet: {subnet}\n  devices:\n    cam-01: {{profile: compliant}}\n"
     msgs = problems_of(tmp_path, text)
