@@ -195,7 +195,8 @@ class PortScanner:
     def identify_tcp(self, address: str, ports: list[int]) -> ScanResult:
         """nmap service detection (``-sV``) on the given open ``ports`` only."""
         scan_type = "-sS" if os.geteuid() == 0 else "-sT"
-        args = [scan_type, "-Pn", "-n", "-sV", "--version-intensity", "5", "--reason", "--host-timeout", f"{int(self.timeout_s)}s"]
+        # a second opinion only: bounded tighter than the scan (single-threaded servers make -sV crawl)
+        args = [scan_type, "-Pn", "-n", "-sV", "--version-intensity", "5", "--reason", "--host-timeout", f"{int(min(self.timeout_s, 120))}s"]
         return self._run(address, ",".join(str(p) for p in ports), args, "tcp")
 
     def _run(self, address: str, ports: str, args: list[str], proto: str) -> ScanResult:

@@ -180,7 +180,7 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
             res.detail["banner"] = escape_bytes(banner[:200])
     finally:
         conn.close()
-    for step in (_jdwp, _adb, _openocd_tcl, _raw_shell):
+    for step in (_jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
         try:
             c = _Conn(address, port, timeout, res)
         except OSError as exc:
@@ -252,6 +252,29 @@ def _openocd_tcl(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     res.detail["access"] = "unauthenticated-debugger"
     res.detail["version"] = escape_bytes(reply.strip(b"\x1a")[:100])
     res.summary = "OpenOCD TCL server answers: JTAG/SWD debug and flash access to the chip"
+    return True
+
+
+def _tls(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    """A TLS server (not a debug service by itself): names it so nmap -sV need not."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # naming the service, not trusting it
+    try:
+        conn.sock.settimeout(timeout)
+        tls = ctx.wrap_socket(conn.sock, do_handshake_on_connect=True)
+    except (OSError, ssl.SSLError):
+        return False
+    res.note("<", f"TLS handshake: {tls.version()} {tls.cipher()[0] if tls.cipher() else ''}")
+    res.detail["tls"] = tls.version() or ""
+    try:
+        tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        first = tls.recv(16)
+    except (OSError, ssl.SSLError):
+        first = b""
+    res.service = "https" if first.startswith(b"HTTP/") else "tls"
+    res.summary = f"{res.service} server ({tls.version()})"
     return True
 
 
@@ -403,8 +426,8 @@ def probe_udp(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
 def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str | None:
     """Which login-bearing protocol answers on a port: ssh, telnet, ftp, http, https, rtsp.
 
-    Listens for a banner first (SSH-, telnet IAC, FTP 220), then speaks HTTP, RTSP and
-    TLS in turn on fresh connections. Returns None when none of them answers.
+    Listens for a banner first (SSH-, telnet IAC, FTP 220), then speaks HTTP (GET), RTSP
+    (OPTIONS) and TLS + HTTP in turn on fresh connections. Returns None when none answers.
     """
     res = ProbeResult(port)
     try:
@@ -421,7 +444,8 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str
         return "telnet"
     if banner.startswith(b"220"):
         return "ftp"
-    for name, payload, answer in (("http", b"HEAD / HTTP/1.0\r\n\r\n", b"HTTP/"), ("rtsp", b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", b"RTSP/")):
+    # GET, not HEAD: small embedded servers (and openssl s_server -WWW) ignore HEAD
+    for name, payload, answer in (("http", b"GET / HTTP/1.0\r\n\r\n", b"HTTP/"), ("rtsp", b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", b"RTSP/")):
         try:
             c = _Conn(address, port, timeout, res)
         except OSError:
@@ -438,7 +462,7 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # identifying, not trusting
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=address) as tls:
-            tls.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
             return "https" if tls.recv(16).startswith(b"HTTP/") else "tls"
     except (OSError, ssl.SSLError):
         return None

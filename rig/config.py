@@ -297,6 +297,8 @@ class Simulator(_Model):
 class BenchInfo(_Model):
     name: Annotated[str, Field(pattern=NAME_RE)]
     evidence_dir: Path | None = None
+    #: write accepted default passwords into findings (off: named by list entry only)
+    reveal_credentials: bool = False
 
 
 class BenchConfig(_Model):

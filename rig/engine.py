@@ -120,7 +120,7 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
 
 
 def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                   progress: Progress, cancel: threading.Event) -> None:
+                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False) -> None:
     """One device's scenarios, in order; never raises (a dead device ends as error verdicts)."""
     try:
         progress.event("device-start", name)
@@ -128,7 +128,7 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
         for sid in scenario_ids:
             if cancel.is_set():
                 return
-            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress)
+            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, reveal_credentials)
             with bundle.gate:
                 if not bundle.sealed:
                     dres.scenarios.append(result)
@@ -141,7 +141,8 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
             pass
 
 
-def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bundle: Bundle, progress: Progress) -> ScenarioResult:
+def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bundle: Bundle, progress: Progress,
+                  reveal_credentials: bool = False) -> ScenarioResult:
     started = utcnow()
     t0 = time.monotonic()
     journal = bundle.journal
@@ -154,7 +155,7 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     journal.append("scenario-start", device=device_name, scenario=scenario.id, clauses=list(scenario.clauses))
     progress.event("scenario-start", device_name, scenario.id)
     folder = bundle.folder(device_name, scenario.id)
-    ctx = ScenarioContext(device_name, device, scenario.id, folder, journal)
+    ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, reveal_credentials)
     verdict: Verdict | None
     try:
         verdict = scenario.run(ctx)
@@ -218,7 +219,8 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     slots = {name: DeviceResult(name, cfg.bench.devices[name].identity.model_dump(), cfg.bench.devices[name].privacy_level) for name in plan.devices}
     record.devices.extend(slots.values())
     workers = [
-        threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel),
+        threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel,
+                                                      cfg.bench.bench.reveal_credentials),
                          name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
         for name in plan.devices
     ]

@@ -43,8 +43,11 @@ class Scenario:
 class ScenarioContext:
     """Everything one scenario run on one device may touch."""
 
-    def __init__(self, device_name: str, device: DeviceConfig, scenario_id: str, folder: ArtifactFolder, journal: Journal):
+    def __init__(self, device_name: str, device: DeviceConfig, scenario_id: str, folder: ArtifactFolder, journal: Journal,
+                 reveal_credentials: bool = False):
         self.device_name = device_name
+        #: the bench config allows accepted default passwords in findings
+        self.reveal_credentials = reveal_credentials
         self.device = device
         self.scenario_id = scenario_id
         self.folder = folder

@@ -312,7 +312,8 @@ class DebugPorts(Scenario):
                     ctx.finding(
                         "default-credential-accepted", "critical",
                         f"serial console {ser.port} accepts a default credential: {describe(index)}; shell: {escape_bytes(out.encode()[:60]).strip()}",
-                        interface="serial", path=ser.port, evidence=evidence, detail={"user": user, "list_entry": index + 1},
+                        interface="serial", path=ser.port, evidence=evidence,
+                        detail={"user": user, "list_entry": index + 1, **({"password": password} if ctx.reveal_credentials else {})},
                     )
                     break
             elif res.name is None:

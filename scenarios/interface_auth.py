@@ -5,7 +5,8 @@ For every TCP port the device declares, the service is taken from the config or
 recognised by protocol (:func:`drivers.probes.identify_login_service`), then:
 
 * HTTP/HTTPS: the config's ``network.auth_paths`` and a built-in list of camera paths
-  are fetched without credentials; a 2xx answer is ``unauthenticated-endpoint``. Where a
+  are fetched without credentials; a 2xx answer is ``unauthenticated-endpoint``, unless
+  the server answers a path that cannot exist the same way (a soft 404). Where a
   path asks for Basic auth, the default list is tried.
 * RTSP: DESCRIBE on the configured rtsp streams (or ``/``) without credentials; a 200
   is ``unauthenticated-stream``.
@@ -47,6 +48,14 @@ LOCKOUT_ATTEMPTS = 10
 RATE_LIMIT_MIN_TOTAL_S = 10.0
 BODY_LIMIT = 64 * 1024
 INCORRECT = re.compile(rb"(?i)incorrect|denied|failed")
+
+
+def _cred_detail(ctx: ScenarioContext, user: str, password: str, index: int) -> dict[str, object]:
+    """What a finding says of an accepted credential: the password only if the bench config allows."""
+    detail: dict[str, object] = {"user": user, "list_entry": index + 1}
+    if ctx.reveal_credentials:
+        detail["password"] = password
+    return detail
 
 
 def rate_limited(delays: list[float], locked: bool) -> bool:
@@ -113,10 +122,19 @@ class InterfaceAuth(Scenario):
         scheme = "https" if tls else "http"
         paths = list(dict.fromkeys([*ctx.device.network.auth_paths, *HTTP_PATHS]))  # type: ignore[union-attr]
         protected: list[str] = []
+        # soft 404: servers that answer 200 to everything (single-page UIs, s_server -WWW).
+        # A path whose answer matches the answer for a path that cannot exist is "not found".
+        probe_path = f"/privrig-no-such-{secrets.token_hex(6)}"
+        b_status, _, b_body = _http_get(address, port, probe_path, tls, tr)
+        soft404 = b_status is not None and 200 <= b_status < 300
+        baseline = _normalise(b_body, probe_path)
+        ctx.measure(f"http_{port}_soft_404", soft404)
         for path in paths:
             status, headers, body = _http_get(address, port, path, tls, tr)
             if status is None:
                 continue
+            if soft404 and 200 <= status < 300 and _normalise(body, path) == baseline:
+                continue  # the same answer as for a path that cannot exist
             if 200 <= status < 300:
                 ctx.finding("unauthenticated-endpoint", "high",
                             f"{scheme}://{address}:{port}{path} answers {status} without credentials ({len(body)} bytes)",
@@ -132,7 +150,7 @@ class InterfaceAuth(Scenario):
                 ctx.finding("default-credential-accepted", "critical",
                             f"{scheme}://{address}:{port}{path} accepts a default credential: user {user!r}, entry #{index + 1} of the HTTP list (password redacted)",
                             interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence,
-                            detail={"user": user, "list_entry": index + 1})
+                            detail=_cred_detail(ctx, user, password, index))
                 break
         delays, locked = [], False
         for _ in range(LOCKOUT_ATTEMPTS):
@@ -166,7 +184,7 @@ class InterfaceAuth(Scenario):
             ok, _ = _ssh_password(address, port, user, password, tr, f"default password #{index + 1}")
             if ok:
                 ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
-                            interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                            interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
         delays, locked = [], False
         for _ in range(LOCKOUT_ATTEMPTS):
@@ -184,7 +202,7 @@ class InterfaceAuth(Scenario):
             outcome, _ = _telnet_login(address, port, user, password, tr, f"default password #{index + 1}")
             if outcome == "shell":
                 ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
-                            interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                            interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
             if outcome == "no-login":
                 return  # an unauthenticated telnet shell is debug-ports' finding
@@ -203,7 +221,7 @@ class InterfaceAuth(Scenario):
             if _ftp_login(address, port, user, password, tr, f"default password #{index + 1}") == "accepted":
                 ctx.finding("default-credential-accepted", "critical" if user != "anonymous" else "high",
                             f"FTP on {port}/tcp accepts {'anonymous login' if user == 'anonymous' else 'a default credential: user ' + repr(user)}, entry #{index + 1}",
-                            interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail={"user": user, "list_entry": index + 1})
+                            interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
         delays, locked = [], False
         for _ in range(LOCKOUT_ATTEMPTS):
@@ -222,6 +240,15 @@ class InterfaceAuth(Scenario):
 
 
 # -- protocol helpers -------------------------------------------------------------------
+
+def _normalise(body: bytes, path: str) -> bytes:
+    """A response body with the requested path (and its bare name) taken out, for soft-404 comparison."""
+    out = body
+    for variant in (path, path.lstrip("/")):
+        if variant and variant != "/":  # a bare "/" would strip every slash of the page
+            out = out.replace(variant.encode(), b"")
+    return out
+
 
 def _http_get(address: str, port: int, path: str, tls: bool, tr: Transcript, auth: tuple[str, str] | None = None,
               label: str = "") -> tuple[int | None, dict[str, str], bytes]:

@@ -75,6 +75,7 @@ PROFILES: dict[str, Profile] = {
             Service("adb-auth", 5037),
             Service("jdwp", 8000),
             Service("nc-shell", 2000),
+            Service("https-open", 8443),  # a web UI over TLS that serves its snapshot to anyone
         ),
         console_password="root",
     ),
@@ -290,6 +291,17 @@ class SimBench:
             (www / "admin" / "index.html").write_text("<html><body>SimCam admin</body></html>\n")
             (root / "etc" / "httpd.conf").write_text("/admin:admin:admin\n")
             return ["chroot", str(root), "/bin/busybox", "httpd", "-f", "-p", port, "-h", "/www", "-c", "/etc/httpd.conf", "-r", "SimCam"]
+        if svc.kind == "https-open":  # openssl s_server -WWW: a real TLS server handing out files
+            www = ddir / "https-www"
+            www.mkdir(parents=True, exist_ok=True)
+            (www / "snapshot.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"\xff\xd9")
+            (www / "index.html").write_text("<html><body>SimCam D1</body></html>\n")
+            key, cert = ddir / "https-key.pem", ddir / "https-cert.pem"
+            if not cert.exists():
+                subprocess.run([_tool("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                                "-keyout", str(key), "-out", str(cert), "-days", "30", "-subj", "/CN=simcam-d1"],
+                               check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+            return ["env", "-C", str(www), _tool("openssl"), "s_server", "-quiet", "-accept", port, "-WWW", "-cert", str(cert), "-key", str(key)]
         if svc.kind == "vsftpd":  # anonymous FTP, no delay after a failed login
             (root / "srv" / "ftp").mkdir(parents=True, exist_ok=True)
             Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)

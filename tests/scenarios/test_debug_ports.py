@@ -126,6 +126,7 @@ def test_nonstandard_device_has_exactly_the_planted_findings(outcome) -> None:
     assert sc.verdict is Verdict.FAIL
     assert sorted(f.port for f in sc.findings if f.port) == [p for p, *_ in NONSTD]
     assert sc.measurements["open_udp"] == []  # no UDP service planted on this one
+    assert sc.measurements["services"]["8443"] == "https"  # named by privrig's TLS step, no nmap -sV needed
     assert sc.measurements["console"] == "login"
     adb_open = (outcome.bundle / "devices/cam-debug/debug-ports/probe-7000.txt").read_text()
     assert "CNXN" in adb_open and "device::ro.product.name=simcam" in adb_open

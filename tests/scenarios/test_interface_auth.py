@@ -90,10 +90,43 @@ def test_telnet_login_with_default_password_but_rate_limited(outcome) -> None:
     assert not [f for f in sc.findings if f.kind == "no-login-rate-limit"]
 
 
+def test_https_endpoint_served_without_credentials(outcome) -> None:
+    sc = scenario(outcome, "cam-debug")
+    assert sc.measurements["services"]["8443"] == "https"  # recognised by a TLS handshake, not the port
+    paths = sorted(f.path for f in sc.findings if f.port == 8443)
+    # s_server -WWW answers 200 to every path (with an error text): a soft 404, recognised,
+    # so only the file it really serves is a finding
+    assert sc.measurements["http_8443_soft_404"] is True
+    assert paths == ["/snapshot.jpg"]
+    [f] = [f for f in sc.findings if f.port == 8443 and f.path == "/snapshot.jpg"]
+    assert (f.kind, f.service) == ("unauthenticated-endpoint", "https")
+    assert "200" in (outcome.bundle / f.evidence[0]).read_text()
+
+
+def test_password_revealed_only_when_the_config_says_so(outcome, tmp_path) -> None:
+    # default: redacted everywhere
+    assert all("password" not in f.detail for d in outcome.record.devices for s in d.scenarios for f in s.findings)
+    from rig.config import parse_config
+
+    text = SIM_CONFIG.read_text().replace("  evidence_dir: ../evidence", "  evidence_dir: ../evidence\n  reveal_credentials: true")
+    cfg = parse_config(text, tmp_path / "reveal.yaml")
+    out = execute(RunPlan.select(cfg, ["cam-violating"], ["interface-auth"], tmp_path / "ev"))
+    [ssh] = [f for f in out.record.devices[0].scenarios[0].findings if f.kind == "default-credential-accepted" and f.service == "ssh"]
+    assert ssh.detail == {"user": "root", "list_entry": 2, "password": "root"}
+
+
 def test_level_3_device_gets_a_manual_mfa_note(outcome) -> None:
     sc = scenario(outcome, "cam-boot")
     assert sc.verdict is Verdict.PASS
     assert [f.kind for f in sc.findings] == ["manual-check"]
+
+
+def test_soft_404_normalisation() -> None:
+    from scenarios.interface_auth import _normalise
+
+    page = b"Error opening 'x' ../crypto/bio/bss_file.c fopen(x, r)"
+    assert _normalise(page.replace(b"x", b"admin"), "/admin") == _normalise(page.replace(b"x", b"zz9"), "/zz9")
+    assert b"/" in _normalise(b"a/b", "/")  # a bare slash is never stripped
 
 
 @pytest.mark.parametrize("delays,locked,expected", [
