@@ -169,6 +169,10 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
             res.service = "ssh"
             res.summary = f"SSH server ({escape_bytes(banner.strip()[:80])})"
             return res
+        if re.match(rb"220[ -]", banner):
+            res.service = "ftp"
+            res.summary = f"FTP server ({escape_bytes(banner.strip()[:80])})"
+            return res
         if banner[:1] == bytes([IAC]) or OPENOCD_BANNER in banner:
             return _telnet(conn, banner, res)
         if banner and (LOGIN_PROMPT.search(banner.rstrip()) or SHELL_PROMPT.search(banner.rstrip())):
@@ -180,7 +184,7 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
             res.detail["banner"] = escape_bytes(banner[:200])
     finally:
         conn.close()
-    for step in (_jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
+    for step in (_http, _rtsp, _jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
         try:
             c = _Conn(address, port, timeout, res)
         except OSError as exc:
@@ -209,6 +213,27 @@ def _gdb(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     stop = conn.recv(timeout, until=HASH_CHECKSUM)
     res.detail["stop_reply"] = escape_bytes(stop[:100])
     res.summary = "GDB remote serial protocol answers (qSupported accepted): a debugger can attach"
+    return True
+
+
+def _http(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    """An ordinary web server (not a debug service): named so nmap -sV need not be asked."""
+    conn.send(b"GET / HTTP/1.0\r\n\r\n")
+    reply = conn.recv(timeout, until=re.compile(rb"\r?\n"))
+    if not reply.startswith(b"HTTP/"):
+        return False
+    status_line = reply.splitlines()[0].strip()[:60]
+    res.service, res.summary = "http", f"HTTP server ({escape_bytes(status_line)})"
+    return True
+
+
+def _rtsp(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
+    """An RTSP server (a camera's stream, not a debug service)."""
+    conn.send(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+    reply = conn.recv(timeout, until=re.compile(rb"\r?\n"))
+    if not reply.startswith(b"RTSP/"):
+        return False
+    res.service, res.summary = "rtsp", "RTSP server"
     return True
 
 

@@ -87,6 +87,8 @@ def test_violating_device_fails_with_udp_findings(outcome) -> None:
 
 def test_no_finding_for_declared_ssh_and_all_evidence_exists(outcome) -> None:
     _, sc = scenario(outcome, "cam-violating")
+    # the declared ordinary services are named by privrig's probes (nmap -sV only for the rest)
+    assert {p: sc.measurements["services"][p] for p in ("21", "80", "554")} == {"21": "ftp", "80": "http", "554": "rtsp"}
     assert not [f for f in sc.findings if f.port == 22]
     assert sorted((f.proto, f.port) for f in sc.findings if f.port) == [("tcp", 23), ("tcp", 199), ("tcp", 2345), ("udp", 69), ("udp", 161)]
     for f in sc.findings:
