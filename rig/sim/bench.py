@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
 from rig.sim import net
@@ -137,7 +137,7 @@ class SimBench:
         return self.state_file.exists() or any(net.netns_exists(ns_name(d)) for d in self.sim.devices) or net.link_exists(self.sim.bridge)
 
     # -- up ---------------------------------------------------------------------------
-    def up(self, log: callable = print) -> dict:  # type: ignore[valid-type]
+    def up(self, log: Callable[[str], object] = print) -> dict:
         """Build the bench; on any failure tear down what was built and raise :class:`SimError`."""
         if os.geteuid() != 0:
             raise SimError("rig sim up needs root (network namespaces, chroot, mounts)")
@@ -354,14 +354,14 @@ class SimBench:
             raise SimError(f"devices not ready within {timeout:g} s: {', '.join(pending)} (see {logs})")
 
     # -- down -------------------------------------------------------------------------
-    def down(self, log: callable = print) -> list[str]:  # type: ignore[valid-type]
+    def down(self, log: Callable[[str], object] = print) -> list[str]:
         """Remove every namespace, link, mount, process and file the bench made."""
         if os.geteuid() != 0:
             raise SimError("rig sim down needs root")
         with self._locked():
             return self._down_locked(log)
 
-    def _down_locked(self, log: callable) -> list[str]:  # type: ignore[valid-type]
+    def _down_locked(self, log: Callable[[str], object]) -> list[str]:
         state = self._load_state()
         removed: list[str] = []
         names = set(self.sim.devices) | set(state.get("devices", {}))
