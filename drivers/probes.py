@@ -216,22 +216,34 @@ def _gdb(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     return True
 
 
+#: Request-speaking protocols: what to send, and how every answer of theirs begins.
+#: GET, not HEAD: small embedded servers (and openssl s_server -WWW) ignore HEAD.
+ASK = {
+    "http": (b"GET / HTTP/1.0\r\n\r\n", b"HTTP/"),
+    "rtsp": (b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", b"RTSP/"),
+}
+
+
+def _ask(conn: _Conn, protocol: str, timeout: float) -> bytes | None:
+    """Send ``protocol``'s request; its status line if the answer is that protocol, else None."""
+    payload, prefix = ASK[protocol]
+    conn.send(payload)
+    reply = conn.recv(timeout, until=re.compile(rb"\r?\n"))
+    return reply.splitlines()[0].strip()[:60] if reply.startswith(prefix) else None
+
+
 def _http(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     """An ordinary web server (not a debug service): named so nmap -sV need not be asked."""
-    conn.send(b"GET / HTTP/1.0\r\n\r\n")
-    reply = conn.recv(timeout, until=re.compile(rb"\r?\n"))
-    if not reply.startswith(b"HTTP/"):
+    status = _ask(conn, "http", timeout)
+    if status is None:
         return False
-    status_line = reply.splitlines()[0].strip()[:60]
-    res.service, res.summary = "http", f"HTTP server ({escape_bytes(status_line)})"
+    res.service, res.summary = "http", f"HTTP server ({escape_bytes(status)})"
     return True
 
 
 def _rtsp(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     """An RTSP server (a camera's stream, not a debug service)."""
-    conn.send(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
-    reply = conn.recv(timeout, until=re.compile(rb"\r?\n"))
-    if not reply.startswith(b"RTSP/"):
+    if _ask(conn, "rtsp", timeout) is None:
         return False
     res.service, res.summary = "rtsp", "RTSP server"
     return True
@@ -469,15 +481,13 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str
         return "telnet"
     if banner.startswith(b"220"):
         return "ftp"
-    # GET, not HEAD: small embedded servers (and openssl s_server -WWW) ignore HEAD
-    for name, payload, answer in (("http", b"GET / HTTP/1.0\r\n\r\n", b"HTTP/"), ("rtsp", b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n", b"RTSP/")):
+    for name in ASK:
         try:
             c = _Conn(address, port, timeout, res)
         except OSError:
             continue
         try:
-            c.send(payload)
-            if c.recv(timeout, until=re.compile(rb"\r?\n")).startswith(answer):
+            if _ask(c, name, timeout) is not None:
                 return name
         finally:
             c.close()
