@@ -48,7 +48,7 @@ ACTION_NAMES = (
     "user-delete",
 )
 #: Placeholders an action command may carry.
-ACTION_PLACEHOLDERS = {"token"}
+ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port"}
 
 
 class _Model(BaseModel):
@@ -170,9 +170,26 @@ class UsbTransport(_Model):
         return self
 
 
+class TlsClient(_Model):
+    """How the rig authenticates to the device's TLS services, and which demand it."""
+
+    client_cert: Path | None = None  # PEM, issued by the device's CA
+    client_key: Path | None = None
+    mutual_auth: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)  # ports that must refuse clients without a valid certificate
+
+    @model_validator(mode="after")
+    def _pair(self) -> "TlsClient":
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give client_cert and client_key together")
+        return self
+
+
 class NetworkTransport(_Model):
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
-    capture_interface: str | None = None
+    capture_interface: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:@-]{1,15}$")] | None = None
+    #: where the rig's stream sink listens (default: the capture interface's address)
+    sink_address: ipaddress.IPv4Address | None = None
+    tls: TlsClient | None = None
     auth_paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(default_factory=list)  # web paths that must demand login
     open_ports: list[
         Annotated[
@@ -257,6 +274,15 @@ def _action_name(name: str) -> str:
 ActionName = Annotated[str, AfterValidator(_action_name)]
 
 
+class CaptureSettings(_Model):
+    """How channel-encryption makes the device talk and how long it listens."""
+
+    duration_s: float = Field(default=8.0, ge=1, le=600)  # capture window while the device streams
+    pull_s: float = Field(default=3.0, ge=0.5, le=300)  # how long the rig pulls each configured stream
+    sink_port: int = Field(default=25004, ge=1024, le=65531)  # UDP sink_port..+3 and TCP sink_port
+    max_mb: int = Field(default=256, ge=1, le=4096)  # the pcap stops growing here (capture marked truncated)
+
+
 class DeviceConfig(_Model):
     identity: Identity = Identity()
     privacy_level: Literal[1, 2, 3]
@@ -265,11 +291,12 @@ class DeviceConfig(_Model):
     serial: SerialTransport | None = None
     usb: UsbTransport | None = None
     camera: Camera | None = None
+    capture: CaptureSettings = CaptureSettings()
     actions: dict[ActionName, Action] = Field(default_factory=dict)
 
 
 class SimDevice(_Model):
-    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader"]
+    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader", "stream-secure", "stream-plain"]
 
 
 class Simulator(_Model):
@@ -495,6 +522,9 @@ def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
     for name, dev in cfg.devices.items():
         if dev.ssh is not None:
             dev = dev.model_copy(update={"ssh": dev.ssh.model_copy(update={"key_file": res(dev.ssh.key_file), "known_hosts": res(dev.ssh.known_hosts)})})
+        if dev.network is not None and dev.network.tls is not None:
+            tls = dev.network.tls.model_copy(update={"client_cert": res(dev.network.tls.client_cert), "client_key": res(dev.network.tls.client_key)})
+            dev = dev.model_copy(update={"network": dev.network.model_copy(update={"tls": tls})})
         devices[name] = dev
     bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir)})
     return cfg.model_copy(update={"devices": devices, "bench": bench})

@@ -46,7 +46,7 @@ def need_tools(*tools: str) -> None:
         need(shutil.which(t) is not None or Path(t).exists(), f"{t} installed (scripts/setup installs it)")
 
 
-BENCH_TOOLS = ("nmap", "/usr/sbin/vsftpd", "qemu-system-arm", "/usr/lib/u-boot/qemu_arm/u-boot.bin", "openocd", "/usr/sbin/snmpd", "/usr/sbin/in.tftpd", "/usr/sbin/sshd", "ssh-keygen", "busybox", "gdbserver", "ip", "openssl", "unshare")
+BENCH_TOOLS = ("nmap", "tcpdump", "ffmpeg", "/usr/sbin/vsftpd", "qemu-system-arm", "/usr/lib/u-boot/qemu_arm/u-boot.bin", "openocd", "/usr/sbin/snmpd", "/usr/sbin/in.tftpd", "/usr/sbin/sshd", "ssh-keygen", "busybox", "gdbserver", "ip", "openssl", "unshare")
 
 
 def rig(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess[str]:
@@ -77,3 +77,10 @@ def sim_bench():
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "clause(id): the standard clause a test exercises")
+
+
+@pytest.fixture(scope="session")
+def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the ffmpeg H.264 clip and TLS material the labelled traffic reuses."""
+    need_tools("ffmpeg")
+    return tmp_path_factory.mktemp("media")

@@ -33,6 +33,7 @@ from typing import Callable, Iterator
 from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
 from rig.sim import net
 from rig.sim.net import SimError
+from rig.sim.camera import make_pki
 from rig.sim.usbgadget import write_gadget
 
 NS_PREFIX = "rig-"
@@ -44,6 +45,7 @@ class Service:
     kind: str  # see SimBench._service_argv
     port: int
     port2: int | None = None  # openocd: its telnet port beside the TCL port
+    options: tuple[str, ...] = ()  # camera: rig.sim.camera arguments
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,16 @@ PROFILES: dict[str, Profile] = {
     ),
     # a development unit whose console still lets anyone stop autoboot (real U-Boot in qemu)
     "bootloader": Profile("bootloader", "uboot", ()),
+    # a camera whose channels are protected: MJPEG over HTTPS (TLS 1.2+, client certificate
+    # required), and H.264 pushed to the bench sink under SRTP AEAD_AES_128_GCM
+    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp")),)),
+    # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0,
+    # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP
+    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp")),)),
 }
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
-                  "qemu-system-arm": "qemu-system-arm", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin"}
+                  "qemu-system-arm": "qemu-system-arm", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin", "ffmpeg": "ffmpeg"}
 
 
 def _tool(name: str) -> str:
@@ -250,7 +258,7 @@ class SimBench:
             logs / "console.log",
         )
         for svc in profile.services:
-            argv = self._service_argv(svc, root, ddir)
+            argv = self._service_argv(svc, root, ddir, name)
             dstate["pids"][f"{svc.kind}-{svc.port}"] = self._spawn(ns, argv, logs / f"{svc.kind}-{svc.port}.log", supervise=True)
         usb_file = write_gadget(self.state_dir / "usb", name, profile.name, dev.identity.serial or name)
         if usb_file:
@@ -259,9 +267,12 @@ class SimBench:
         return dstate, hostkey_line
 
     @staticmethod
-    def _service_argv(svc: Service, root: Path, ddir: Path) -> list[str]:
+    def _service_argv(svc: Service, root: Path, ddir: Path, name: str = "simcam") -> list[str]:
         """The real daemon (or protocol stub) behind one simulated debug service."""
         port = str(svc.port)
+        if svc.kind == "camera":  # the camera application (rig.sim.camera); PKI made now so the rig's config finds it
+            make_pki(ddir / "tls", name)
+            return [sys.executable, "-m", "rig.sim.camera", "--root", str(root), "--state", str(ddir), "--name", name, *svc.options]
         if svc.kind == "telnetd":  # root shell, no login
             return ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", port, "-l", "/bin/sh"]
         if svc.kind == "telnetd-login":
@@ -431,7 +442,7 @@ class SimBench:
 def build_rootfs(root: Path, name: str, identity: Identity, root_password: str | None = None) -> str:
     """A busybox root filesystem for device ``name``; returns the console root password
     (``root_password``, or a random one nobody can guess)."""
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard"):
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "dev", "dev/pts", "proc", "sys", "root", "tmp", "var/log", "data", "mnt/sdcard", "run"):
         (root / d).mkdir(parents=True, exist_ok=True)
     for d in (root, root / "etc", root / "bin", root / "dev"):
         os.chmod(d, 0o755)

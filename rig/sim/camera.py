@@ -1,0 +1,319 @@
+"""The simulated camera application: the streams a device serves and pushes.
+
+Run by the simulated bench inside a device's network namespace::
+
+    python -m rig.sim.camera --root ROOT --state DIR [--http PORT] [--https PORT]
+        [--tls-min TLSv1|TLSv1.2] [--mtls] [--push rtp-h264,xor-udp,srtp]
+
+* ``--http`` / ``--https`` serve ``/stream.mjpg`` (multipart MJPEG of OpenCV frames)
+  and ``/snapshot.jpg``; HTTPS uses the device certificate from ``DIR/tls``, accepts
+  versions from ``--tls-min`` on, and with ``--mtls`` demands a client certificate
+  issued by the device CA.
+* ``--push`` streams to the sink the device was told about. The device is told over
+  its own shell: the ``stream-start`` action writes ``HOST PORT`` into
+  ``/run/stream.sink`` of the device's root filesystem, ``stream-stop`` removes it,
+  and this process follows that file. ``rtp-h264`` is ffmpeg encoding live with
+  libx264 into RTP (``HOST:PORT``, RTCP on PORT+1); ``srtp`` is the same kind of
+  H.264 in RTP under SRTP AEAD_AES_128_GCM (RFC 7714); ``xor-udp`` is JPEG frames
+  XOR-scrambled with a fixed key to ``HOST:PORT+2``.
+
+Every loop is bounded in rate and reacts to SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import ssl
+import warnings
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from rig.sim import media
+
+FPS = 10
+STREAM_LIMIT_S = 120  # one client gets at most this much of the MJPEG stream
+XOR_KEY = bytes.fromhex("5a3c9e01f7b2640d")
+
+
+# -- PKI --------------------------------------------------------------------------------------
+
+def make_pki(directory: Path, device: str) -> dict[str, Path]:
+    """A device CA, a server certificate for ``device`` and a client certificate for the rig (made once)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {n: directory / f"{n}.pem" for n in ("ca-cert", "ca-key", "server-cert", "server-key", "client-cert", "client-key")}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def save_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        os.chmod(path, 0o600)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{device} device CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=30)).add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+
+    def issue(cn: str, usage: x509.ObjectIdentifier) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])).issuer_name(ca_name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=30)).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        return cert, key
+
+    server, server_key = issue(device, ExtendedKeyUsageOID.SERVER_AUTH)
+    client, client_key = issue("privrig-bench", ExtendedKeyUsageOID.CLIENT_AUTH)
+    save_key(ca_key, paths["ca-key"])
+    save_key(server_key, paths["server-key"])
+    save_key(client_key, paths["client-key"])
+    for name, cert in (("ca-cert", ca), ("server-cert", server), ("client-cert", client)):
+        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+# -- HTTP(S) ----------------------------------------------------------------------------------
+
+class _Frames:
+    """Frames rendered once and cycled, so serving costs no CPU per client."""
+
+    def __init__(self, count: int = 30):
+        self.frames = [media.jpeg_frame(i, seed=7) for i in range(count)]
+
+    def at(self, i: int) -> bytes:
+        return self.frames[i % len(self.frames)]
+
+
+def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "SimCam/1.0"
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, fmt: str, *args: object) -> None:  # quiet: the bench log is not a web log
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if self.path.startswith("/snapshot.jpg"):
+                body = frames.at(int(time.time() * FPS))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if not self.path.startswith("/stream.mjpg"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=privrigframe")
+            self.end_headers()
+            start = time.monotonic()
+            i = 0
+            try:
+                while not stop.is_set() and time.monotonic() - start < STREAM_LIMIT_S:
+                    self.wfile.write(media.mjpeg_part(frames.at(i)))
+                    i += 1
+                    time.sleep(1 / FPS)
+            except (OSError, ssl.SSLError):
+                return
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        # refused TLS clients (no or a foreign certificate) are expected: one line, no traceback
+        print(f"camera: {client_address[0]}: {sys.exc_info()[1]}", file=sys.stderr, flush=True)
+
+
+def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    srv = _Server(("0.0.0.0", port), _handler(frames, stop))
+    if tls is not None:
+        srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+        # the handshake happens in the handler thread (on first read), not in accept()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    return srv
+
+
+def tls_context(pki: dict[str, Path], minimum: str, mutual: bool) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["server-cert"], pki["server-key"])
+    if minimum == "TLSv1":
+        with warnings.catch_warnings():  # serving TLS 1.0 is what this simulated device is for
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # an old firmware's TLS stack
+    else:
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if mutual:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki["ca-cert"])
+    return ctx
+
+
+# -- push -------------------------------------------------------------------------------------
+
+def read_sink(root: Path) -> tuple[str, int] | None:
+    """The sink the device was told about (``/run/stream.sink``), validated."""
+    try:
+        text = (root / "run" / "stream.sink").read_text()[:100].split()
+        host, port = str(ipaddress.IPv4Address(text[0])), int(text[1])
+        if not 1 <= port <= 65531:
+            return None
+        return host, port
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Pusher:
+    """The push channels of one device, started and stopped as the sink file says."""
+
+    def __init__(self, kinds: list[str], state: Path, frames: _Frames):
+        self.kinds = kinds
+        self.state = state
+        self.frames = frames
+        self.target: tuple[str, int] | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._ffmpeg: subprocess.Popen[bytes] | None = None
+        self._nals: list[bytes] | None = None
+
+    def follow(self, target: tuple[str, int] | None) -> None:
+        if target == self.target:
+            if self._ffmpeg is not None and self._ffmpeg.poll() is not None and target is not None:
+                self._start_ffmpeg(target)  # ffmpeg died (sink went away): restart, as the app would
+            return
+        self.stop()
+        self.target = target
+        if target is None:
+            return
+        self._stop = threading.Event()
+        for kind in self.kinds:
+            if kind == "rtp-h264":
+                self._start_ffmpeg(target)
+            elif kind == "srtp":
+                self._spawn(self._srtp, target)
+            elif kind == "xor-udp":
+                self._spawn(self._xor, (target[0], target[1] + 2))
+
+    def _spawn(self, fn, target: tuple[str, int]) -> None:  # type: ignore[no-untyped-def]
+        t = threading.Thread(target=fn, args=(target, self._stop), daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _start_ffmpeg(self, target: tuple[str, int]) -> None:
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            print("camera: ffmpeg missing, rtp-h264 not streamed", file=sys.stderr, flush=True)
+            return
+        self._ffmpeg = subprocess.Popen(
+            [ffmpeg, "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-c:v", "libx264",
+             "-preset", "superfast", "-tune", "zerolatency", "-g", "15", "-f", "rtp", f"rtp://{target[0]}:{target[1]}?pkt_size=1200"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+        )
+
+    def _srtp(self, target: tuple[str, int], stop: threading.Event) -> None:
+        if self._nals is None:
+            self._nals = media.nal_units(media.h264_clip(self.state / "media"))
+        sender = media.SrtpAeadSender(os.urandom(16), os.urandom(12))  # keys agreed out of band (DTLS-SRTP on a real device)
+        pk = media.RtpPacketizer(ssrc=int.from_bytes(os.urandom(4), "big"))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            i = 0
+            while not stop.is_set():
+                nal = self._nals[i % len(self._nals)]
+                i += 1
+                frame_end = (nal[0] & 0x1F) in (1, 5)
+                for p in pk.packets(nal, last_of_frame=frame_end):
+                    try:
+                        s.sendto(sender.protect(p), target)
+                    except OSError:
+                        pass
+                if frame_end:
+                    stop.wait(1 / 15)
+
+    def _xor(self, target: tuple[str, int], stop: threading.Event) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            i = 0
+            while not stop.is_set():
+                data = media.xor_scramble(self.frames.at(i), XOR_KEY)
+                i += 1
+                for j in range(0, len(data), 1200):
+                    try:
+                        s.sendto(data[j:j + 1200], target)
+                    except OSError:
+                        pass
+                stop.wait(1 / 5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=2)
+        self._threads.clear()
+        if self._ffmpeg is not None:
+            if self._ffmpeg.poll() is None:
+                self._ffmpeg.terminate()
+                try:
+                    self._ffmpeg.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    self._ffmpeg.kill()
+            self._ffmpeg = None
+        self.target = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, required=True)
+    ap.add_argument("--state", type=Path, required=True)
+    ap.add_argument("--name", default="simcam")
+    ap.add_argument("--http", type=int)
+    ap.add_argument("--https", type=int)
+    ap.add_argument("--tls-min", choices=["TLSv1", "TLSv1.2"], default="TLSv1.2")
+    ap.add_argument("--mtls", action="store_true")
+    ap.add_argument("--push", default="")
+    args = ap.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    frames = _Frames()
+    servers = []
+    if args.http:
+        servers.append(serve_http(args.http, frames, stop))
+    if args.https:
+        pki = make_pki(args.state / "tls", args.name)
+        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls)))
+    pusher = Pusher([k for k in args.push.split(",") if k], args.state, frames)
+    if pusher.kinds:
+        (args.root / "run").mkdir(exist_ok=True)
+    print(f"camera: serving http={args.http} https={args.https} push={args.push or '-'}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            if pusher.kinds:
+                pusher.follow(read_sink(args.root))
+    finally:
+        pusher.stop()
+        for srv in servers:
+            srv.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The active TLS check against real OpenSSL servers on loopback."""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import ssl
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from drivers import tlsprobe
+from rig.sim.camera import make_pki, tls_context
+
+
+def serve(ctx: ssl.SSLContext) -> tuple[int, threading.Event]:
+    """A TLS server answering each connection with one line, until stopped."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.settimeout(0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except TimeoutError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(100)
+                    tls.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+            except (OSError, ssl.SSLError):
+                conn.close()
+        lsock.close()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return lsock.getsockname()[1], stop
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_pki(tmp_path_factory.mktemp("pki"), "dut")
+
+
+def test_modern_server_refuses_old_versions(pki) -> None:
+    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=False))
+    try:
+        rep = tlsprobe.probe("127.0.0.1", port)
+    finally:
+        stop.set()
+    assert rep.accepted == ["TLSv1.2", "TLSv1.3"] and rep.weak_suites == {}
+    assert rep.certificate and rep.certificate.key == "EC secp256r1" and not rep.certificate.self_signed and not rep.certificate.weaknesses
+
+
+def test_old_server_accepting_tls10_is_seen_even_though_tls13_works(pki) -> None:
+    port, stop = serve(tls_context(pki, "TLSv1", mutual=False))
+    try:
+        rep = tlsprobe.probe("127.0.0.1", port)
+    finally:
+        stop.set()
+    assert "TLSv1.0" in rep.accepted and "TLSv1.3" in rep.accepted
+
+
+def test_mutual_tls_refuses_strangers_and_takes_the_configured_client(pki) -> None:
+    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=True))
+    try:
+        rep = tlsprobe.probe("127.0.0.1", port, client_cert=(pki["client-cert"], pki["client-key"]), mutual=True)
+    finally:
+        stop.set()
+    ca = rep.client_auth
+    assert ca is not None
+    assert ca.no_certificate.startswith("refused") and ca.self_made_certificate.startswith("refused")
+    assert ca.configured_certificate == "accepted"
+
+
+def test_server_without_client_auth_is_caught_when_mutual_is_declared(pki) -> None:
+    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=False))
+    try:
+        rep = tlsprobe.probe("127.0.0.1", port, mutual=True)
+    finally:
+        stop.set()
+    assert rep.client_auth and rep.client_auth.no_certificate == "accepted"
+
+
+def test_weak_certificate_facts(tmp_path: Path) -> None:
+    # cryptography refuses to sign with SHA-1; openssl still does, as old firmware did
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:1024", "-sha1", "-nodes", "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem"),
+                    "-days", "3", "-subj", "/CN=old-cam"], check=True, capture_output=True, timeout=60)
+    old = x509.load_pem_x509_certificate((tmp_path / "c.pem").read_bytes())
+    facts = tlsprobe.certificate_facts(old.public_bytes(serialization.Encoding.DER))
+    assert facts.self_signed and facts.key == "RSA 1024" and not facts.expired
+    assert sorted(facts.weaknesses) == ["RSA key of 1024 bits (< 2048)", "signed with SHA1"]
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lapsed-cam")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lapsed = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1)
+              .not_valid_before(now - datetime.timedelta(days=400)).not_valid_after(now - datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    facts = tlsprobe.certificate_facts(lapsed.public_bytes(serialization.Encoding.DER))
+    assert facts.expired and facts.weaknesses == ["outside its validity period"]
+
+
+def test_nothing_listening_is_a_reason_not_an_exception() -> None:
+    rep = tlsprobe.probe("127.0.0.1", 9, timeout=1)
+    assert rep.accepted == [] and all(v.reason and v.reason.startswith("connect") for v in rep.versions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not tlsprobe.speaks_tls("127.0.0.1", 9, timeout=1)

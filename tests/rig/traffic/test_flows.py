@@ -1,0 +1,103 @@
+"""Reading captures: link types, TCP reassembly (reordering, retransmission, holes), bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import CookedLinux, Ether
+from scapy.utils import wrpcap
+
+from rig.traffic.flows import CaptureError, read_flows
+
+A, B = "198.18.0.1", "198.18.0.10"
+
+
+def E() -> Ether:  # explicit MACs: scapy would otherwise try to resolve them
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+
+def _tcp_packets(chunks: list[tuple[int, bytes]], isn: int = 1000) -> list:
+    pkts = [E() / IP(src=A, dst=B) / TCP(sport=40000, dport=8080, flags="S", seq=isn - 1),
+            E() / IP(src=B, dst=A) / TCP(sport=8080, dport=40000, flags="SA", seq=5000, ack=isn)]
+    for off, data in chunks:
+        pkts.append(E() / IP(src=A, dst=B) / TCP(sport=40000, dport=8080, flags="PA", seq=isn + off) / data)
+    return pkts
+
+
+def test_tcp_reassembly_reorders_and_trims_retransmissions(tmp_path: Path) -> None:
+    msg = bytes(range(256)) * 40
+    parts = [(i, msg[i:i + 1000]) for i in range(0, len(msg), 1000)]
+    order = [parts[0], parts[2], parts[1], parts[1], (500, msg[500:1700]), *parts[3:]]  # reordered, duplicated, overlapping
+    wrpcap(str(tmp_path / "c.pcap"), _tcp_packets(order))
+    cap = read_flows(tmp_path / "c.pcap")
+    [flow] = cap.flows
+    assert flow.id == f"tcp {A}:40000 > {B}:8080" and flow.syn_seen
+    assert bytes(flow.up.data) == msg
+    assert flow.up.holes == 0 and flow.up.retransmitted >= 1
+
+
+def test_tcp_hole_is_counted_and_stream_continues(tmp_path: Path) -> None:
+    msg = b"A" * 1000 + b"B" * 1000 + b"C" * 1000
+    wrpcap(str(tmp_path / "c.pcap"), _tcp_packets([(0, msg[:1000]), (2000, msg[2000:])]))
+    [flow] = read_flows(tmp_path / "c.pcap").flows
+    assert flow.up.holes == 1
+    assert bytes(flow.up.data) == b"A" * 1000 + b"C" * 1000
+
+
+def test_client_is_the_syn_sender_even_when_synack_comes_first(tmp_path: Path) -> None:
+    pkts = _tcp_packets([(0, b"hello")])
+    wrpcap(str(tmp_path / "c.pcap"), [pkts[1], pkts[0], pkts[2]])
+    [flow] = read_flows(tmp_path / "c.pcap").flows
+    assert flow.client == (A, 40000) and bytes(flow.up.data) == b"hello"
+
+
+def test_sample_limit_bounds_memory_but_counts_everything(tmp_path: Path) -> None:
+    pkts = [E() / IP(src=B, dst=A) / UDP(sport=5004, dport=5004) / (bytes([i % 256]) * 1000) for i in range(100)]
+    wrpcap(str(tmp_path / "u.pcap"), pkts)
+    [flow] = read_flows(tmp_path / "u.pcap", sample_limit=10_000).flows
+    assert flow.up.packets == 100 and flow.up.bytes == 100_000
+    assert flow.up.kept == 10_000 and flow.up.full and len(flow.up.datagrams) == 10
+
+
+def test_linux_cooked_capture_and_other_packets(tmp_path: Path) -> None:
+    from scapy.layers.inet import ICMP
+
+    pkts = [CookedLinux() / IP(src=A, dst=B) / UDP(sport=1, dport=2) / b"x", CookedLinux() / IP(src=A, dst=B) / ICMP()]
+    wrpcap(str(tmp_path / "sll.pcap"), pkts)
+    cap = read_flows(tmp_path / "sll.pcap")
+    assert cap.linktype == 113 and len(cap.flows) == 1 and cap.other_packets == 1
+
+
+def test_pcapng_is_read(tmp_path: Path) -> None:
+    from scapy.utils import PcapNgWriter
+
+    w = PcapNgWriter(str(tmp_path / "c.pcapng"))
+    for p in _tcp_packets([(0, b"GET / HTTP/1.1\r\n\r\n")]):
+        w.write(p)
+    w.close()
+    [flow] = read_flows(tmp_path / "c.pcapng").flows
+    assert bytes(flow.up.data).startswith(b"GET /")
+
+
+def test_a_capture_cut_mid_record_keeps_what_was_read(tmp_path: Path) -> None:
+    wrpcap(str(tmp_path / "c.pcap"), _tcp_packets([(0, b"x" * 500), (500, b"y" * 500)]))
+    data = (tmp_path / "c.pcap").read_bytes()
+    (tmp_path / "cut.pcap").write_bytes(data[:-200])  # tcpdump killed mid-write
+    [flow] = read_flows(tmp_path / "cut.pcap").flows
+    assert bytes(flow.up.data) == b"x" * 500
+
+
+def test_not_a_capture_is_named(tmp_path: Path) -> None:
+    (tmp_path / "x.pcap").write_bytes(b"not a pcap at all" * 4)
+    with pytest.raises(CaptureError, match="x.pcap"):
+        read_flows(tmp_path / "x.pcap")
+
+
+def test_ipv6_flow(tmp_path: Path) -> None:
+    from scapy.layers.inet6 import IPv6
+
+    wrpcap(str(tmp_path / "v6.pcap"), [E() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=9, dport=10) / b"hi"])
+    [flow] = read_flows(tmp_path / "v6.pcap").flows
+    assert flow.id == "udp [2001:db8::1]:9 > [2001:db8::2]:10"
