@@ -11,12 +11,10 @@ therefore shows a false signature with probability below 1e-9 per test.
 
 Supporting evidence comes from two sample-size-aware randomness tests:
 
-* the chi-square test of the byte histogram, taken at the best key period K = 1..32
+* the chi-square test of the byte histogram, taken at the best key period K (1-16, 20,
+  24, 32)
   (positions split by their offset modulo K, Bonferroni-corrected), so a repeating-key
   XOR that only permutes each class's histogram is still seen as skewed;
-* the coincidence (Friedman) test: how often x[i] == x[i+lag] for lags 1..256, against
-  the 1/256 of ciphertext; a repeating key cancels at a multiple of its period and the
-  plaintext's own coincidences (frame headers, tables) show;
 * repeated 8-byte windows, which ciphertext under a fresh nonce never has
   (probability ~N^2/2^65) and a scrambler with a fixed key has wherever the
   plaintext repeats (every frame header).
@@ -39,11 +37,13 @@ MIN_RANDOM_SAMPLE = 2048
 #: histogram chi-square p-value below which bytes are "not uniform"
 NONUNIFORM_P = 1e-9
 #: bytes analysed by the randomness tests (a prefix; the tests saturate well before)
-STATS_LIMIT = 1 << 20
-MAX_PERIOD = 32
-#: lags of the coincidence (Friedman) test, and the bytes it looks at
-MAX_LAG = 256
-LAG_SAMPLE = 256 << 10
+STATS_LIMIT = 256 << 10
+#: bytes the structure signatures are counted in (every format here shows within it)
+SIGNATURE_LIMIT = 64 << 10
+#: bytes the key-period and repeated-window tests look at (JPEG-like skew still shows at p < 1e-100 in 64 KiB)
+PERIOD_SAMPLE = 64 << 10
+#: key periods tried: every length to 16, then the longer ones firmware uses
+PERIODS = (*range(1, 17), 20, 24, 32)
 #: fraction of 8-byte windows that occur more than once, above which bytes repeat
 REPEAT_FRACTION = 0.002
 
@@ -57,7 +57,7 @@ _SIGNATURES: tuple[tuple[str, bytes, str, float, str], ...] = (
     ("jpeg-stuffing", b"\xff\x00", "ff", 1 / 256, "JPEG entropy-coded data: FF followed by 00 (byte stuffing)"),
     ("jpeg-soi", b"\xff\xd8\xff", "bytes", 2.0**-24, "JPEG start-of-image markers FF D8 FF"),
     ("h26x-emulation-prevention", b"\x00\x00\x03", "0000", 1 / 256, "H.264/H.265 emulation-prevention bytes 00 00 03"),
-    ("annexb-start-code", b"\x00\x00\x01", "nal", 2.0**-24, "H.264/H.265 Annex B start codes 00 00 01 before a NAL header"),
+    ("annexb-start-code", b"\x00\x00\x01", "nal", 2.0**-24 * 39 / 256, "H.264/H.265 Annex B start codes 00 00 01 before a NAL header"),
     ("png", b"\x89PNG\r\n\x1a\n", "bytes", 2.0**-64, "PNG file signature"),
     ("gzip", b"\x1f\x8b\x08", "bytes", 2.0**-24, "gzip member header"),
     ("zstd", b"\x28\xb5\x2f\xfd", "bytes", 2.0**-32, "zstd frame magic"),
@@ -93,8 +93,6 @@ class ContentStats:
     entropy_bits: float | None = None  # Shannon entropy of the byte histogram, bits per byte
     chi2_p: float | None = None  # best (smallest, corrected) p over key periods
     chi2_period: int | None = None
-    coincidence_p: float | None = None  # best (smallest, corrected) p of x[i] == x[i+lag]
-    coincidence_lag: int | None = None
     repeat_fraction: float | None = None
 
     @property
@@ -114,10 +112,6 @@ class ContentStats:
         return self.chi2_p is not None and self.chi2_p < NONUNIFORM_P
 
     @property
-    def coincident(self) -> bool:
-        return self.coincidence_p is not None and self.coincidence_p < NONUNIFORM_P
-
-    @property
     def repeats(self) -> bool:
         return self.repeat_fraction is not None and self.repeat_fraction > REPEAT_FRACTION
 
@@ -126,7 +120,7 @@ class ContentStats:
         """True/False when the sample is large enough to tell, else None."""
         if not self.sample_ok:
             return None
-        return not (self.nonuniform or self.coincident or self.repeats)
+        return not (self.nonuniform or self.repeats)
 
     def to_dict(self) -> dict:
         return {
@@ -136,8 +130,6 @@ class ContentStats:
             "entropy_bits_per_byte": None if self.entropy_bits is None else round(self.entropy_bits, 3),
             "chi2_p": None if self.chi2_p is None else float(f"{self.chi2_p:.3g}"),
             "chi2_key_period": self.chi2_period,
-            "coincidence_p": None if self.coincidence_p is None else float(f"{self.coincidence_p:.3g}"),
-            "coincidence_lag": self.coincidence_lag,
             "repeated_8byte_windows": None if self.repeat_fraction is None else round(self.repeat_fraction, 5),
             "looks_random": self.looks_random,
         }
@@ -220,9 +212,13 @@ def signatures(data: bytes) -> list[Signature]:
             # zero runs in clear counters and tables also contain 00 00 01
             total = data.count(pattern)
             hits = len(_START_CODE.findall(data))
-            if hits < 0.5 * total:
+            if hits < 0.8 * total:
                 hits = 0
             trials = n
+            # chance from the sample's own byte frequencies: clear counters and zero padding
+            # make 00 00 01 common without any video in sight
+            f00, f01 = (data.count(b"\x00") / n, data.count(b"\x01") / n) if n else (0.0, 0.0)
+            chance = max(chance, f00 * f00 * f01 * len(_NAL_FIRST) / 256)
         else:
             hits = data.count(pattern)
             trials = trials_of[trials_kind]
@@ -254,19 +250,26 @@ def anchored(starts: list[bytes]) -> list[Signature]:
     return out
 
 
-def analyse(data: bytes, units: list[bytes] | None = None, skip_unit_head: int = 0) -> ContentStats:
+def analyse(data: bytes, units: list[bytes] | None = None, skip_unit_head: int = 0, randomness: str = "full",
+            prior: ContentStats | None = None) -> ContentStats:
     """Structure signatures and randomness figures of ``data``.
 
-    ``units`` are the datagrams or records ``data`` was joined from: the key-period and
-    coincidence tests then count positions from each unit's start and never compare
-    bytes of different units, and ``skip_unit_head`` bytes of each unit (clear headers
+    ``units`` are the datagrams or records ``data`` was joined from: the key-period test
+    then counts positions from each unit's start, and ``skip_unit_head`` bytes of each unit (clear headers
     of an unidentified protocol, explicit nonces) are left out of every test.
+
+    ``randomness``: ``"full"`` runs every randomness test (needed where randomness
+    decides: unidentified streams, RTP payloads); ``"basic"`` only the entropy and the
+    plain histogram test (supporting evidence for a cryptographic protocol); ``"none"``
+    only the structure signatures. ``prior``: an earlier result for the same bytes whose
+    signatures are reused (a second, deeper pass).
     """
-    starts = [u[:8] for u in units] if units is not None else [data[:8]]
+    starts = [u[:8] for u in units[:256]] if units is not None else [data[:8]]
     if units is not None and skip_unit_head:
         units = [u[skip_unit_head:] for u in units if len(u) > skip_unit_head]
         data = b"".join(units)
-    stats = ContentStats(size=len(data), signatures=signatures(data) + (anchored(starts) if data else []))
+    sigs = prior.signatures if prior is not None else signatures(data[:SIGNATURE_LIMIT]) + (anchored(starts) if data else [])
+    stats = ContentStats(size=len(data), signatures=sigs)
     if not data:
         return stats
     sample = np.frombuffer(data[:STATS_LIMIT], dtype=np.uint8)
@@ -280,44 +283,32 @@ def analyse(data: bytes, units: list[bytes] | None = None, skip_unit_head: int =
             total += len(u)
         rand = sample[:total]
         offsets = np.concatenate([np.arange(len(u), dtype=np.int64) for u in kept]) if kept else np.zeros(0, dtype=np.int64)
-        unit_id = np.repeat(np.arange(len(kept), dtype=np.int64), [len(u) for u in kept]) if kept else np.zeros(0, dtype=np.int64)
-        rand, offsets, unit_id = rand[:len(offsets)], offsets[:len(rand)], unit_id[:len(rand)]
+        rand, offsets = rand[:len(offsets)], offsets[:len(rand)]
     else:
         rand = sample
         offsets = np.arange(len(sample), dtype=np.int64)
-        unit_id = np.zeros(len(sample), dtype=np.int64)
-    if len(rand) < MIN_RANDOM_SAMPLE:
+    if len(rand) < MIN_RANDOM_SAMPLE or randomness == "none":
         return stats
     hist = np.bincount(rand, minlength=256).astype(np.float64)
     prob = hist[hist > 0] / len(rand)
     stats.entropy_bits = float(-(prob * np.log2(prob)).sum())
     best_p, best_k = 1.0, None
-    for k in range(1, MAX_PERIOD + 1):
-        if len(rand) < MIN_RANDOM_SAMPLE * k // 4:  # keep >= ~2 expected counts per cell
+    for k in (PERIODS if randomness == "full" else (1,)):
+        if min(len(rand), PERIOD_SAMPLE) < MIN_RANDOM_SAMPLE * k // 4:  # keep >= ~2 expected counts per cell
             break
-        cls = offsets % k
-        table = np.bincount(cls * 256 + rand, minlength=k * 256).reshape(k, 256).astype(np.float64)
+        cls = offsets[:PERIOD_SAMPLE] % k
+        table = np.bincount(cls * 256 + rand[:PERIOD_SAMPLE], minlength=k * 256).reshape(k, 256).astype(np.float64)
         expected = table.sum(axis=1, keepdims=True) / 256.0
         mask = expected[:, 0] > 0
         chi2 = float((((table - expected) ** 2)[mask] / expected[mask]).sum())
-        p = min(1.0, chi2_sf(chi2, 255 * int(mask.sum())) * MAX_PERIOD)
+        p = min(1.0, chi2_sf(chi2, 255 * int(mask.sum())) * (len(PERIODS) if randomness == "full" else 1))
         if p < best_p:
             best_p, best_k = p, k
     stats.chi2_p, stats.chi2_period = best_p, best_k
-    a, uid = rand[:LAG_SAMPLE], unit_id[:LAG_SAMPLE]
-    best_p, best_lag = 1.0, None
-    for lag in range(1, min(MAX_LAG, len(a) - 1) + 1):
-        same = uid[:-lag] == uid[lag:]
-        trials = int(same.sum())
-        if trials < 512:
-            continue
-        hits = int(((a[:-lag] == a[lag:]) & same).sum())
-        p = min(1.0, poisson_sf(hits, trials / 256.0) * MAX_LAG)
-        if p < best_p:
-            best_p, best_lag = p, lag
-    stats.coincidence_p, stats.coincidence_lag = best_p, best_lag
+    if randomness != "full":
+        return stats
     if len(rand) >= 16:
-        windows = np.lib.stride_tricks.sliding_window_view(rand, 8)
+        windows = np.lib.stride_tricks.sliding_window_view(rand[:PERIOD_SAMPLE], 8)
         keys = np.ascontiguousarray(windows).view("<u8").ravel()
         _, counts = np.unique(keys, return_counts=True)
         stats.repeat_fraction = float(counts[counts > 1].sum()) / len(keys)

@@ -141,7 +141,7 @@ def _judge_tcp(flow: Flow, rep: FlowReport) -> None:
                 rep.reasons.append(f"{side} sends {rep.protocol.upper()} in the clear: {protocols.first_line(data)!r}")
             elif data:
                 rep.reasons.append(f"{side} sends MQTT in the clear")
-        _media_reasons({"client": content.analyse(up), "server": content.analyse(down)}, rep)
+        _media_reasons({"client": content.analyse(up, randomness="none"), "server": content.analyse(down, randomness="none")}, rep)
     else:
         _judge_unidentified({"client": (up, None), "server": (down, None)}, rep)
 
@@ -152,7 +152,7 @@ def _judge_tls(up: bytes, down: bytes, rep: FlowReport) -> None:
     if not clean:
         rep.reasons.append("the stream stops parsing as TLS records part-way")
     aead_nonce = 8 if info.version == "TLSv1.2" and info.suite and ("GCM" in info.suite or "CCM" in info.suite) else 0
-    stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=aead_nonce)
+    stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=aead_nonce, randomness="basic")
     _crypto_verdict(rep, f"TLS {info.version or '(handshake not captured)'} {info.suite or ''}".rstrip(), info.version, info.suite, stats,
                     handshake_only=not bodies)
 
@@ -184,7 +184,7 @@ def _crypto_verdict(rep: FlowReport, what: str, version: str | None, suite: str 
 def _judge_ssh(up: bytes, down: bytes, rep: FlowReport) -> None:
     info, protected = protocols.parse_ssh(up, down)
     rep.details["ssh"] = info.to_dict()
-    stats = content.analyse(protected)
+    stats = content.analyse(protected, randomness="basic")
     what = f"SSH ({info.server_banner or 'banner not captured'})"
     if info.cipher == "none":
         rep.content["protected"] = stats.to_dict()
@@ -209,7 +209,7 @@ def _judge_udp(flow: Flow, rep: FlowReport) -> None:
         info, bodies, frac = protocols.parse_dtls(ups + downs)
         rep.details["dtls"] = info.to_dict()
         nonce = 8 if info.suite and ("GCM" in info.suite or "CCM" in info.suite) else 0
-        stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=nonce)
+        stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=nonce, randomness="basic")
         _crypto_verdict(rep, f"DTLS {info.version or '(handshake not captured)'} {info.suite or ''}".rstrip(), info.version, info.suite, stats,
                         handshake_only=not bodies)
     elif rep.protocol == "quic":
@@ -217,7 +217,7 @@ def _judge_udp(flow: Flow, rep: FlowReport) -> None:
         version = protocols.quic_version(first) or "QUIC"
         rep.details["quic"] = {"version": version}
         units = ups + downs
-        stats = content.analyse(b"".join(units), units=units, skip_unit_head=21)  # 1 + up to 20 bytes of connection id
+        stats = content.analyse(b"".join(units), units=units, skip_unit_head=21, randomness="basic")  # 1 + up to 20 bytes of connection id
         _crypto_verdict(rep, version, None, None, stats, handshake_only=False)
     elif rep.protocol == "rtp":
         _judge_rtp(ups, downs, rep)
@@ -230,7 +230,9 @@ def _judge_rtp(ups: list[bytes], downs: list[bytes], rep: FlowReport) -> None:
     rep.details["rtp"] = info.to_dict()
     codec = _rtp_codec(payloads)
     headers = _payload_headers_repeat(ups) or _payload_headers_repeat(downs)
-    stats = content.analyse(b"".join(payloads), units=payloads)
+    stats = content.analyse(b"".join(payloads), units=payloads, randomness="none")
+    if not (codec or headers or stats.structure or stats.is_text):
+        stats = content.analyse(b"".join(payloads), units=payloads, prior=stats)  # randomness decides: run every test
     rep.content["payload"] = stats.to_dict()
     pts = ", ".join(str(p) for p in sorted(info.payload_types))
     if codec:
@@ -343,7 +345,10 @@ def _judge_unidentified(sides: dict[str, tuple[bytes, list[bytes] | None]], rep:
     stats = {}
     for side, (data, units) in sides.items():
         if data:
-            stats[side] = content.analyse(data, units=units, skip_unit_head=RAW_DATAGRAM_HEAD if units is not None else 0)
+            skip = RAW_DATAGRAM_HEAD if units is not None else 0
+            st = content.analyse(data, units=units, skip_unit_head=skip, randomness="none")
+            # randomness decides only where no structure does
+            stats[side] = st if (st.structure or st.is_text) else content.analyse(data, units=units, skip_unit_head=skip, prior=st)
     for side, st in stats.items():
         rep.content[side] = st.to_dict()
     plain = {s: st for s, st in stats.items() if st.structure or st.is_text}
@@ -381,8 +386,6 @@ def _random_text(stats: ContentStats) -> str:
     parts = [bits]
     if stats.chi2_p is not None:
         parts.append(f"histogram chi-square p={stats.chi2_p:.2g}" + (f" at key period {stats.chi2_period}" if stats.chi2_period and stats.chi2_period > 1 else ""))
-    if stats.coincidence_p is not None and stats.coincident:
-        parts.append(f"x[i]=x[i+{stats.coincidence_lag}] beyond chance, p={stats.coincidence_p:.2g}")
     if stats.repeat_fraction is not None:
         parts.append(f"{stats.repeat_fraction:.2%} repeated 8-byte windows")
     return "(" + ", ".join(parts) + ")"
