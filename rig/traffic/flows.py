@@ -283,8 +283,6 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
         if size <= 24:
             return Capture(path=str(path), linktype=_ETHERNET)
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    if hasattr(mmap, "MADV_SEQUENTIAL"):
-        mm.madvise(mmap.MADV_SEQUENTIAL)  # one forward pass: let the kernel read ahead
     cap = Capture(path=str(path), linktype=_ETHERNET)
     # 1. record offsets: the one sequential step
     view = memoryview(mm)

@@ -7,6 +7,8 @@ import socket
 import ssl
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,16 @@ from cryptography.x509.oid import NameOID
 
 from drivers import tlsprobe
 from rig.sim.camera import make_pki, tls_context
+
+
+@contextmanager
+def served(ctx: ssl.SSLContext) -> Iterator[int]:
+    """A TLS server on loopback for the duration of the block; yields its port."""
+    port, stop = serve(ctx)
+    try:
+        yield port
+    finally:
+        stop.set()
 
 
 def serve(ctx: ssl.SSLContext) -> tuple[int, threading.Event]:
@@ -52,30 +64,21 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_modern_server_refuses_old_versions(pki) -> None:
-    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=False))
-    try:
+    with served(tls_context(pki, "TLSv1.2", mutual=False)) as port:
         rep = tlsprobe.probe("127.0.0.1", port)
-    finally:
-        stop.set()
     assert rep.accepted == ["TLSv1.2", "TLSv1.3"] and rep.weak_suites == {}
     assert rep.certificate and rep.certificate.key == "EC secp256r1" and not rep.certificate.self_signed and not rep.certificate.weaknesses
 
 
 def test_old_server_accepting_tls10_is_seen_even_though_tls13_works(pki) -> None:
-    port, stop = serve(tls_context(pki, "TLSv1", mutual=False))
-    try:
+    with served(tls_context(pki, "TLSv1", mutual=False)) as port:
         rep = tlsprobe.probe("127.0.0.1", port)
-    finally:
-        stop.set()
     assert "TLSv1.0" in rep.accepted and "TLSv1.3" in rep.accepted
 
 
 def test_mutual_tls_refuses_strangers_and_takes_the_configured_client(pki) -> None:
-    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=True))
-    try:
+    with served(tls_context(pki, "TLSv1.2", mutual=True)) as port:
         rep = tlsprobe.probe("127.0.0.1", port, client_cert=(pki["client-cert"], pki["client-key"]), mutual=True)
-    finally:
-        stop.set()
     ca = rep.client_auth
     assert ca is not None
     assert ca.no_certificate.startswith("refused") and ca.self_made_certificate.startswith("refused")
@@ -83,11 +86,8 @@ def test_mutual_tls_refuses_strangers_and_takes_the_configured_client(pki) -> No
 
 
 def test_server_without_client_auth_is_caught_when_mutual_is_declared(pki) -> None:
-    port, stop = serve(tls_context(pki, "TLSv1.2", mutual=False))
-    try:
+    with served(tls_context(pki, "TLSv1.2", mutual=False)) as port:
         rep = tlsprobe.probe("127.0.0.1", port, mutual=True)
-    finally:
-        stop.set()
     assert rep.client_auth and rep.client_auth.no_certificate == "accepted"
 
 
