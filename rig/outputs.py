@@ -105,7 +105,17 @@ def report_html(record: RunRecord) -> bytes:
                     ev = " ".join(f"<a href=\"{_e(p)}\">{_e(p.rsplit('/', 1)[-1])}</a>" for p in f.evidence)
                     parts.append(f"<tr><td>{_e(f.severity)}</td><td>{_e(f.kind)}</td><td>{_e(where)}</td><td>{_e(f.summary)}</td><td>{ev}</td></tr>")
                 parts.append("</table>")
-            if s.measurements:
-                parts.append("<details><summary>measurements</summary><pre>" + _e("\n".join(f"{k}: {v}" for k, v in s.measurements.items())) + "</pre></details>")
+            table = s.measurements.get("flow_table")
+            if isinstance(table, list) and table:
+                parts.append("<table><tr><th>flow</th><th>protocol</th><th>channel</th><th>packets</th><th>bytes</th><th>why</th></tr>")
+                for row in table:
+                    ch = str(row.get("channel", ""))
+                    cls = "fail" if ch in ("plaintext", "weak", "obfuscated") else "pass" if ch == "encrypted" else "skipped"
+                    parts.append(f"<tr><td><code>{_e(row.get('flow'))}</code></td><td>{_e(row.get('protocol'))}</td><td class={cls}>{_e(ch)}</td>"
+                                 f"<td>{_e(row.get('packets'))}</td><td>{_e(row.get('bytes'))}</td><td>{_e(row.get('reason'))}</td></tr>")
+                parts.append("</table>")
+            rest = {k: v for k, v in s.measurements.items() if k != "flow_table"}
+            if rest:
+                parts.append("<details><summary>measurements</summary><pre>" + _e("\n".join(f"{k}: {v}" for k, v in rest.items())) + "</pre></details>")
     parts.append("</body></html>\n")
     return "".join(parts).encode("utf-8")

@@ -39,6 +39,8 @@ from rig.scenario import Scenario, ScenarioContext, run_action
 from rig.traffic.verdict import Analysis, Channel, analyse_capture
 
 PCAP = "capture.pcap"
+#: flows listed in results.json and the report (flows.json has them all)
+FLOW_TABLE_LIMIT = 200
 FLOWS = "flows.json"
 
 _FINDING_KIND = {Channel.PLAINTEXT: "plaintext-channel", Channel.WEAK: "weak-channel", Channel.OBFUSCATED: "obfuscated-channel"}
@@ -101,6 +103,8 @@ class ChannelEncryption(Scenario):
         analysis = analyse_capture(stream.path)
         ctx.artifact(FLOWS, json.dumps({"capture": stats.to_dict(), "pulls": pulls, **analysis.to_dict()}, indent=1).encode(), "application/json")
         ctx.measure("flows", _flow_counts(analysis))
+        ctx.measure("flow_table", [{"flow": f.id, "protocol": f.protocol, "channel": f.channel.value, "packets": f.packets, "bytes": f.bytes,
+                                    "reason": "; ".join(f.reasons)[:400]} for f in analysis.flows[:FLOW_TABLE_LIMIT]])
         inconclusive = []
         if stats.dropped is None:
             inconclusive.append("tcpdump reported no drop count")

@@ -39,3 +39,17 @@ def test_transcript_escaping_is_lossless_and_inert() -> None:
     text = escape_bytes(raw)
     assert "\x1b" not in text and "\\xff" in text and "\\\\x41" in text
     assert strip_ansi("/ # \x1b[6n") == "/ # "
+
+
+def test_report_shows_the_flow_table_escaped() -> None:
+    rec = record()
+    now = datetime.now(timezone.utc)
+    table = [{"flow": "tcp 198.18.0.1:40000 > 198.18.0.15:8080", "protocol": "http", "channel": "plaintext", "packets": 54, "bytes": 327451,
+              "reason": f"client sends HTTP in the clear: {HOSTILE!r}"},
+             {"flow": "udp 198.18.0.14:36086 > 198.18.0.1:25008", "protocol": "rtp", "channel": "encrypted", "packets": 173, "bytes": 200000, "reason": "SRTP"}]
+    rec.devices[0].scenarios.append(ScenarioResult("channel-encryption", ["6.2.2 b"], Verdict.FAIL, now, 6.0, [], {"flow_table": table, "capture": {"dropped": 0}}))
+    html = report_html(rec).decode()
+    assert "<td><code>tcp 198.18.0.1:40000 &gt; 198.18.0.15:8080</code></td><td>http</td><td class=fail>plaintext</td>" in html
+    assert "<td class=pass>encrypted</td>" in html
+    assert "<script>" not in html and "\x1b" not in html
+    assert "capture: {&#x27;dropped&#x27;: 0}" in html  # other measurements still listed

@@ -106,3 +106,20 @@ def test_devices_without_streams_are_skipped_with_the_reason(sim_bench: dict, tm
     out = execute(RunPlan.select(load_config(SIM_CONFIG), ["cam-boot"], ["channel-encryption"], tmp_path))
     sc = out.record.devices[0].scenarios[0]
     assert sc.verdict is Verdict.SKIPPED and "nothing makes the device send data" in sc.findings[0].summary
+
+
+def test_a_failing_action_is_an_error_and_the_capture_is_kept(sim_bench: dict, tmp_path: Path) -> None:
+    raw = yaml.safe_load(SIM_CONFIG.read_text())
+    dev = raw["devices"]["cam-secure"]
+    dev["actions"]["stream-start"] = {"via": "ssh", "command": "echo no such app >&2; exit 3"}
+    dev["capture"] = {"duration_s": 2, "pull_s": 1}
+    raw["bench"]["evidence_dir"] = str(tmp_path)
+    cfg = tmp_path / "bench.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    out = execute(RunPlan.select(load_config(cfg), ["cam-secure"], ["channel-encryption"], tmp_path / "ev"))
+    sc = out.record.devices[0].scenarios[0]
+    assert sc.verdict is Verdict.ERROR
+    assert any("stream-start" in f.summary and "exited 3" in f.summary for f in sc.findings)
+    pcap = out.bundle / "devices/cam-secure/channel-encryption/capture.pcap"
+    assert pcap.stat().st_size > 24  # the SSH exchange that ran the action was captured
+    assert "devices/cam-secure/channel-encryption/capture.pcap" in (out.bundle / "manifest.json").read_text()
