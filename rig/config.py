@@ -222,6 +222,9 @@ class CameraStream(_Model):
 
 class Camera(_Model):
     streams: list[CameraStream] = Field(default_factory=list)
+    settle_s: float = Field(default=1.0, ge=0, le=60)  # after a shutter action, before frames are judged
+    window_s: float = Field(default=4.0, ge=0.5, le=120)  # how long each window of frames is grabbed
+    frames: int = Field(default=12, ge=2, le=500)  # frames per window (at most)
 
 
 class Action(_Model):

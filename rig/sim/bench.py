@@ -84,11 +84,13 @@ PROFILES: dict[str, Profile] = {
     # a development unit whose console still lets anyone stop autoboot (real U-Boot in qemu)
     "bootloader": Profile("bootloader", "uboot", ()),
     # a camera whose channels are protected: MJPEG over HTTPS (TLS 1.2+, client certificate
-    # required), and H.264 pushed to the bench sink under SRTP AEAD_AES_128_GCM
-    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp")),)),
+    # required), and H.264 pushed to the bench sink under SRTP AEAD_AES_128_GCM; its shutter
+    # blacks the sensor out
+    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works")),)),
     # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0,
-    # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP
-    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp")),)),
+    # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP; its shutter
+    # command is acknowledged and ignored
+    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored")),)),
 }
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",

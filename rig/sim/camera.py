@@ -92,14 +92,41 @@ def make_pki(directory: Path, device: str) -> dict[str, Path]:
 
 # -- HTTP(S) ----------------------------------------------------------------------------------
 
+SHUTTER_MODES = ("works", "ignored", "partial", "dim", "stop")
+
+
 class _Frames:
-    """Frames rendered once and cycled, so serving costs no CPU per client."""
+    """Frames of the bench scene rendered once and cycled, so serving costs no CPU per
+    client; which set is served follows the shutter (``/run/shutter`` in the device's root,
+    written by the shutter actions) and the simulated shutter behaviour (``--shutter``, or
+    ``DIR/shutter-mode`` written by a test to inject a fault at run time)."""
 
-    def __init__(self, count: int = 30):
-        self.frames = [media.jpeg_frame(i, seed=7) for i in range(count)]
+    def __init__(self, root: Path | None = None, state: Path | None = None, mode: str = "works"):
+        self.root, self.state, self.default_mode = root, state, mode
+        self._sets: dict[str, tuple[list[bytes], list[bytes]]] = {}
 
-    def at(self, i: int) -> bytes:
-        return self.frames[i % len(self.frames)]
+    def _mode(self) -> str:
+        try:
+            mode = (self.state / "shutter-mode").read_text().strip() if self.state else self.default_mode  # type: ignore[operator]
+        except OSError:
+            mode = self.default_mode
+        return mode if mode in SHUTTER_MODES else self.default_mode
+
+    def closed(self) -> bool:
+        try:
+            return self.root is not None and (self.root / "run" / "shutter").read_text()[:16].strip() == "closed"
+        except OSError:
+            return False
+
+    def at(self, i: int) -> bytes | None:
+        """Frame ``i`` as the camera sees it now, or None while a stopping shutter is closed."""
+        mode = self._mode()
+        if mode not in self._sets:
+            self._sets[mode] = media.shutter_frames(mode)
+        opened, closed = self._sets[mode]
+        if self.closed():
+            return closed[i % len(closed)] if closed else None
+        return opened[i % len(opened)]
 
 
 def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHandler]:
@@ -113,6 +140,9 @@ def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHand
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             if self.path.startswith("/snapshot.jpg"):
                 body = frames.at(int(time.time() * FPS))
+                if body is None:
+                    self.send_error(503, "camera off")
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "image/jpeg")
                 self.send_header("Content-Length", str(len(body)))
@@ -129,7 +159,9 @@ def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHand
             i = 0
             try:
                 while not stop.is_set() and time.monotonic() - start < STREAM_LIMIT_S:
-                    self.wfile.write(media.mjpeg_part(frames.at(i)))
+                    frame = frames.at(i)
+                    if frame is not None:  # a camera that stops sending while its shutter is closed
+                        self.wfile.write(media.mjpeg_part(frame))
                     i += 1
                     time.sleep(1 / FPS)
             except (OSError, ssl.SSLError):
@@ -255,7 +287,7 @@ class Pusher:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             i = 0
             while not stop.is_set():
-                data = media.xor_scramble(self.frames.at(i), XOR_KEY)
+                data = media.xor_scramble(self.frames.at(i) or b"", XOR_KEY)
                 i += 1
                 for j in range(0, len(data), 1200):
                     try:
@@ -290,10 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tls-min", choices=["TLSv1", "TLSv1.2"], default="TLSv1.2")
     ap.add_argument("--mtls", action="store_true")
     ap.add_argument("--push", default="")
+    ap.add_argument("--shutter", choices=SHUTTER_MODES, default="works")
     args = ap.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    frames = _Frames()
+    frames = _Frames(args.root, args.state, args.shutter)
     servers = []
     if args.http:
         servers.append(serve_http(args.http, frames, stop))
@@ -301,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         pki = make_pki(args.state / "tls", args.name)
         servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls)))
     pusher = Pusher([k for k in args.push.split(",") if k], args.state, frames)
-    if pusher.kinds:
-        (args.root / "run").mkdir(exist_ok=True)
+    (args.root / "run").mkdir(exist_ok=True)
     print(f"camera: serving http={args.http} https={args.https} push={args.push or '-'}", flush=True)
     try:
         while not stop.wait(0.2):

@@ -59,6 +59,50 @@ def jpeg_frame(index: int, width: int = 320, height: int = 240, seed: int = 0, q
     return buf.tobytes()
 
 
+def scene(width: int = 320, height: int = 240) -> np.ndarray:
+    """The bench scene a simulated camera looks at: scikit-image's astronaut (a real
+    photograph with a face), as BGR."""
+    import cv2
+    from skimage import data
+
+    rgb = data.astronaut()
+    return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def shutter_frames(mode: str, count: int = 20, width: int = 320, height: int = 240, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
+    """JPEG frames with the shutter open and closed, for one shutter behaviour.
+
+    ``works``: closed is a dark sensor (black level plus read noise); ``ignored``: closed
+    shows the scene; ``partial``: the cover blocks only the left two thirds; ``dim``: the
+    scene at 12 % brightness and defocused (what a failing IR-cut or a half-closed iris
+    gives); ``stop``: no frames while closed (the closed list is empty).
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = scene(width, height).astype(np.float32)
+
+    def enc(img: np.ndarray, i: int) -> bytes:
+        img = np.clip(img + rng.normal(0, 3.0, img.shape), 0, 255).astype(np.uint8)
+        cv2.putText(img, f"{i:04d}", (width - 60, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if not ok:
+            raise MediaError("OpenCV could not encode a JPEG frame")
+        return buf.tobytes()
+
+    dark = np.full_like(base, 6.0)
+    closed_img = {
+        "works": dark,
+        "ignored": base,
+        "partial": np.concatenate([dark[:, : width * 2 // 3], base[:, width * 2 // 3:]], axis=1),
+        "dim": cv2.GaussianBlur(base * 0.12, (0, 0), 4),
+        "stop": None,
+    }[mode]
+    opened = [enc(base, i) for i in range(count)]
+    closed = [] if closed_img is None else [enc(closed_img, i) for i in range(count)]
+    return opened, closed
+
+
 def mjpeg_part(frame: bytes, boundary: str = "privrigframe") -> bytes:
     """One part of a multipart/x-mixed-replace MJPEG stream."""
     return f"--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n".encode() + frame + b"\r\n"

@@ -1,0 +1,135 @@
+"""camera-shutter: with the shutter closed, no part of the scene reaches any output, and
+it comes back when the shutter opens (T/AI 110.1-2020 6.2.1 g).
+
+Phases, on every http(s) stream in ``camera.streams``:
+
+1. **open**: ``shutter-open``, wait ``camera.settle_s``, grab a window of frames: the
+   reference scene (the median frame). No frame here is an ``error``: nothing to judge.
+2. **closed**: ``shutter-close``, wait, grab a window: each frame judged region by region
+   against the reference (:mod:`rig.vision.shutter`). A region showing the scene in 10 %
+   or more of the frames is a leak. A stream that stops delivering frames is blocked.
+3. **reopened**: ``shutter-open``, wait, grab a window: at least 75 % of the regions must
+   correlate with the reference again, so the check is seen to discriminate; otherwise the
+   verdict is ``inconclusive``.
+
+Evidence per stream: ``<stream>-open.png``, ``<stream>-closed.png`` (leaking regions boxed
+in red), ``<stream>-reopened.png`` and ``<stream>-regions.json`` (every frame's per-region
+statistics and the window verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from drivers.stream import FrameGrab, grab_frames
+from rig.config import CameraStream, DeviceConfig
+from rig.results import Verdict
+from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.vision.shutter import GRID, REOPEN_FRACTION, Reference, judge_window, overlay
+
+
+class CameraShutter(Scenario):
+    id = "camera-shutter"
+    title = "A closed shutter blocks the camera on every output"
+    clauses = ("T/AI 110.1-2020 6.2.1 g",)
+
+    def applies(self, device: DeviceConfig) -> str | None:
+        missing = [a for a in ("shutter-close", "shutter-open") if a not in device.actions]
+        if missing:
+            return f"no {' and no '.join(missing)} action: the rig cannot drive the shutter"
+        if not device.camera or not device.camera.streams:
+            return "no camera stream configured: no output to judge"
+        return None
+
+    def run(self, ctx: ScenarioContext) -> Verdict | None:
+        cam = ctx.device.camera
+        assert cam is not None
+        net = ctx.device.network
+        client_cert = (net.tls.client_cert, net.tls.client_key) if net and net.tls and net.tls.client_cert and net.tls.client_key else None
+        streams = []
+        for s in cam.streams:
+            if s.url.startswith(("http://", "https://")):
+                streams.append(s)
+            else:
+                ctx.finding("stream-not-checked", "info", f"{s.name}: {s.url.split(':', 1)[0]} streams are not grabbed yet (http and https are)",
+                            interface="camera", path=s.url)
+        if not streams:
+            ctx.finding("no-output-checked", "info", "no http(s) stream to judge", interface="camera")
+            return Verdict.INCONCLUSIVE
+
+        def window(phase: str) -> dict[str, FrameGrab]:
+            run_action(ctx, f"shutter-{'close' if phase == 'closed' else 'open'}")
+            time.sleep(cam.settle_s)
+            out = {}
+            for s in streams:
+                g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if s.url.startswith("https") else None)
+                ctx.step(f"{phase} window", stream=s.name, **g.to_dict())
+                out[s.name] = g
+            return out
+
+        opened = window("open")
+        try:
+            closed = window("closed")
+        finally:
+            reopened = window("reopened")  # leave the device as found, whatever happened
+        undecided = []
+        for s in streams:
+            undecided += self._judge(ctx, s, opened[s.name], closed[s.name], reopened[s.name])
+        for reason in undecided:
+            ctx.finding("shutter-inconclusive", "info", reason, interface="camera")
+        errors = [f for f in ctx.findings if f.kind == "stream-unavailable"]
+        if any(f.severity != "info" for f in ctx.findings):
+            return Verdict.FAIL
+        if errors:
+            return Verdict.ERROR
+        if undecided:
+            return Verdict.INCONCLUSIVE
+        return Verdict.PASS
+
+    def _judge(self, ctx: ScenarioContext, s: CameraStream, opened: FrameGrab, closed: FrameGrab, reopened: FrameGrab) -> list[str]:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", s.name)
+        if opened.error or not opened.frames:
+            why = opened.error or f"no frame within {ctx.device.camera.window_s:g} s"  # type: ignore[union-attr]
+            ctx.finding("stream-unavailable", "info", f"{s.name}: no reference with the shutter open: {why}", interface="camera", path=s.url)
+            return []
+        import cv2
+
+        ref = Reference.from_frames(opened.frames)
+        ctx.artifact(f"{name}-open.png", cv2.imencode(".png", overlay(opened.frames[len(opened.frames) // 2], []))[1].tobytes(), "image/png")
+        c_verdict, c_stats = judge_window(closed.frames, ref)
+        r_verdict, r_stats = judge_window(reopened.frames, ref)
+        evidence = ctx.evidence_of(f"{name}-open.png", f"{name}-closed.png", f"{name}-regions.json")
+        if closed.frames:
+            worst = max(range(len(c_stats)), key=lambda i: sum(st.shows_scene for st in c_stats[i]))
+            ctx.artifact(f"{name}-closed.png", cv2.imencode(".png", overlay(closed.frames[worst], c_verdict.leaking))[1].tobytes(), "image/png")
+        else:
+            evidence.remove(ctx.evidence_of(f"{name}-closed.png")[0])
+        if reopened.frames:
+            ctx.artifact(f"{name}-reopened.png", cv2.imencode(".png", overlay(reopened.frames[-1], []))[1].tobytes(), "image/png")
+            evidence.append(ctx.evidence_of(f"{name}-reopened.png")[0])
+        doc = {
+            "grid": list(GRID), "stream": s.url,
+            "windows": {"open": opened.to_dict(), "closed": {**closed.to_dict(), **c_verdict.to_dict()}, "reopened": {**reopened.to_dict(), **r_verdict.to_dict()}},
+            "closed_frames": [[st.to_dict() for st in fs] for fs in c_stats],
+            "reopened_frames": [[st.to_dict() for st in fs] for fs in r_stats],
+        }
+        ctx.artifact(f"{name}-regions.json", json.dumps(doc, indent=1).encode(), "application/json")
+        ctx.measure(f"{name}_closed", {"frames": len(closed.frames), "leaking_regions": len(c_verdict.leaking), "error": closed.error})
+        if c_verdict.leaking:
+            regions = ", ".join(f"r{r}c{c}" for r, c in c_verdict.leaking)
+            total = GRID[0] * GRID[1]
+            ctx.finding("shutter-leak", "high",
+                        f"{s.name}: with the shutter closed, {len(c_verdict.leaking)} of {total} regions still show the scene ({regions})",
+                        interface="camera", path=s.url, evidence=evidence,
+                        detail={"leaking_regions": [list(x) for x in c_verdict.leaking], "shown_fraction": c_verdict.shown_fraction,
+                                "frames": len(closed.frames)})
+        elif not closed.frames:
+            ctx.finding("output-stopped", "info", f"{s.name}: no frame arrived while the shutter was closed: the output is blocked",
+                        interface="camera", path=s.url, evidence=evidence)
+        back = r_verdict.scene_fraction()
+        if not reopened.frames or back < REOPEN_FRACTION:
+            return [f"{s.name}: the scene did not come back after reopening ({back:.0%} of regions match the reference, need "
+                    f"{REOPEN_FRACTION:.0%}; {len(reopened.frames)} frames): the check cannot show it discriminates"]
+        return []

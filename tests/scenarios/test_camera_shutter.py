@@ -1,0 +1,90 @@
+"""camera-shutter on the simulated bench: real frames over HTTP(S), each shutter behaviour judged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from rig.config import load_config
+from rig.engine import RunPlan, execute
+from rig.results import Verdict, validate_results
+from tests.conftest import SIM_CONFIG
+
+pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 g")
+ALL = {(r, c) for r in range(4) for c in range(4)}
+
+
+def run(tmp: Path, device: str):
+    out = execute(RunPlan.select(load_config(SIM_CONFIG), [device], ["camera-shutter"], tmp))
+    validate_results(out.record.to_dict())
+    return out, out.record.devices[0].scenarios[0]
+
+
+@pytest.fixture
+def shutter_mode(sim_bench: dict):
+    """Inject a shutter behaviour into cam-secure's camera app for one test (the app reads it per frame)."""
+    path = Path(sim_bench["devices"]["cam-secure"]["console"]).parent / "shutter-mode"
+
+    def set_mode(mode: str) -> None:
+        path.write_text(mode + "\n")
+
+    yield set_mode
+    path.unlink(missing_ok=True)
+
+
+def leaking(sc) -> set[tuple[int, int]]:
+    [f] = [f for f in sc.findings if f.kind == "shutter-leak"]
+    return {tuple(x) for x in f.detail["leaking_regions"]}
+
+
+def test_working_shutter_passes_and_is_seen_to_discriminate(sim_bench: dict, tmp_path: Path) -> None:
+    out, sc = run(tmp_path, "cam-secure")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    regions = json.loads((out.bundle / "devices/cam-secure/camera-shutter/main-regions.json").read_text())
+    assert regions["windows"]["closed"]["frames"] >= 5 and regions["windows"]["closed"]["leaking_regions"] == []
+    assert regions["windows"]["reopened"]["leaking_regions"] and sum(v >= 0.5 for v in regions["windows"]["reopened"]["median_ncc"].values()) >= 12
+    for png in ("main-open.png", "main-closed.png", "main-reopened.png"):
+        img = cv2.imread(str(out.bundle / "devices/cam-secure/camera-shutter" / png))
+        assert img is not None and img.shape[:2] == (240, 320)
+
+
+def test_ignored_shutter_fails_on_every_output(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-leaky")
+    assert sc.verdict is Verdict.FAIL
+    by_stream = {f.path: f for f in sc.findings if f.kind == "shutter-leak"}
+    assert set(by_stream) == {"http://198.18.0.15:8080/stream.mjpg", "https://198.18.0.15:8443/stream.mjpg"}
+    for f in by_stream.values():
+        assert {tuple(x) for x in f.detail["leaking_regions"]} == ALL
+        assert any(e.endswith("-closed.png") for e in f.evidence)
+
+
+def test_cover_over_part_of_the_lens_fails_on_the_uncovered_regions(shutter_mode, tmp_path: Path) -> None:
+    shutter_mode("partial")  # the cover hides the left two thirds
+    _, sc = run(tmp_path, "cam-secure")
+    assert sc.verdict is Verdict.FAIL
+    leak = leaking(sc)
+    assert {(r, 3) for r in range(4)} <= leak  # the uncovered right column
+    assert all(c >= 2 for _, c in leak)  # nothing under the cover
+
+
+def test_dimmed_and_defocused_scene_is_not_a_closed_shutter(shutter_mode, tmp_path: Path) -> None:
+    shutter_mode("dim")
+    _, sc = run(tmp_path, "cam-secure")
+    # every region but the one the camera's frame counter (OSD) covers: at 12 % brightness the
+    # bright overlay dominates that region, which then matches neither scene nor darkness
+    assert sc.verdict is Verdict.FAIL and ALL - {(3, 3)} <= leaking(sc)
+
+
+def test_output_that_stops_while_closed_counts_as_blocked(shutter_mode, tmp_path: Path) -> None:
+    shutter_mode("stop")
+    _, sc = run(tmp_path, "cam-secure")
+    assert sc.verdict is Verdict.PASS
+    assert [f.kind for f in sc.findings] == ["output-stopped"]
+
+
+def test_devices_without_a_shutter_action_are_skipped(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-compliant")
+    assert sc.verdict is Verdict.SKIPPED and "shutter" in sc.findings[0].summary
