@@ -225,6 +225,10 @@ class Camera(_Model):
     settle_s: float = Field(default=1.0, ge=0, le=60)  # after a shutter action, before frames are judged
     window_s: float = Field(default=4.0, ge=0.5, le=120)  # how long each window of frames is grabbed
     frames: int = Field(default=12, ge=2, le=500)  # frames per window (at most)
+    #: deidentification: the unprocessed scene as the outputs frame it (a technician's capture)
+    reference: Path | None = None
+    #: face regions [x, y, w, h] in the reference; found by CenterFace in the reference when empty
+    faces: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]] = Field(default_factory=list)
 
 
 class Action(_Model):
@@ -525,6 +529,8 @@ def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
     for name, dev in cfg.devices.items():
         if dev.ssh is not None:
             dev = dev.model_copy(update={"ssh": dev.ssh.model_copy(update={"key_file": res(dev.ssh.key_file), "known_hosts": res(dev.ssh.known_hosts)})})
+        if dev.camera is not None and dev.camera.reference is not None:
+            dev = dev.model_copy(update={"camera": dev.camera.model_copy(update={"reference": res(dev.camera.reference)})})
         if dev.network is not None and dev.network.tls is not None:
             tls = dev.network.tls.model_copy(update={"client_cert": res(dev.network.tls.client_cert), "client_key": res(dev.network.tls.client_key)})
             dev = dev.model_copy(update={"network": dev.network.model_copy(update={"tls": tls})})

@@ -6,10 +6,11 @@ from rig.scenario import Scenario
 from scenarios.camera_shutter import CameraShutter
 from scenarios.channel_encryption import ChannelEncryption
 from scenarios.debug_ports import DebugPorts
+from scenarios.deidentification import Deidentification
 from scenarios.interface_auth import InterfaceAuth
 
 #: Every scenario privrig can run, by stable id, in the order a run takes them.
-REGISTRY: dict[str, type[Scenario]] = {cls.id: cls for cls in (DebugPorts, InterfaceAuth, ChannelEncryption, CameraShutter)}
+REGISTRY: dict[str, type[Scenario]] = {cls.id: cls for cls in (DebugPorts, InterfaceAuth, ChannelEncryption, CameraShutter, Deidentification)}
 
 #: Ids from the contract that no module implements yet (reported, never silently dropped).
-PLANNED = ("deidentification", "uninstall-wipe", "storage-at-rest")
+PLANNED = ("uninstall-wipe", "storage-at-rest")

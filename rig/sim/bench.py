@@ -85,12 +85,12 @@ PROFILES: dict[str, Profile] = {
     "bootloader": Profile("bootloader", "uboot", ()),
     # a camera whose channels are protected: MJPEG over HTTPS (TLS 1.2+, client certificate
     # required), and H.264 pushed to the bench sink under SRTP AEAD_AES_128_GCM; its shutter
-    # blacks the sensor out
-    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works")),)),
+    # blacks the sensor out and its output pixelates faces
+    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works", "--deid", "pixelate")),)),
     # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0,
     # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP; its shutter
-    # command is acknowledged and ignored
-    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored")),)),
+    # command is acknowledged and ignored, and faces go out untouched
+    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored", "--deid", "none")),)),
 }
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
@@ -274,6 +274,11 @@ class SimBench:
         port = str(svc.port)
         if svc.kind == "camera":  # the camera application (rig.sim.camera); PKI made now so the rig's config finds it
             make_pki(ddir / "tls", name)
+            import cv2
+
+            from rig.sim.media import scene
+
+            cv2.imwrite(str(ddir / "reference.png"), scene())  # the technician's capture of the unprocessed scene
             return [sys.executable, "-m", "rig.sim.camera", "--root", str(root), "--state", str(ddir), "--name", name, *svc.options]
         if svc.kind == "telnetd":  # root shell, no login
             return ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", port, "-l", "/bin/sh"]

@@ -99,11 +99,19 @@ class _Frames:
     """Frames of the bench scene rendered once and cycled, so serving costs no CPU per
     client; which set is served follows the shutter (``/run/shutter`` in the device's root,
     written by the shutter actions) and the simulated shutter behaviour (``--shutter``, or
-    ``DIR/shutter-mode`` written by a test to inject a fault at run time)."""
+    ``DIR/shutter-mode`` written by a test to inject a fault at run time), and the face
+    filter (``--deid``, or ``DIR/deid-mode``)."""
 
-    def __init__(self, root: Path | None = None, state: Path | None = None, mode: str = "works"):
-        self.root, self.state, self.default_mode = root, state, mode
-        self._sets: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    def __init__(self, root: Path | None = None, state: Path | None = None, mode: str = "works", deid: str = "none"):
+        self.root, self.state, self.default_mode, self.default_deid = root, state, mode, deid
+        self._sets: dict[tuple[str, str], tuple[list[bytes], list[bytes]]] = {}
+
+    def _deid(self) -> str:
+        try:
+            deid = (self.state / "deid-mode").read_text().strip() if self.state else self.default_deid  # type: ignore[operator]
+        except OSError:
+            deid = self.default_deid
+        return deid if deid in media.DEID_MODES else self.default_deid
 
     def _mode(self) -> str:
         try:
@@ -120,10 +128,10 @@ class _Frames:
 
     def at(self, i: int) -> bytes | None:
         """Frame ``i`` as the camera sees it now, or None while a stopping shutter is closed."""
-        mode = self._mode()
-        if mode not in self._sets:
-            self._sets[mode] = media.shutter_frames(mode)
-        opened, closed = self._sets[mode]
+        key = (self._mode(), self._deid())
+        if key not in self._sets:
+            self._sets[key] = media.shutter_frames(key[0], deid=key[1])
+        opened, closed = self._sets[key]
         if self.closed():
             return closed[i % len(closed)] if closed else None
         return opened[i % len(opened)]
@@ -323,10 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mtls", action="store_true")
     ap.add_argument("--push", default="")
     ap.add_argument("--shutter", choices=SHUTTER_MODES, default="works")
+    ap.add_argument("--deid", choices=media.DEID_MODES, default="none")
     args = ap.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    frames = _Frames(args.root, args.state, args.shutter)
+    frames = _Frames(args.root, args.state, args.shutter, args.deid)
     servers = []
     if args.http:
         servers.append(serve_http(args.http, frames, stop))

