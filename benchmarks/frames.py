@@ -1,9 +1,11 @@
-"""Frames judged per second by camera-shutter's per-region analysis, at 640x480 and 1920x1080.
+"""Frames judged per second by camera-shutter and deidentification, at 640x480 and 1920x1080.
 
 For each size: JPEG frames of the bench scene (scikit-image's astronaut, scaled, with
 sensor noise) are decoded by OpenCV (the baseline: what any frame consumer pays) and then
-judged region by region against a reference (:func:`rig.vision.shutter.region_stats`).
-Prints frames per second for decoding alone and for decoding plus judging, in the same run.
+judged region by region against a reference (:func:`rig.vision.shutter.region_stats`), and
+separately with the face check on the face region (:func:`rig.vision.faces.check_face`:
+CenterFace and Haar on the region, SSIM). Prints frames per second for decoding alone and
+for decoding plus each judgement, in the same run.
 
     .venv/bin/python benchmarks/frames.py [--frames 200]
 """
@@ -20,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rig.sim.media import scene  # noqa: E402
+from rig.sim.media import scene, scene_face  # noqa: E402
+from rig.vision.faces import check_face  # noqa: E402
 from rig.vision.shutter import Reference, region_stats  # noqa: E402
 
 
@@ -42,8 +45,15 @@ def main() -> None:
         for i in range(args.frames):
             region_stats(cv2.imdecode(jpegs[i % len(jpegs)], cv2.IMREAD_COLOR), ref)
         both = time.perf_counter() - t0
-        print(f"{w}x{h}: decode only {args.frames / decode:.0f} frames/s; decode + per-region judgement {args.frames / both:.0f} frames/s "
-              f"(judgement adds {(both - decode) / args.frames * 1000:.2f} ms per frame)")
+        ref_img = cv2.imdecode(jpegs[0], cv2.IMREAD_COLOR)
+        face = scene_face(w, h)
+        t0 = time.perf_counter()
+        for i in range(args.frames):
+            check_face(cv2.imdecode(jpegs[i % len(jpegs)], cv2.IMREAD_COLOR), ref_img, face)
+        faces = time.perf_counter() - t0
+        print(f"{w}x{h}: decode only {args.frames / decode:.0f} frames/s; + shutter regions {args.frames / both:.0f} frames/s "
+              f"({(both - decode) / args.frames * 1000:.2f} ms per frame); + face check of one {face[2]}x{face[3]} face {args.frames / faces:.0f} frames/s "
+              f"({(faces - decode) / args.frames * 1000:.2f} ms per frame)")
 
 
 if __name__ == "__main__":
