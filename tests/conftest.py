@@ -84,3 +84,44 @@ def media_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder for the ffmpeg H.264 clip and TLS material the labelled traffic reuses."""
     need_tools("ffmpeg")
     return tmp_path_factory.mktemp("media")
+
+
+def run_scenario(tmp: Path, device: str, scenario: str, config: Path = SIM_CONFIG):
+    """Run one scenario on one device of a bench config; return (outcome, its ScenarioResult).
+
+    The results document is checked against the contract schema on the way."""
+    from rig.config import load_config
+    from rig.engine import RunPlan, execute
+    from rig.results import validate_results
+
+    out = execute(RunPlan.select(load_config(config), [device], [scenario], tmp))
+    validate_results(out.record.to_dict())
+    return out, out.record.devices[0].scenarios[0]
+
+
+def sim_config_variant(tmp: Path, device: str, edit) -> Path:
+    """The shipped bench config with ``edit(device_dict)`` applied to one device, written under ``tmp``."""
+    import yaml
+
+    raw = yaml.safe_load(SIM_CONFIG.read_text())
+    edit(raw["devices"][device])
+    raw["bench"]["evidence_dir"] = str(tmp)
+    cfg = tmp / "bench.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    return cfg
+
+
+@pytest.fixture
+def sim_knob(sim_bench: dict):
+    """Set a simulated device's run-time fault knob (a file its camera app reads per frame),
+    removed again after the test: ``sim_knob("cam-secure", "shutter-mode")("partial")``."""
+    made: list[Path] = []
+
+    def knob(device: str, name: str):
+        path = Path(sim_bench["devices"][device]["console"]).parent / name
+        made.append(path)
+        return lambda value: path.write_text(value + "\n")
+
+    yield knob
+    for p in made:
+        p.unlink(missing_ok=True)

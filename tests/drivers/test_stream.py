@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from drivers.stream import grab_frames, pull
@@ -25,18 +27,25 @@ class Endless(BaseHTTPRequestHandler):
             pass
 
 
-def test_pull_stops_at_its_deadline() -> None:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+@contextmanager
+def served(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """An HTTP server on loopback for the block; yields its port."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        res = pull(f"http://127.0.0.1:{srv.server_address[1]}/stream.mjpg", seconds=0.5)
-        assert res.error is None and res.status_line == "HTTP/1.0 200 OK"
-        assert res.bytes > 0 and res.seconds < 2.0
-        capped = pull(f"http://127.0.0.1:{srv.server_address[1]}/", seconds=5, max_bytes=10_000)
-        assert capped.bytes < 10_000 + 65536 and capped.seconds < 5
+        yield srv.server_address[1]
     finally:
         srv.shutdown()
+
+
+def test_pull_stops_at_its_deadline() -> None:
+    with served(Endless) as port:
+        res = pull(f"http://127.0.0.1:{port}/stream.mjpg", seconds=0.5)
+        assert res.error is None and res.status_line == "HTTP/1.0 200 OK"
+        assert res.bytes > 0 and res.seconds < 2.0
+        capped = pull(f"http://127.0.0.1:{port}/", seconds=5, max_bytes=10_000)
+        assert capped.bytes < 10_000 + 65536 and capped.seconds < 5
 
 
 def test_refused_and_unsupported_are_reported() -> None:
@@ -66,15 +75,10 @@ class Mjpeg(BaseHTTPRequestHandler):
 
 
 def test_grab_frames_decodes_mjpeg_and_skips_corrupt_frames() -> None:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Mjpeg)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        g = grab_frames(f"http://127.0.0.1:{srv.server_address[1]}/stream.mjpg", seconds=1.0)
+    with served(Mjpeg) as port:
+        g = grab_frames(f"http://127.0.0.1:{port}/stream.mjpg", seconds=1.0)
         assert g.error is None and len(g.frames) == 3 and g.undecodable == 1
         assert g.frames[0].shape == (240, 320, 3) and g.times == sorted(g.times)
-        assert grab_frames(f"http://127.0.0.1:{srv.server_address[1]}/", seconds=5, max_frames=2).times[-1] < 2
-    finally:
-        srv.shutdown()
+        assert grab_frames(f"http://127.0.0.1:{port}/", seconds=5, max_frames=2).times[-1] < 2
     refused = grab_frames("http://127.0.0.1:9/stream.mjpg", seconds=1)
     assert refused.frames == [] and "connect to 127.0.0.1:9" in (refused.error or "")

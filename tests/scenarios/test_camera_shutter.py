@@ -8,31 +8,21 @@ from pathlib import Path
 import cv2
 import pytest
 
-from rig.config import load_config
-from rig.engine import RunPlan, execute
-from rig.results import Verdict, validate_results
-from tests.conftest import SIM_CONFIG
+from rig.results import Verdict
+from tests.conftest import run_scenario
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 g")
 ALL = {(r, c) for r in range(4) for c in range(4)}
 
 
 def run(tmp: Path, device: str):
-    out = execute(RunPlan.select(load_config(SIM_CONFIG), [device], ["camera-shutter"], tmp))
-    validate_results(out.record.to_dict())
-    return out, out.record.devices[0].scenarios[0]
+    return run_scenario(tmp, device, "camera-shutter")
 
 
 @pytest.fixture
-def shutter_mode(sim_bench: dict):
-    """Inject a shutter behaviour into cam-secure's camera app for one test (the app reads it per frame)."""
-    path = Path(sim_bench["devices"]["cam-secure"]["console"]).parent / "shutter-mode"
-
-    def set_mode(mode: str) -> None:
-        path.write_text(mode + "\n")
-
-    yield set_mode
-    path.unlink(missing_ok=True)
+def shutter_mode(sim_knob):
+    """Inject a shutter behaviour into cam-secure's camera app for one test."""
+    return sim_knob("cam-secure", "shutter-mode")
 
 
 def leaking(sc) -> set[tuple[int, int]]:

@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rig.config import load_config
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, validate_results
 from rig.traffic.flows import read_flows
-from tests.conftest import SIM_CONFIG
+from tests.conftest import SIM_CONFIG, run_scenario, sim_config_variant
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.2 b")
 
@@ -87,15 +86,11 @@ def test_pcap_in_the_bundle_is_the_evidence(outcome) -> None:
 
 
 def test_a_capture_that_sees_nothing_judgeable_is_inconclusive(sim_bench: dict, tmp_path: Path) -> None:
-    raw = yaml.safe_load(SIM_CONFIG.read_text())
-    dev = raw["devices"]["cam-compliant"]
-    dev["camera"] = {"streams": [{"name": "none", "url": "http://198.18.0.10:8080/stream.mjpg"}]}  # nothing listens there
-    dev["capture"] = {"duration_s": 2, "pull_s": 1}
-    raw["bench"]["evidence_dir"] = str(tmp_path)
-    cfg = tmp_path / "bench.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    out = execute(RunPlan.select(load_config(cfg), ["cam-compliant"], ["channel-encryption"], tmp_path / "ev"))
-    sc = out.record.devices[0].scenarios[0]
+    def edit(dev: dict) -> None:
+        dev["camera"] = {"streams": [{"name": "none", "url": "http://198.18.0.10:8080/stream.mjpg"}]}  # nothing listens there
+        dev["capture"] = {"duration_s": 2, "pull_s": 1}
+
+    _, sc = run_scenario(tmp_path / "ev", "cam-compliant", "channel-encryption", sim_config_variant(tmp_path, "cam-compliant", edit))
     assert sc.verdict is Verdict.INCONCLUSIVE
     kinds = {f.kind for f in sc.findings}
     assert {"stream-unavailable", "capture-inconclusive"} <= kinds
@@ -109,15 +104,11 @@ def test_devices_without_streams_are_skipped_with_the_reason(sim_bench: dict, tm
 
 
 def test_a_failing_action_is_an_error_and_the_capture_is_kept(sim_bench: dict, tmp_path: Path) -> None:
-    raw = yaml.safe_load(SIM_CONFIG.read_text())
-    dev = raw["devices"]["cam-secure"]
-    dev["actions"]["stream-start"] = {"via": "ssh", "command": "echo no such app >&2; exit 3"}
-    dev["capture"] = {"duration_s": 2, "pull_s": 1}
-    raw["bench"]["evidence_dir"] = str(tmp_path)
-    cfg = tmp_path / "bench.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    out = execute(RunPlan.select(load_config(cfg), ["cam-secure"], ["channel-encryption"], tmp_path / "ev"))
-    sc = out.record.devices[0].scenarios[0]
+    def edit(dev: dict) -> None:
+        dev["actions"]["stream-start"] = {"via": "ssh", "command": "echo no such app >&2; exit 3"}
+        dev["capture"] = {"duration_s": 2, "pull_s": 1}
+
+    out, sc = run_scenario(tmp_path / "ev", "cam-secure", "channel-encryption", sim_config_variant(tmp_path, "cam-secure", edit))
     assert sc.verdict is Verdict.ERROR
     assert any("stream-start" in f.summary and "exited 3" in f.summary for f in sc.findings)
     pcap = out.bundle / "devices/cam-secure/channel-encryption/capture.pcap"

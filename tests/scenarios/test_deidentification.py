@@ -7,27 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from rig.config import load_config
-from rig.engine import RunPlan, execute
-from rig.results import Verdict, validate_results
-from tests.conftest import SIM_CONFIG
+from rig.results import Verdict
+from tests.conftest import run_scenario
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 Annex A.1/A.2")
 FACE = [115, 24, 51, 61]  # CenterFace's box for the astronaut in the 320x240 reference
 
 
 def run(tmp: Path, device: str):
-    out = execute(RunPlan.select(load_config(SIM_CONFIG), [device], ["deidentification"], tmp))
-    validate_results(out.record.to_dict())
-    return out, out.record.devices[0].scenarios[0]
+    return run_scenario(tmp, device, "deidentification")
 
 
 @pytest.fixture
-def face_filter(sim_bench: dict):
-    """Switch cam-secure's face filter for one test (the camera app reads it per frame)."""
-    path = Path(sim_bench["devices"]["cam-secure"]["console"]).parent / "deid-mode"
-    yield lambda mode: path.write_text(mode + "\n")
-    path.unlink(missing_ok=True)
+def face_filter(sim_knob):
+    """Switch cam-secure's face filter for one test."""
+    return sim_knob("cam-secure", "deid-mode")
 
 
 def test_pixelated_faces_pass(sim_bench: dict, tmp_path: Path) -> None:
