@@ -30,7 +30,10 @@ CHUNK = 1 << 16
 
 
 class Sink(Protocol):
-    def write(self, data: bytes) -> object: ...
+    """Where the pcap bytes go (an evidence artifact stream, or any binary file)."""
+
+    def write(self, data: bytes) -> object:
+        """Store ``data``."""
 
 
 @dataclass
@@ -47,11 +50,13 @@ class CaptureStats:
 
     @property
     def dropped(self) -> int | None:
+        """Packets tcpdump says it lost (kernel plus interface), or None if it gave no counters."""
         if self.dropped_kernel is None:
             return None
         return self.dropped_kernel + (self.dropped_interface or 0)
 
     def to_dict(self) -> dict:
+        """JSON-ready form, with the total drop count."""
         return dict(self.__dict__, dropped=self.dropped)
 
 
@@ -161,6 +166,7 @@ class PacketCapture:
 
     @property
     def bytes_written(self) -> int:
+        """Pcap bytes handed to the sink so far."""
         return self._written
 
     def stop(self, timeout: float = 10.0) -> CaptureStats:

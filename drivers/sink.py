@@ -24,6 +24,8 @@ UDP_PORTS = 4
 
 @dataclass
 class SinkCounters:
+    """What the sink received: datagrams per UDP port, bytes per port, TCP connections."""
+
     datagrams: dict[int, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)  # "5004/udp" -> bytes
     connections: int = 0

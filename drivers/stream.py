@@ -23,6 +23,8 @@ HEAD_LIMIT = 4096
 
 @dataclass
 class PullResult:
+    """One bounded pull: bytes read, how long, the status line (escaped), or why it failed."""
+
     url: str
     bytes: int
     seconds: float
@@ -30,6 +32,7 @@ class PullResult:
     error: str | None
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return dict(self.__dict__)
 
 
@@ -117,6 +120,7 @@ class FrameGrab:
     error: str | None = None
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return {"url": self.url, "frames": len(self.frames), "bytes": self.bytes, "undecodable": self.undecodable, "error": self.error,
                 "first_s": self.times[0] if self.times else None, "last_s": self.times[-1] if self.times else None}
 

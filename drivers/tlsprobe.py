@@ -31,6 +31,8 @@ _REFUSED_MARKERS = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_N
 
 @dataclass
 class VersionResult:
+    """One protocol version offered alone: accepted with a suite, or refused with the reason."""
+
     version: str
     accepted: bool
     suite: str | None = None  # what the server chose when offered everything
@@ -39,6 +41,8 @@ class VersionResult:
 
 @dataclass
 class CertFacts:
+    """The server certificate's facts and the weaknesses they show."""
+
     subject: str
     issuer: str
     self_signed: bool
@@ -61,6 +65,8 @@ class ClientAuthResult:
 
 @dataclass
 class TlsReport:
+    """Everything the active check learned about one TLS port."""
+
     host: str
     port: int
     versions: list[VersionResult] = field(default_factory=list)
@@ -70,9 +76,11 @@ class TlsReport:
 
     @property
     def accepted(self) -> list[str]:
+        """Versions the server completed a handshake with."""
         return [v.version for v in self.versions if v.accepted]
 
     def to_dict(self) -> dict:
+        """JSON-ready form for tls-<port>.json."""
         return asdict(self)
 
 

@@ -31,6 +31,8 @@ from rig.vision.shutter import GRID, REOPEN_FRACTION, Reference, judge_window, o
 
 
 class CameraShutter(Scenario):
+    """The camera-shutter scenario (see the module docstring for its phases)."""
+
     id = "camera-shutter"
     title = "A closed shutter blocks the camera on every output"
     clauses = ("T/AI 110.1-2020 6.2.1 g",)

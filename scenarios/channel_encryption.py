@@ -47,6 +47,8 @@ _FINDING_KIND = {Channel.PLAINTEXT: "plaintext-channel", Channel.WEAK: "weak-cha
 
 
 class ChannelEncryption(Scenario):
+    """The channel-encryption scenario (see the module docstring for its phases)."""
+
     id = "channel-encryption"
     title = "Device traffic is encrypted with a strong protocol"
     clauses = ("T/AI 110.1-2020 6.2.2 b", "T/AI 110.1-2020 Annex A transport layer")

@@ -29,6 +29,8 @@ RECOGNISABLE_FRACTION = 0.2
 
 
 class Deidentification(Scenario):
+    """The deidentification scenario (see the module docstring)."""
+
     id = "deidentification"
     title = "Outputs of level 1 and 2 devices carry no recognisable face"
     clauses = ("T/AI 110.1-2020 Annex A.1/A.2", "T/AI 110.1-2020 6.2.5 b c")

@@ -121,6 +121,7 @@ class _Frames:
         return mode if mode in SHUTTER_MODES else self.default_mode
 
     def closed(self) -> bool:
+        """The shutter is closed (the device's ``/run/shutter`` says so)."""
         try:
             return self.root is not None and (self.root / "run" / "shutter").read_text()[:16].strip() == "closed"
         except OSError:
@@ -187,6 +188,7 @@ class _Server(ThreadingHTTPServer):
 
 
 def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
+    """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``port`` in a daemon thread."""
     srv = _Server(("0.0.0.0", port), _handler(frames, stop))
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
@@ -196,6 +198,7 @@ def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLCo
 
 
 def tls_context(pki: dict[str, Path], minimum: str, mutual: bool) -> ssl.SSLContext:
+    """The device's TLS server context: its certificate, the lowest version it takes, client certificates if ``mutual``."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(pki["server-cert"], pki["server-key"])
     if minimum == "TLSv1":
@@ -239,6 +242,7 @@ class Pusher:
         self._nals: list[bytes] | None = None
 
     def follow(self, target: tuple[str, int] | None) -> None:
+        """Start, restart or stop the push channels to match ``target`` (None: stop)."""
         if target == self.target:
             if self._ffmpeg is not None and self._ffmpeg.poll() is not None and target is not None:
                 self._start_ffmpeg(target)  # ffmpeg died (sink went away): restart, as the app would
@@ -305,6 +309,7 @@ class Pusher:
                 stop.wait(1 / 5)
 
     def stop(self) -> None:
+        """Stop every push channel (threads joined, ffmpeg terminated)."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=2)
@@ -321,6 +326,7 @@ class Pusher:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the camera application until SIGTERM."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, required=True)
     ap.add_argument("--state", type=Path, required=True)

@@ -188,6 +188,7 @@ class RtpPacketizer:
     timestamp: int = 0
 
     def packets(self, nal: bytes, last_of_frame: bool, ts_step: int = 6000) -> list[bytes]:
+        """RTP packets carrying one NAL unit (one packet, or FU-A fragments); advances the timestamp after a frame."""
         out = []
         if len(nal) <= self.mtu_payload:
             chunks = [nal]
@@ -222,6 +223,7 @@ class SrtpAeadSender:
         self._last_seq: int | None = None
 
     def protect(self, rtp: bytes) -> bytes:
+        """The SRTP packet for one RTP packet: header in the clear, payload encrypted and tagged."""
         hl = 12 + 4 * (rtp[0] & 0x0F)
         seq = int.from_bytes(rtp[2:4], "big")
         if self._last_seq is not None and seq < self._last_seq and self._last_seq - seq > 0x8000:

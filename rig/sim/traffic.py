@@ -47,9 +47,11 @@ class PcapWriter:
         self.bytes += len(frame) + 16
 
     def udp(self, src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> None:
+        """Append one UDP/IPv4 packet."""
         self._frame(src[0], dst[0], 17, struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload)
 
     def tcp(self, src: tuple[str, int], dst: tuple[str, int], seq: int, ack: int, flags: int, payload: bytes = b"") -> None:
+        """Append one TCP/IPv4 segment."""
         self._frame(src[0], dst[0], 6, struct.pack("!HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0) + payload)
 
 
@@ -98,6 +100,7 @@ class Generator:
         return max(1, round(base * self.scale))
 
     def frames(self, n: int, start: int) -> list[bytes]:
+        """``n`` JPEG frames starting at ``start`` (64 distinct frames, rendered once)."""
         out = []
         for i in range(start, start + n):
             key = i % 64
@@ -107,12 +110,14 @@ class Generator:
         return out
 
     def nals(self, n: int, start: int) -> list[bytes]:
+        """``n`` H.264 NAL units of the ffmpeg clip starting at ``start``, cycling."""
         if self._h264 is None:
             self._h264 = media.nal_units(media.h264_clip(self.cache_dir))
         nals = self._h264
         return [nals[(start + i) % len(nals)] for i in range(n)]
 
     def endpoints(self) -> tuple[tuple[str, int], tuple[str, int]]:
+        """A fresh (client, server) pair in 198.18.0.0/15, so every flow has its own 5-tuple."""
         self._port = 20000 + (self._port - 19999) % 40000
         host = f"198.18.{self.rng.randrange(1, 250)}.{self.rng.randrange(2, 250)}"
         return (host, self._port), ("198.18.0.1", self.rng.choice([80, 443, 5004, 8080, 8443, 9000, 40000 + self._port % 1000]))

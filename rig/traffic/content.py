@@ -79,6 +79,7 @@ class Signature:
     what: str
 
     def to_dict(self) -> dict:
+        """JSON-ready form (rounded figures) for flows.json."""
         return {"name": self.name, "hits": self.hits, "trials": self.trials, "expected_by_chance": round(self.trials * self.chance, 3),
                 "p_value": float(f"{self.p_value:.3g}"), "present": self.present}
 
@@ -97,22 +98,27 @@ class ContentStats:
 
     @property
     def structure(self) -> list[Signature]:
+        """The signatures present beyond chance."""
         return [s for s in self.signatures if s.present]
 
     @property
     def is_text(self) -> bool:
+        """At least 32 bytes, 90 % of them printable ASCII."""
         return self.size >= 32 and self.text_fraction >= 0.9
 
     @property
     def sample_ok(self) -> bool:
+        """Enough bytes for the randomness tests."""
         return self.size >= MIN_RANDOM_SAMPLE
 
     @property
     def nonuniform(self) -> bool:
+        """The byte histogram (at the best key period) is skewed beyond chance."""
         return self.chi2_p is not None and self.chi2_p < NONUNIFORM_P
 
     @property
     def repeats(self) -> bool:
+        """8-byte windows repeat more than ciphertext ever does."""
         return self.repeat_fraction is not None and self.repeat_fraction > REPEAT_FRACTION
 
     @property
@@ -123,6 +129,7 @@ class ContentStats:
         return not (self.nonuniform or self.repeats)
 
     def to_dict(self) -> dict:
+        """JSON-ready form (rounded figures) for flows.json."""
         return {
             "bytes": self.size,
             "structure": [s.to_dict() for s in self.structure],
@@ -144,6 +151,7 @@ def poisson_sf(k: int, lam: float) -> float:
     log_lam = math.log(lam)
 
     def log_pmf(i: int) -> float:
+        """log P(X = i)."""
         return -lam + i * log_lam - math.lgamma(i + 1)
 
     if k <= lam:  # the upper tail is large: 1 - P(X < k), summing the k lower terms

@@ -81,10 +81,12 @@ class Flow:
 
     @property
     def packets(self) -> int:
+        """Packets in both directions."""
         return self.up.packets + self.down.packets
 
     @property
     def bytes(self) -> int:
+        """Transport payload bytes in both directions."""
         return self.up.bytes + self.down.bytes
 
 
@@ -260,6 +262,7 @@ class _Words:
         self.views = [np.frombuffer(buf, dtype=dtype, offset=k, count=(n - k) // 8) for k in range(8) if n - k >= 8]
 
     def at(self, offsets: np.ndarray) -> np.ndarray:
+        """The 64-bit word at each byte offset in ``offsets`` (each offset + 8 within the buffer)."""
         out = np.empty(len(offsets), dtype=np.uint64)
         align = offsets & 7
         for k, view in enumerate(self.views):

@@ -47,6 +47,7 @@ def suite_names() -> dict[int, str]:
 
 
 def suite_name(code: int) -> str:
+    """OpenSSL's name of an IANA cipher-suite number, or its hex form when unknown."""
     return suite_names().get(code, f"0x{code:04X}")
 
 
@@ -69,6 +70,7 @@ class TlsInfo:
     change_cipher_spec: bool = False
 
     def to_dict(self) -> dict:
+        """JSON-ready form, empty fields left out."""
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], 0, False)}
 
 
@@ -236,6 +238,8 @@ def _dtls_hello(hs: bytes) -> bytes:
 
 @dataclass
 class SshInfo:
+    """What an SSH connection showed in the clear: banners and KEXINIT cipher lists."""
+
     client_banner: str | None = None
     server_banner: str | None = None
     ciphers_client: list[str] = field(default_factory=list)
@@ -244,6 +248,7 @@ class SshInfo:
     newkeys: bool = False
 
     def to_dict(self) -> dict:
+        """JSON-ready form, empty fields left out."""
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], False)}
 
 
@@ -285,12 +290,15 @@ def parse_ssh(client: bytes, server: bytes) -> tuple[SshInfo, bytes]:
 
 @dataclass
 class RtpInfo:
+    """RTP/RTCP counts of a conversation: payload types, SSRCs, packets."""
+
     payload_types: dict[int, int] = field(default_factory=dict)
     ssrcs: int = 0
     rtcp_packets: int = 0
     rtp_packets: int = 0
 
     def to_dict(self) -> dict:
+        """JSON-ready form, empty fields left out."""
         return {"payload_types": {str(k): v for k, v in sorted(self.payload_types.items())}, "ssrcs": self.ssrcs,
                 "rtp_packets": self.rtp_packets, "rtcp_packets": self.rtcp_packets}
 
@@ -349,6 +357,7 @@ def split_rtp(datagrams: list[bytes]) -> tuple[RtpInfo, list[bytes], float]:
 
 
 def is_stun(dg: bytes) -> bool:
+    """A STUN message (RFC 5389): first byte 0-3, magic cookie, length matching the datagram."""
     return len(dg) >= 20 and dg[0] < 4 and dg[4:8] == b"\x21\x12\xa4\x42" and int.from_bytes(dg[2:4], "big") + 20 == len(dg)
 
 
@@ -356,6 +365,7 @@ QUIC_VERSIONS = {0x00000001: "QUICv1", 0x6B3343CF: "QUICv2"}
 
 
 def quic_version(dg: bytes) -> str | None:
+    """The QUIC version named by a long-header packet, or None."""
     if len(dg) < 7 or dg[0] & 0xC0 != 0xC0:
         return None
     v = int.from_bytes(dg[1:5], "big")

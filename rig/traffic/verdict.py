@@ -44,6 +44,8 @@ RAW_MIN_BYTES = 8192
 
 
 class Channel(str, Enum):
+    """What a flow's traffic is, as far as its confidentiality goes."""
+
     ENCRYPTED = "encrypted"
     PLAINTEXT = "plaintext"
     WEAK = "weak"
@@ -54,6 +56,7 @@ class Channel(str, Enum):
 
     @property
     def fails(self) -> bool:
+        """Plaintext, weak and obfuscated channels fail the clause."""
         return self in (Channel.PLAINTEXT, Channel.WEAK, Channel.OBFUSCATED)
 
 
@@ -75,6 +78,7 @@ class FlowReport:
     incomplete: list[str] = field(default_factory=list)  # holes, retransmissions, sample cut
 
     def to_dict(self) -> dict:
+        """JSON-ready form for flows.json."""
         return {
             "id": self.id, "proto": self.proto, "client": f"{self.client[0]}:{self.client[1]}", "server": f"{self.server[0]}:{self.server[1]}",
             "packets": self.packets, "bytes": self.bytes, "protocol": self.protocol, "channel": self.channel.value,
@@ -94,6 +98,7 @@ class Analysis:
     flows: list[FlowReport]
 
     def to_dict(self) -> dict:
+        """JSON-ready form for flows.json."""
         return {"pcap": self.path, "packets": self.packets, "other_packets": self.other_packets, "truncated_packets": self.truncated_packets,
                 "duration_s": round(self.duration_s, 3), "flows": [f.to_dict() for f in self.flows]}
 

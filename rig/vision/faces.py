@@ -143,6 +143,7 @@ class FaceCheck:
     recognisable: bool
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return {"region": list(self.region), "centerface": round(self.centerface, 3), "haar": self.haar, "ssim": round(self.ssim, 3),
                 "recognisable": self.recognisable}
 

@@ -63,6 +63,7 @@ class Reference:
 
     @classmethod
     def from_frames(cls, frames: list[np.ndarray]) -> "Reference":
+        """The median of ``frames`` at analysis resolution (at least one frame)."""
         if not frames:
             raise ValueError("a reference needs at least one frame")
         h, w = frames[0].shape[:2]
@@ -72,6 +73,8 @@ class Reference:
 
 @dataclass
 class RegionStat:
+    """One grid region of one frame: its statistics and whether it shows the scene."""
+
     row: int
     col: int
     mean: float
@@ -81,6 +84,7 @@ class RegionStat:
     shows_scene: bool
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
@@ -129,6 +133,7 @@ class WindowVerdict:
         return sum(1 for v in self.median_ncc.values() if v >= NCC_VISIBLE) / len(self.median_ncc)
 
     def to_dict(self) -> dict:
+        """JSON-ready form."""
         return {"frames": self.frames, "leaking_regions": [list(x) for x in self.leaking], "shown_fraction": self.shown_fraction,
                 "median_ncc": self.median_ncc, "blocked": self.blocked}
 
