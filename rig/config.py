@@ -220,8 +220,24 @@ class CameraStream(_Model):
         return value
 
 
+class Observation(_Model):
+    """A bench camera looking at the device from outside (a stream URL), and where the lens is in its picture."""
+
+    url: str
+    lens: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]  # x, y, w, h
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("the observation camera is grabbed over http:// or https:// (an MJPEG stream)")
+        return value
+
+
 class Camera(_Model):
     streams: list[CameraStream] = Field(default_factory=list)
+    #: camera-shutter: also check, from outside, that a physical cover closes over the lens
+    observation: Observation | None = None
     settle_s: float = Field(default=1.0, ge=0, le=60)  # after a shutter action, before frames are judged
     window_s: float = Field(default=4.0, ge=0.5, le=120)  # how long each window of frames is grabbed
     frames: int = Field(default=12, ge=2, le=500)  # frames per window (at most)

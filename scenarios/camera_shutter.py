@@ -12,6 +12,11 @@ Phases, on every http(s) stream in ``camera.streams``:
    correlate with the reference again, so the check is seen to discriminate; otherwise the
    verdict is ``inconclusive``.
 
+With ``camera.observation`` (a bench camera looking at the device from outside), the lens
+region of its picture is judged the same way in the same windows: the clause asks for a
+*physical* shutter, so a lens region still showing the open lens while the shutter is
+closed is ``lens-uncovered``, even if the outputs go dark.
+
 Evidence per stream: ``<stream>-open.png``, ``<stream>-closed.png`` (leaking regions boxed
 in red), ``<stream>-reopened.png`` and ``<stream>-regions.json`` (every frame's per-region
 statistics and the window verdicts).
@@ -28,6 +33,9 @@ from rig.config import CameraStream, DeviceConfig
 from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext, run_action
 from rig.vision.shutter import GRID, REOPEN_FRACTION, Reference, judge_window, overlay
+
+#: the name the bench observation camera's windows and artifacts go by
+OBSERVATION = "observation"
 
 
 class CameraShutter(Scenario):
@@ -61,14 +69,16 @@ class CameraShutter(Scenario):
             ctx.finding("no-output-checked", "info", "no http(s) stream to judge", interface="camera")
             return Verdict.INCONCLUSIVE
 
+        targets = [(s.name, s.url) for s in streams] + ([(OBSERVATION, cam.observation.url)] if cam.observation else [])
+
         def window(phase: str) -> dict[str, FrameGrab]:
             run_action(ctx, f"shutter-{'close' if phase == 'closed' else 'open'}")
             time.sleep(cam.settle_s)
             out = {}
-            for s in streams:
-                g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if s.url.startswith("https") else None)
-                ctx.step(f"{phase} window", stream=s.name, **g.to_dict())
-                out[s.name] = g
+            for name, url in targets:
+                g = grab_frames(url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if url.startswith("https") and name != OBSERVATION else None)
+                ctx.step(f"{phase} window", stream=name, **g.to_dict())
+                out[name] = g
             return out
 
         opened = window("open")
@@ -79,6 +89,15 @@ class CameraShutter(Scenario):
         undecided = []
         for s in streams:
             undecided += self._judge(ctx, s, opened[s.name], closed[s.name], reopened[s.name])
+        if cam.observation is not None:
+            x, y, w, h = cam.observation.lens
+            lens = {k: FrameGrab(g.url, [f[y:y + h, x:x + w] for f in g.frames], g.times, g.bytes, g.undecodable, g.error)
+                    for k, g in (("open", opened[OBSERVATION]), ("closed", closed[OBSERVATION]), ("reopened", reopened[OBSERVATION]))}
+            if not lens["closed"].frames:
+                undecided.append(f"the observation camera delivered no frame while the shutter was closed ({lens['closed'].error or 'no frame'})")
+            else:
+                obs = CameraStream(name=OBSERVATION, url=cam.observation.url)
+                undecided += self._judge(ctx, obs, lens["open"], lens["closed"], lens["reopened"], observation=True)
         for reason in undecided:
             ctx.finding("shutter-inconclusive", "info", reason, interface="camera")
         errors = [f for f in ctx.findings if f.kind == "stream-unavailable"]
@@ -90,7 +109,12 @@ class CameraShutter(Scenario):
             return Verdict.INCONCLUSIVE
         return Verdict.PASS
 
-    def _judge(self, ctx: ScenarioContext, s: CameraStream, opened: FrameGrab, closed: FrameGrab, reopened: FrameGrab) -> list[str]:
+    def _judge(self, ctx: ScenarioContext, s: CameraStream, opened: FrameGrab, closed: FrameGrab, reopened: FrameGrab,
+               observation: bool = False) -> list[str]:
+        """Judge one output's three windows; record artifacts and findings; return undecided reasons.
+
+        With ``observation`` the frames are the lens as a bench camera sees it: a region
+        that still shows the open lens means the physical cover did not close over it."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", s.name)
         if opened.error or not opened.frames:
             why = opened.error or f"no frame within {ctx.device.camera.window_s:g} s"  # type: ignore[union-attr]
@@ -122,8 +146,10 @@ class CameraShutter(Scenario):
         if c_verdict.leaking:
             regions = ", ".join(f"r{r}c{c}" for r, c in c_verdict.leaking)
             total = GRID[0] * GRID[1]
-            ctx.finding("shutter-leak", "high",
-                        f"{s.name}: with the shutter closed, {len(c_verdict.leaking)} of {total} regions still show the scene ({regions})",
+            what = (f"seen from outside, {len(c_verdict.leaking)} of {total} lens regions stay uncovered with the shutter closed ({regions}): "
+                    "no physical cover closes over them") if observation else \
+                f"{s.name}: with the shutter closed, {len(c_verdict.leaking)} of {total} regions still show the scene ({regions})"
+            ctx.finding("lens-uncovered" if observation else "shutter-leak", "high", what,
                         interface="camera", path=s.url, evidence=evidence,
                         detail={"leaking_regions": [list(x) for x in c_verdict.leaking], "shown_fraction": c_verdict.shown_fraction,
                                 "frames": len(closed.frames)})

@@ -104,6 +104,18 @@ def _tool(name: str) -> str:
     return path
 
 
+#: where the bench observation camera serves /<device>.mjpg on the bench address
+OBSERVATION_PORT = 9180
+
+
+def _shutter_default(profile: Profile) -> str | None:
+    """The simulated shutter behaviour of a camera profile (None: the profile has no camera)."""
+    for svc in profile.services:
+        if svc.kind == "camera" and "--shutter" in svc.options:
+            return svc.options[svc.options.index("--shutter") + 1]
+    return None
+
+
 def ns_name(device: str) -> str:
     return NS_PREFIX + device
 
@@ -178,6 +190,12 @@ class SimBench:
                     self._save_state(state)
                     known.append(hostkey_line)
                 (self.state_dir / "known_hosts").write_text("\n".join(known) + "\n")
+                cams = {n: _shutter_default(PROFILES[d.profile]) for n, d in self.sim.devices.items() if _shutter_default(PROFILES[d.profile])}
+                if cams:  # the bench observation camera, on the bench host, looking at every camera device
+                    argv = [sys.executable, "-m", "rig.sim.observation", "--listen", f"{self.sim.bench_address}:{OBSERVATION_PORT}",
+                            "--state", str(self.state_dir), *[f"{n}={m}" for n, m in cams.items()]]
+                    state["bench_pids"] = {"observation": self._spawn(None, argv, self.state_dir / "observation.log")}
+                    self._save_state(state)
                 self._wait_ready(state)
             except BaseException:
                 self._save_state(state)
@@ -334,15 +352,15 @@ class SimBench:
             return [sys.executable, "-m", "rig.sim.debugstubs", svc.kind, port]
         raise SimError(f"unknown simulated service {svc.kind}")
 
-    def _spawn(self, ns: str, argv: list[str], logfile: Path, supervise: bool = False) -> int:
-        """Start ``argv`` inside ``ns`` detached from this process; return its pid.
+    def _spawn(self, ns: str | None, argv: list[str], logfile: Path, supervise: bool = False) -> int:
+        """Start ``argv`` inside ``ns`` (None: on the bench host) detached from this process; return its pid.
 
         With ``supervise`` the daemon is restarted when it exits (rate-limited), as a
         device's init would: single-shot servers such as gdbserver stay reachable.
         """
         if supervise:
             argv = [sys.executable, "-m", "rig.sim.respawn", "--"] + argv
-        cmd = [_tool("ip"), "netns", "exec", ns] + argv
+        cmd = ([_tool("ip"), "netns", "exec", ns] if ns else []) + argv
         env = dict(os.environ)
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2]) + os.pathsep + env.get("PYTHONPATH", "")
         with logfile.open("ab") as log:
@@ -390,6 +408,7 @@ class SimBench:
                 pids.update(net.netns_pids(ns))
             for pid in state.get("devices", {}).get(name, {}).get("pids", {}).values():
                 pids.add(int(pid))
+        pids.update(int(p) for p in state.get("bench_pids", {}).values())
         _terminate(pids)
         if pids:
             removed.append(f"{len(pids)} processes")

@@ -36,9 +36,11 @@ def test_working_shutter_passes_and_is_seen_to_discriminate(sim_bench: dict, tmp
     regions = json.loads((out.bundle / "devices/cam-secure/camera-shutter/main-regions.json").read_text())
     assert regions["windows"]["closed"]["frames"] >= 5 and regions["windows"]["closed"]["leaking_regions"] == []
     assert regions["windows"]["reopened"]["leaking_regions"] and sum(v >= 0.5 for v in regions["windows"]["reopened"]["median_ncc"].values()) >= 12
-    for png in ("main-open.png", "main-closed.png", "main-reopened.png"):
+    obs = json.loads((out.bundle / "devices/cam-secure/camera-shutter/observation-regions.json").read_text())
+    assert obs["windows"]["closed"]["leaking_regions"] == []  # seen from outside, the cover closed over the whole lens
+    for png in ("main-open.png", "main-closed.png", "main-reopened.png", "observation-closed.png"):
         img = cv2.imread(str(out.bundle / "devices/cam-secure/camera-shutter" / png))
-        assert img is not None and img.shape[:2] == (240, 320)
+        assert img is not None and img.shape[:2] == ((80, 80) if png.startswith("observation") else (240, 320))
 
 
 def test_ignored_shutter_fails_on_every_output(sim_bench: dict, tmp_path: Path) -> None:
@@ -49,6 +51,8 @@ def test_ignored_shutter_fails_on_every_output(sim_bench: dict, tmp_path: Path) 
     for f in by_stream.values():
         assert {tuple(x) for x in f.detail["leaking_regions"]} == ALL
         assert any(e.endswith("-closed.png") for e in f.evidence)
+    [lens] = [f for f in sc.findings if f.kind == "lens-uncovered"]  # from outside: no physical cover at all
+    assert {tuple(x) for x in lens.detail["leaking_regions"]} == ALL and "observation-closed.png" in " ".join(lens.evidence)
 
 
 def test_cover_over_part_of_the_lens_fails_on_the_uncovered_regions(shutter_mode, tmp_path: Path) -> None:
@@ -58,6 +62,9 @@ def test_cover_over_part_of_the_lens_fails_on_the_uncovered_regions(shutter_mode
     leak = leaking(sc)
     assert {(r, 3) for r in range(4)} <= leak  # the uncovered right column
     assert all(c >= 2 for _, c in leak)  # nothing under the cover
+    [lens] = [f for f in sc.findings if f.kind == "lens-uncovered"]  # the observation camera sees the same gap
+    seen = {tuple(x) for x in lens.detail["leaking_regions"]}
+    assert {(r, 3) for r in range(4)} <= seen and all(c >= 2 for _, c in seen)
 
 
 def test_dimmed_and_defocused_scene_is_not_a_closed_shutter(shutter_mode, tmp_path: Path) -> None:
