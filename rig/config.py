@@ -208,30 +208,27 @@ class NetworkTransport(_Model):
     ] = Field(default_factory=list)
 
 
+def _url_of(pattern: str, message: str) -> AfterValidator:
+    """A validator that accepts URLs matching ``pattern`` and names the schemes otherwise."""
+
+    def check(value: str) -> str:
+        if not re.match(pattern, value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
 class CameraStream(_Model):
     name: Annotated[str, Field(pattern=NAME_RE)]
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, value: str) -> str:
-        if not re.match(r"^(https?|rtsp|rtsps|file|device)://", value):
-            raise ValueError("stream url must start with http://, https://, rtsp://, rtsps://, file:// or device://")
-        return value
+    url: Annotated[str, _url_of(r"^(https?|rtsp|rtsps|file|device)://", "stream url must start with http://, https://, rtsp://, rtsps://, file:// or device://")]
 
 
 class Observation(_Model):
     """A bench camera looking at the device from outside (a stream URL), and where the lens is in its picture."""
 
-    url: str
+    url: Annotated[str, _url_of(r"^https?://", "the observation camera is grabbed over http:// or https:// (an MJPEG stream)")]
     lens: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]  # x, y, w, h
-
-    @field_validator("url")
-    @classmethod
-    def _scheme(cls, value: str) -> str:
-        if not re.match(r"^https?://", value):
-            raise ValueError("the observation camera is grabbed over http:// or https:// (an MJPEG stream)")
-        return value
 
 
 class Camera(_Model):
