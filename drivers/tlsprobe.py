@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
+from rig.certs import self_signed
 from rig.traffic.protocols import suite_is_weak
 
 VERSIONS = (("TLSv1.0", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1), ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
@@ -201,8 +202,6 @@ def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
 
 
 def _client_auth(host: str, port: int, timeout: float, client_cert: tuple[Path, Path] | None, work_dir: Path | None) -> ClientAuthResult:
-    from rig.sim.media import self_signed
-
     none = _request_outcome(host, port, _context(None, "DEFAULT"), timeout)
     work = work_dir or Path(tempfile.mkdtemp(prefix="privrig-tls-"))
     forged = self_signed(work, "privrig-untrusted-client")

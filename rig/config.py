@@ -190,6 +190,13 @@ class NetworkTransport(_Model):
     #: where the rig's stream sink listens (default: the capture interface's address)
     sink_address: ipaddress.IPv4Address | None = None
     tls: TlsClient | None = None
+
+    @property
+    def client_certificate(self) -> tuple[Path, Path] | None:
+        """(certificate, key) the rig presents to the device's TLS services, if configured."""
+        if self.tls is None or self.tls.client_cert is None or self.tls.client_key is None:
+            return None
+        return self.tls.client_cert, self.tls.client_key
     auth_paths: list[Annotated[str, Field(pattern=r"^/")]] = Field(default_factory=list)  # web paths that must demand login
     open_ports: list[
         Annotated[

@@ -19,7 +19,7 @@ from drivers.errors import CommandTimeout, DeviceError
 from drivers.serial import SerialDriver
 from drivers.ssh import SshDriver
 from drivers.transcript import Transcript, escape_bytes
-from rig.config import Action, DeviceConfig
+from rig.config import Action, CameraStream, DeviceConfig
 from rig.evidence import ArtifactFolder, ArtifactStream, Journal
 from rig.results import ArtifactRef, Finding, Verdict
 
@@ -118,6 +118,19 @@ class ScenarioContext:
     def close(self) -> None:
         """Close drivers and seal every transcript, even after an error."""
         self._stack.close()
+
+
+def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:
+    """The device's camera streams the rig can grab frames from (http and https); each
+    other stream gets an ``info`` finding saying it was not checked."""
+    out = []
+    for s in ctx.device.camera.streams if ctx.device.camera else []:
+        if s.url.startswith(("http://", "https://")):
+            out.append(s)
+        else:
+            ctx.finding("stream-not-checked", "info", f"{s.name}: {s.url.split(':', 1)[0]} streams are not grabbed yet (http and https are)",
+                        interface="camera", path=s.url)
+    return out
 
 
 def run_action(ctx: ScenarioContext, name: str, **values: str) -> tuple[int, str]:

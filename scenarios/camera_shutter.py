@@ -31,7 +31,7 @@ import time
 from drivers.stream import FrameGrab, grab_frames
 from rig.config import CameraStream, DeviceConfig
 from rig.results import Verdict
-from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.scenario import Scenario, ScenarioContext, grabbable_streams, run_action
 from rig.vision.shutter import GRID, REOPEN_FRACTION, Reference, judge_window, overlay
 
 #: the name the bench observation camera's windows and artifacts go by
@@ -56,15 +56,8 @@ class CameraShutter(Scenario):
     def run(self, ctx: ScenarioContext) -> Verdict | None:
         cam = ctx.device.camera
         assert cam is not None
-        net = ctx.device.network
-        client_cert = (net.tls.client_cert, net.tls.client_key) if net and net.tls and net.tls.client_cert and net.tls.client_key else None
-        streams = []
-        for s in cam.streams:
-            if s.url.startswith(("http://", "https://")):
-                streams.append(s)
-            else:
-                ctx.finding("stream-not-checked", "info", f"{s.name}: {s.url.split(':', 1)[0]} streams are not grabbed yet (http and https are)",
-                            interface="camera", path=s.url)
+        client_cert = ctx.device.network.client_certificate if ctx.device.network else None
+        streams = grabbable_streams(ctx)
         if not streams:
             ctx.finding("no-output-checked", "info", "no http(s) stream to judge", interface="camera")
             return Verdict.INCONCLUSIVE
@@ -76,7 +69,7 @@ class CameraShutter(Scenario):
             time.sleep(cam.settle_s)
             out = {}
             for name, url in targets:
-                g = grab_frames(url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if url.startswith("https") and name != OBSERVATION else None)
+                g = grab_frames(url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if name != OBSERVATION else None)
                 ctx.step(f"{phase} window", stream=name, **g.to_dict())
                 out[name] = g
             return out
@@ -126,15 +119,15 @@ class CameraShutter(Scenario):
         ctx.artifact(f"{name}-open.png", cv2.imencode(".png", overlay(opened.frames[len(opened.frames) // 2], []))[1].tobytes(), "image/png")
         c_verdict, c_stats = judge_window(closed.frames, ref)
         r_verdict, r_stats = judge_window(reopened.frames, ref)
-        evidence = ctx.evidence_of(f"{name}-open.png", f"{name}-closed.png", f"{name}-regions.json")
+        shown = [f"{name}-open.png"]
         if closed.frames:
             worst = max(range(len(c_stats)), key=lambda i: sum(st.shows_scene for st in c_stats[i]))
             ctx.artifact(f"{name}-closed.png", cv2.imencode(".png", overlay(closed.frames[worst], c_verdict.leaking))[1].tobytes(), "image/png")
-        else:
-            evidence.remove(ctx.evidence_of(f"{name}-closed.png")[0])
+            shown.append(f"{name}-closed.png")
         if reopened.frames:
             ctx.artifact(f"{name}-reopened.png", cv2.imencode(".png", overlay(reopened.frames[-1], []))[1].tobytes(), "image/png")
-            evidence.append(ctx.evidence_of(f"{name}-reopened.png")[0])
+            shown.append(f"{name}-reopened.png")
+        evidence = ctx.evidence_of(*shown, f"{name}-regions.json")
         doc = {
             "grid": list(GRID), "stream": s.url,
             "windows": {"open": opened.to_dict(), "closed": {**closed.to_dict(), **c_verdict.to_dict()}, "reopened": {**reopened.to_dict(), **r_verdict.to_dict()}},

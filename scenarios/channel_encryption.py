@@ -66,7 +66,7 @@ class ChannelEncryption(Scenario):
         assert net is not None and net.capture_interface is not None
         settings = dev.capture
         address = str(net.address)
-        client_cert = (net.tls.client_cert, net.tls.client_key) if net.tls and net.tls.client_cert and net.tls.client_key else None
+        client_cert = net.client_certificate
         sink_host = net.sink_address or interface_address(net.capture_interface)
 
         # 1. capture, 2. work
@@ -85,7 +85,7 @@ class ChannelEncryption(Scenario):
                         started = True
                     for s in (dev.camera.streams if dev.camera else []):
                         ctx.step(f"pull {s.name}", url=s.url)
-                        res = pull(s.url, settings.pull_s, client_cert=client_cert if s.url.startswith("https") else None)
+                        res = pull(s.url, settings.pull_s, client_cert=client_cert)
                         pulls.append({"name": s.name, **res.to_dict()})
                     _wait_until(capture, settings.duration_s)
                 finally:

@@ -21,7 +21,7 @@ import re
 from drivers.stream import grab_frames
 from rig.config import DeviceConfig
 from rig.results import Verdict
-from rig.scenario import Scenario, ScenarioContext
+from rig.scenario import Scenario, ScenarioContext, grabbable_streams
 from rig.vision import faces
 
 #: fraction of frames in which a region must be recognisable to be a finding
@@ -58,15 +58,10 @@ class Deidentification(Scenario):
         if not regions:
             ctx.finding("no-reference-face", "info", "no face configured in camera.faces and none found in the reference", interface="camera")
             return Verdict.INCONCLUSIVE
-        net = ctx.device.network
-        client_cert = (net.tls.client_cert, net.tls.client_key) if net and net.tls and net.tls.client_cert and net.tls.client_key else None
+        client_cert = ctx.device.network.client_certificate if ctx.device.network else None
         judged = 0
-        for s in cam.streams:
-            if not s.url.startswith(("http://", "https://")):
-                ctx.finding("stream-not-checked", "info", f"{s.name}: {s.url.split(':', 1)[0]} streams are not grabbed yet (http and https are)",
-                            interface="camera", path=s.url)
-                continue
-            g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if s.url.startswith("https") else None)
+        for s in grabbable_streams(ctx):
+            g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert)
             ctx.step("window", stream=s.name, **g.to_dict())
             if g.error or not g.frames:
                 ctx.finding("stream-unavailable", "info", f"{s.name}: {g.error or 'no frame arrived'}", interface="camera", path=s.url)

@@ -23,7 +23,6 @@ Every loop is bounded in rate and reacts to SIGTERM.
 from __future__ import annotations
 
 import argparse
-import datetime
 import ipaddress
 import os
 import shutil
@@ -38,11 +37,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from rig.certs import issue
 from rig.sim import media
 
 FPS = 10
@@ -54,39 +51,10 @@ XOR_KEY = bytes.fromhex("5a3c9e01f7b2640d")
 
 def make_pki(directory: Path, device: str) -> dict[str, Path]:
     """A device CA, a server certificate for ``device`` and a client certificate for the rig (made once)."""
-    directory.mkdir(parents=True, exist_ok=True)
     paths = {n: directory / f"{n}.pem" for n in ("ca-cert", "ca-key", "server-cert", "server-key", "client-cert", "client-key")}
-    if all(p.exists() for p in paths.values()):
-        return paths
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def save_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        os.chmod(path, 0o600)
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{device} device CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=30)).add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-
-    def issue(cn: str, usage: x509.ObjectIdentifier) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=30)).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-                .sign(ca_key, hashes.SHA256()))
-        return cert, key
-
-    server, server_key = issue(device, ExtendedKeyUsageOID.SERVER_AUTH)
-    client, client_key = issue("privrig-bench", ExtendedKeyUsageOID.CLIENT_AUTH)
-    save_key(ca_key, paths["ca-key"])
-    save_key(server_key, paths["server-key"])
-    save_key(client_key, paths["client-key"])
-    for name, cert in (("ca-cert", ca), ("server-cert", server), ("client-cert", client)):
-        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    ca = issue(paths["ca-cert"], paths["ca-key"], f"{device} device CA", ca=True)
+    issue(paths["server-cert"], paths["server-key"], device, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    issue(paths["client-cert"], paths["client-key"], "privrig-bench", issuer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     return paths
 
 

@@ -13,7 +13,6 @@ tests measure the classifier on (:mod:`rig.sim.traffic`) and by the benchmarks.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import ssl
@@ -25,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
+
+from rig.certs import self_signed
 
 
 class MediaError(Exception):
@@ -239,25 +236,6 @@ def xor_scramble(data: bytes, key: bytes) -> bytes:
     arr = np.frombuffer(data, dtype=np.uint8)
     k = np.resize(np.frombuffer(key, dtype=np.uint8), len(arr))
     return (arr ^ k).tobytes()
-
-
-def self_signed(directory: Path, common_name: str, days: int = 30) -> tuple[Path, Path]:
-    """An EC P-256 key and self-signed certificate in ``directory`` (made once)."""
-    cert_path, key_path = directory / f"{common_name}-cert.pem", directory / f"{common_name}-key.pem"
-    if cert_path.exists() and key_path.exists():
-        return cert_path, key_path
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-            .sign(key, hashes.SHA256()))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
 
 
 def tls_session(server_payload: list[bytes], client_payload: bytes, version: ssl.TLSVersion | None = None,

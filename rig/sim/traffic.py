@@ -118,7 +118,7 @@ class Generator:
 
     def endpoints(self) -> tuple[tuple[str, int], tuple[str, int]]:
         """A fresh (client, server) pair in 198.18.0.0/15, so every flow has its own 5-tuple."""
-        self._port = 20000 + (self._port - 19999) % 40000
+        self._port = self._port + 1 if self._port < 59999 else 20000  # client ports 20000-59999, in turn
         host = f"198.18.{self.rng.randrange(1, 250)}.{self.rng.randrange(2, 250)}"
         return (host, self._port), ("198.18.0.1", self.rng.choice([80, 443, 5004, 8080, 8443, 9000, 40000 + self._port % 1000]))
 

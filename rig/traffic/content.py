@@ -200,7 +200,8 @@ def chi2_sf(x: float, dof: int) -> float:
 # the byte after a start code: H.264 (nal_ref_idc 0-3; slice, IDR, SEI, SPS, PPS, AUD) or
 # H.265 (TRAIL, IDR, CRA, VPS, SPS, PPS, SEI with layer 0): 39 of 256 values
 _NAL_FIRST = bytes(sorted({r << 5 | t for r in range(4) for t in (1, 5, 6, 7, 8, 9)} | {0x02, 0x26, 0x28, 0x2A, 0x40, 0x42, 0x44, 0x4E, 0x50}))
-_START_CODE = re.compile(b"\x00\x00\x01[" + b"".join(re.escape(bytes([b])) for b in _NAL_FIRST) + b"]")
+_NAL_CLASS = b"[" + b"".join(re.escape(bytes([b])) for b in _NAL_FIRST) + b"]"
+_START_CODE = re.compile(b"\x00\x00\x01" + _NAL_CLASS)
 
 
 def signatures(data: bytes) -> list[Signature]:
@@ -239,7 +240,7 @@ def signatures(data: bytes) -> list[Signature]:
 
 # formats recognised by how a stream or datagram *begins* (chance: the pattern's length in bits)
 _ANCHORED: tuple[tuple[str, re.Pattern[bytes], float, str], ...] = (
-    ("annexb-at-start", re.compile(b"\\x00\\x00\\x00\\x01[" + b"".join(re.escape(bytes([b])) for b in _NAL_FIRST) + b"]"), 2.0**-32 * len(_NAL_FIRST) / 256,
+    ("annexb-at-start", re.compile(b"\x00\x00\x00\x01" + _NAL_CLASS), 2.0**-32 * len(_NAL_FIRST) / 256,
      "begins with an H.264/H.265 start code and NAL header"),
     ("jpeg-at-start", re.compile(b"\\xff\\xd8\\xff[\\xc0-\\xfe]"), 2.0**-24 * 63 / 256, "begins with a JPEG SOI marker"),
     ("png-at-start", re.compile(b"\\x89PNG"), 2.0**-32, "begins with a PNG signature"),

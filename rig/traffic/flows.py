@@ -142,9 +142,9 @@ def read_flows(path: str | Path, sample_limit: int = SAMPLE_LIMIT) -> Capture:
     return cap
 
 
-def _read_generic(cap: Capture, records, sample_limit: int, table: dict | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Packet-by-packet pass over ``records`` ((ts, bytes) pairs), adding to ``cap``."""
-    table = {} if table is None else table
+def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ignore[no-untyped-def]
+    """Packet-by-packet pass over ``records`` ((ts, bytes) pairs), adding its flows to ``cap``."""
+    table: dict[tuple, tuple[Flow, tuple[bytes, int]]] = {}
     linktype = cap.linktype
     if linktype == _ETHERNET:
         l3 = _l3_ethernet
@@ -302,7 +302,6 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     while recs and recs[-1] + 16 + incl_at(view, recs[-1] + 8)[0] > n:
         recs.pop()  # a record cut short (tcpdump killed mid-write)
     view.release()
-    a = np.frombuffer(mm, dtype=np.uint8)
     rec = np.array(recs, dtype=np.int64)
     cap.packets = len(rec)
     if not len(rec):
