@@ -1,15 +1,24 @@
-"""Pull a device's HTTP(S) stream as a client would, bounded in time and bytes.
+"""Pull a device's stream as a client would, and grab decoded frames from it, bounded in
+time, bytes and frames.
 
-Used to make a camera send its media while the rig captures (channel-encryption) and,
-later, to grab frames. The request is a plain ``GET`` with ``Connection: close``;
-for HTTPS the rig presents the configured client certificate, if any, and does not
-verify the server (the active TLS check judges the server separately).
+``pull`` makes a camera send its media while the rig captures (channel-encryption): a
+plain ``GET`` with ``Connection: close``; for HTTPS the rig presents the configured client
+certificate, if any, and does not verify the server (the active TLS check judges the
+server separately).
+
+``grab_frames`` decodes frames for the camera scenarios from every kind of output a
+device or a bench has: MJPEG over HTTP(S) (read here, frames found by their JPEG markers),
+RTSP and RTSPS (OpenCV's FFmpeg backend, RTP interleaved over the RTSP connection), and a
+local video device such as a USB observation camera (``device:///dev/video0``, OpenCV's
+V4L2 backend).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,17 +45,21 @@ class PullResult:
         return dict(self.__dict__)
 
 
+class StreamUnavailable(OSError):
+    """The stream cannot be opened: an unsupported scheme, or nothing answers (message says which)."""
+
+
 def _connect(url: str, client_cert: tuple[Path, Path] | None, connect_timeout: float) -> tuple[socket.socket | ssl.SSLSocket, str]:
-    """Connected (and, for https, TLS-wrapped) socket with the GET sent; raises OSError/ValueError."""
+    """Connected (and, for https, TLS-wrapped) socket with the GET sent; raises OSError (StreamUnavailable for our own reasons)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"cannot pull {parts.scheme}:// streams (http and https only)")
+        raise StreamUnavailable(f"cannot pull {parts.scheme}:// streams (http, https, rtsp and rtsps only)")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         sock: socket.socket | ssl.SSLSocket = socket.create_connection((parts.hostname, port), timeout=connect_timeout)
     except OSError as exc:
-        raise OSError(f"connect to {parts.hostname}:{port}: {exc.strerror or exc}") from None
+        raise StreamUnavailable(f"connect to {parts.hostname}:{port}: {exc.strerror or exc}") from None
     try:
         if parts.scheme == "https":
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -80,18 +93,25 @@ def _chunks(sock: socket.socket | ssl.SSLSocket, seconds: float) -> Iterator[byt
 
 
 def _error(exc: BaseException) -> str:
+    """One line for a failed pull: our own message, or the exception's type and reason."""
+    if isinstance(exc, StreamUnavailable):
+        return str(exc)
     reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
-    return reason if isinstance(exc, (ValueError,)) or str(reason).startswith("connect to") else f"{type(exc).__name__}: {reason}"
+    return f"{type(exc).__name__}: {reason}"
 
 
 def pull(url: str, seconds: float, max_bytes: int = 64 << 20, client_cert: tuple[Path, Path] | None = None,
          connect_timeout: float = 5.0) -> PullResult:
-    """GET ``url`` and read for at most ``seconds`` or ``max_bytes``; never raises for network errors."""
+    """Play ``url`` as a client for at most ``seconds``: HTTP(S) ``GET`` read up to ``max_bytes``,
+    or an RTSP(S) session whose frames are decoded and dropped. Never raises for network errors."""
     start = time.monotonic()
+    if urlsplit(url).scheme in ("rtsp", "rtsps"):
+        g = _grab_opencv(url, seconds, max_frames=1 << 30, connect_timeout=connect_timeout, keep=False)
+        return PullResult(url, 0, round(time.monotonic() - start, 3), None if g.error else f"RTSP session: {g.decoded} frames decoded", g.error)
     got, head = 0, b""
     try:
         sock, _ = _connect(url, client_cert, connect_timeout)
-    except (OSError, ValueError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError) as exc:
         return PullResult(url, 0, 0.0, None, _error(exc))
     try:
         for data in _chunks(sock, seconds):
@@ -115,7 +135,8 @@ class FrameGrab:
     url: str
     frames: list = field(default_factory=list)  # numpy BGR images
     times: list[float] = field(default_factory=list)
-    bytes: int = 0
+    bytes: int = 0  # bytes read off the wire (MJPEG; FFmpeg and V4L2 do not say)
+    decoded: int = 0  # frames decoded, kept or not
     undecodable: int = 0
     error: str | None = None
 
@@ -129,14 +150,28 @@ class FrameGrab:
 FRAME_LIMIT = 8 << 20
 
 
+#: URL schemes ``grab_frames`` reads
+GRAB_SCHEMES = ("http", "https", "rtsp", "rtsps", "device")
+
+
 def grab_frames(url: str, seconds: float, max_frames: int = 50, client_cert: tuple[Path, Path] | None = None,
                 connect_timeout: float = 5.0) -> FrameGrab:
-    """Decode JPEG frames from an MJPEG (multipart) HTTP(S) stream for at most ``seconds``.
+    """Decoded frames from ``url`` for at most ``seconds`` (plus ``connect_timeout`` to open).
 
-    Frames are found by their SOI/EOI markers, so any multipart boundary works; each is
-    decoded by OpenCV. A stream that will not open gives ``error``; one that opens and
-    sends nothing gives no frames and no error (a camera that stops sending).
+    ``http``/``https``: MJPEG (multipart), frames found by their SOI/EOI markers so any
+    boundary works; ``rtsp``/``rtsps``: any codec FFmpeg decodes; ``device://PATH``: a
+    local V4L2 video device. Never raises for a stream's failures: a stream that will not
+    open gives ``error`` with the reason; one that opens and sends nothing gives no frames
+    and no error (a camera that stops sending).
     """
+    scheme = urlsplit(url).scheme
+    if scheme in ("rtsp", "rtsps", "device"):
+        return _grab_opencv(url, seconds, max_frames, connect_timeout)
+    return _grab_mjpeg(url, seconds, max_frames, client_cert, connect_timeout)
+
+
+def _grab_mjpeg(url: str, seconds: float, max_frames: int, client_cert: tuple[Path, Path] | None, connect_timeout: float) -> FrameGrab:
+    """MJPEG over HTTP(S): see :func:`grab_frames`."""
     import cv2
     import numpy as np
 
@@ -144,7 +179,7 @@ def grab_frames(url: str, seconds: float, max_frames: int = 50, client_cert: tup
     start = time.monotonic()
     try:
         sock, _ = _connect(url, client_cert, connect_timeout)
-    except (OSError, ValueError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError) as exc:
         grab.error = _error(exc)
         return grab
     buf = bytearray()
@@ -168,6 +203,7 @@ def grab_frames(url: str, seconds: float, max_frames: int = 50, client_cert: tup
                 if img is None:
                     grab.undecodable += 1
                     continue
+                grab.decoded += 1
                 grab.frames.append(img)
                 grab.times.append(round(time.monotonic() - start, 3))
                 if len(grab.frames) >= max_frames:
@@ -176,4 +212,80 @@ def grab_frames(url: str, seconds: float, max_frames: int = 50, client_cert: tup
         grab.error = _error(exc)
     finally:
         sock.close()
+    return grab
+
+
+#: FFmpeg's RTSP client: RTP interleaved on the RTSP connection (no UDP ports to open on the
+#: bench, nothing lost to a firewall); quiet, so device-supplied text never reaches the terminal
+_FFMPEG_ENV = {"OPENCV_FFMPEG_CAPTURE_OPTIONS": "rtsp_transport;tcp", "OPENCV_FFMPEG_LOGLEVEL": "-8", "OPENCV_LOG_LEVEL": "ERROR"}
+_env_lock = threading.Lock()
+
+#: a decoded frame larger than this (pixels) is not kept (a device cannot make the rig hold gigabytes)
+FRAME_PIXELS = 4096 * 4096
+
+
+def _opencv_source(url: str, connect_timeout: float) -> tuple[str, int]:
+    """What to hand OpenCV for ``url``, and the backend; raises StreamUnavailable with the reason
+    (nothing listens on the RTSP port, no such video device) before OpenCV is asked, since
+    OpenCV itself says only that it could not open."""
+    import cv2
+
+    parts = urlsplit(url)
+    if parts.scheme == "device":
+        path = parts.path or parts.netloc
+        if not path.startswith("/dev/"):
+            raise StreamUnavailable(f"{url}: a local video device is named device:///dev/videoN")
+        if not os.path.exists(path):
+            raise StreamUnavailable(f"{path}: no such video device on this bench host")
+        return path, cv2.CAP_V4L2
+    if not parts.hostname:
+        raise StreamUnavailable(f"{url}: no host in the URL")
+    port = parts.port or (322 if parts.scheme == "rtsps" else 554)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=connect_timeout).close()
+    except OSError as exc:
+        raise StreamUnavailable(f"connect to {parts.hostname}:{port}: {exc.strerror or exc}") from None
+    return url, cv2.CAP_FFMPEG
+
+
+def _grab_opencv(url: str, seconds: float, max_frames: int, connect_timeout: float, keep: bool = True) -> FrameGrab:
+    """RTSP(S) through FFmpeg, or a V4L2 device: see :func:`grab_frames`. Opening is bounded by
+    ``connect_timeout`` and each read by the rest of the window (FFmpeg's own timeouts).
+    Without ``keep`` frames are only counted (a pull that makes the device send)."""
+    import cv2
+
+    grab = FrameGrab(url)
+    start = time.monotonic()
+    try:
+        source, backend = _opencv_source(url, connect_timeout)
+    except StreamUnavailable as exc:
+        grab.error = str(exc)
+        return grab
+    with _env_lock:
+        for k, v in _FFMPEG_ENV.items():
+            os.environ.setdefault(k, v)
+    ms = int(max(connect_timeout, 0.5) * 1000)
+    read_ms = int(max(min(seconds, 10.0), 0.5) * 1000)
+    cap = cv2.VideoCapture(source, backend, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms])
+    try:
+        if not cap.isOpened():
+            what = "the video device did not open (busy, or not a capture device?)" if backend == cv2.CAP_V4L2 else \
+                f"the RTSP session did not start within {connect_timeout:g} s (DESCRIBE or SETUP refused, credentials needed, or no decodable track)"
+            grab.error = f"{source if backend == cv2.CAP_V4L2 else url}: {what}"
+            return grab
+        opened = time.monotonic()
+        deadline = opened + seconds
+        while time.monotonic() < deadline and grab.decoded < max_frames:
+            ok, img = cap.read()
+            if not ok:
+                break  # the stream ended or stalled past the read timeout: a camera that stops sending
+            if img is None or img.shape[0] * img.shape[1] > FRAME_PIXELS:
+                grab.undecodable += 1
+                continue
+            grab.decoded += 1
+            if keep:
+                grab.frames.append(img)
+                grab.times.append(round(time.monotonic() - start, 3))
+    finally:
+        cap.release()
     return grab

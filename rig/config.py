@@ -232,9 +232,11 @@ class CameraStream(_Model):
 
 
 class Observation(_Model):
-    """A bench camera looking at the device from outside (a stream URL), and where the lens is in its picture."""
+    """A bench camera looking at the device from outside (a stream URL, or a local video
+    device as ``device:///dev/videoN``), and where the lens is in its picture."""
 
-    url: Annotated[str, _url_of(r"^https?://", "the observation camera is grabbed over http:// or https:// (an MJPEG stream)")]
+    url: Annotated[str, _url_of(r"^(https?|rtsps?)://|^device:///dev/",
+                                "the observation camera is an http(s):// MJPEG stream, an rtsp(s):// stream or a local video device (device:///dev/videoN)")]
     lens: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]  # x, y, w, h
 
 

@@ -121,14 +121,18 @@ class ScenarioContext:
 
 
 def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:
-    """The device's camera streams the rig can grab frames from (http and https); each
-    other stream gets an ``info`` finding saying it was not checked."""
+    """The device's camera streams the rig can grab frames from (http, https, rtsp, rtsps,
+    device); each other stream (a ``file://`` recording is not a live output) gets an
+    ``info`` finding saying it was not checked."""
+    from drivers.stream import GRAB_SCHEMES
+
     out = []
     for s in ctx.device.camera.streams if ctx.device.camera else []:
-        if s.url.startswith(("http://", "https://")):
+        scheme = s.url.split(":", 1)[0]
+        if scheme in GRAB_SCHEMES:
             out.append(s)
         else:
-            ctx.finding("stream-not-checked", "info", f"{s.name}: {s.url.split(':', 1)[0]} streams are not grabbed yet (http and https are)",
+            ctx.finding("stream-not-checked", "info", f"{s.name}: {scheme} streams are not grabbed ({', '.join(GRAB_SCHEMES)} are)",
                         interface="camera", path=s.url)
     return out
 

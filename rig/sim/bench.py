@@ -88,10 +88,17 @@ PROFILES: dict[str, Profile] = {
     # blacks the sensor out and its output pixelates faces
     "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works", "--deid", "pixelate")),)),
     # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0,
-    # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP; its shutter
-    # command is acknowledged and ignored, and faces go out untouched
-    "stream-plain": Profile("stream-plain", "login", (Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored", "--deid", "none")),)),
+    # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP, and an RTSP
+    # output without authentication (GStreamer's RTSP server); its shutter command is
+    # acknowledged and ignored, and faces go out untouched
+    "stream-plain": Profile("stream-plain", "login", (
+        Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored", "--deid", "none")),
+        Service("rtsp-camera", 8554, options=("--path", "/main", "--source", "http://127.0.0.1:8080/stream.mjpg")),
+    )),
 }
+
+#: Debian's Python, which has the GStreamer bindings (python3-gi) the RTSP output runs on
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
                   "qemu-system-arm": "qemu-system-arm", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin", "ffmpeg": "ffmpeg"}
@@ -102,6 +109,15 @@ def _tool(name: str) -> str:
     if path is None:
         raise SimError(f"{name} is not installed on this host (scripts/setup installs it)")
     return path
+
+
+def _gstreamer_python() -> str:
+    """Debian's Python with GStreamer's RTSP server bindings; SimError naming the packages otherwise."""
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL) if os.path.exists(SYSTEM_PYTHON) else None
+    if probe is None or probe.returncode != 0:
+        raise SimError("GStreamer's RTSP server is not installed for /usr/bin/python3 (python3-gi, gir1.2-gst-rtsp-server-1.0; scripts/setup installs them)")
+    return SYSTEM_PYTHON
 
 
 #: where the bench observation camera serves /<device>.mjpg on the bench address
@@ -165,6 +181,8 @@ class SimBench:
             raise SimError("rig sim up needs root (network namespaces, chroot, mounts)")
         for name in REQUIRED_TOOLS:
             _tool(name)
+        if any(svc.kind == "rtsp-camera" for d in self.sim.devices.values() for svc in PROFILES[d.profile].services):
+            _gstreamer_python()
         with self._locked():
             if self.is_up():
                 raise SimError(f"a simulated bench is already up ({self.state_dir} or namespaces exist); run `rig sim down` first")
@@ -298,6 +316,8 @@ class SimBench:
 
             cv2.imwrite(str(ddir / "reference.png"), scene())  # the technician's capture of the unprocessed scene
             return [sys.executable, "-m", "rig.sim.camera", "--root", str(root), "--state", str(ddir), "--name", name, *svc.options]
+        if svc.kind == "rtsp-camera":  # GStreamer's RTSP server re-serving the camera app's MJPEG as RTP/JPEG
+            return [_gstreamer_python(), "-m", "rig.sim.rtsp", "--port", port, *svc.options]
         if svc.kind == "telnetd":  # root shell, no login
             return ["chroot", str(root), "/bin/busybox", "telnetd", "-F", "-p", port, "-l", "/bin/sh"]
         if svc.kind == "telnetd-login":

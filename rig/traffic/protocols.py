@@ -74,6 +74,14 @@ class TlsInfo:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], 0, False)}
 
 
+def explicit_nonce(info: TlsInfo) -> int:
+    """Bytes of clear explicit nonce at the start of each protected record: 8 for GCM and CCM
+    suites in (D)TLS 1.2 (RFC 5288, 6655), none in 1.3 or for other suites (or when the
+    handshake was not captured)."""
+    aead = info.suite is not None and ("GCM" in info.suite or "CCM" in info.suite)
+    return 8 if aead and info.version in ("TLSv1.2", "DTLSv1.2") else 0
+
+
 _TLS_HEADER = struct.Struct("!BHH")
 
 

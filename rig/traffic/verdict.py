@@ -156,8 +156,7 @@ def _judge_tls(up: bytes, down: bytes, rep: FlowReport) -> None:
     rep.details["tls"] = info.to_dict()
     if not clean:
         rep.reasons.append("the stream stops parsing as TLS records part-way")
-    aead_nonce = 8 if info.version == "TLSv1.2" and info.suite and ("GCM" in info.suite or "CCM" in info.suite) else 0
-    stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=aead_nonce, randomness="basic")
+    stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=protocols.explicit_nonce(info), randomness="basic")
     _crypto_verdict(rep, f"TLS {info.version or '(handshake not captured)'} {info.suite or ''}".rstrip(), info.version, info.suite, stats,
                     handshake_only=not bodies)
 
@@ -213,8 +212,7 @@ def _judge_udp(flow: Flow, rep: FlowReport) -> None:
     elif rep.protocol == "dtls":
         info, bodies, frac = protocols.parse_dtls(ups + downs)
         rep.details["dtls"] = info.to_dict()
-        nonce = 8 if info.suite and ("GCM" in info.suite or "CCM" in info.suite) else 0
-        stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=nonce, randomness="basic")
+        stats = content.analyse(b"".join(bodies), units=bodies, skip_unit_head=protocols.explicit_nonce(info), randomness="basic")
         _crypto_verdict(rep, f"DTLS {info.version or '(handshake not captured)'} {info.suite or ''}".rstrip(), info.version, info.suite, stats,
                         handshake_only=not bodies)
     elif rep.protocol == "quic":

@@ -183,3 +183,16 @@ def test_schema_command_validates_shipped_config() -> None:
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(SIM_CONFIG.read_text()))
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate({"bench": {"name": "x"}, "devices": {"d": {"privacy_level": 9}}})
+
+
+@pytest.mark.parametrize("url,ok", [("device:///dev/video0", True), ("rtsp://198.18.1.9:554/cam", True), ("http://198.18.1.9/o.mjpg", True),
+                                    ("ftp://198.18.1.9/o", False), ("device://video0", False), ("/dev/video0", False)])
+def test_observation_camera_sources(tmp_path: Path, url: str, ok: bool) -> None:
+    main = '        - {name: main, url: "https://198.18.1.20/stream.mjpg"}'
+    assert main in GOOD
+    text = GOOD.replace(main, f'{main}\n      observation: {{url: "{url}", lens: [0, 0, 10, 10]}}')
+    if ok:
+        assert load_config(write(tmp_path, text)).bench.devices["cam-01"].camera.observation.url == url
+    else:
+        [problem] = problems_of(tmp_path, text)
+        assert "camera.observation.url" in problem and "device:///dev/videoN" in problem

@@ -47,7 +47,7 @@ def test_ignored_shutter_fails_on_every_output(sim_bench: dict, tmp_path: Path) 
     _, sc = run(tmp_path, "cam-leaky")
     assert sc.verdict is Verdict.FAIL
     by_stream = {f.path: f for f in sc.findings if f.kind == "shutter-leak"}
-    assert set(by_stream) == {"http://198.18.0.15:8080/stream.mjpg", "https://198.18.0.15:8443/stream.mjpg"}
+    assert set(by_stream) == {"http://198.18.0.15:8080/stream.mjpg", "https://198.18.0.15:8443/stream.mjpg", "rtsp://198.18.0.15:8554/main"}
     for f in by_stream.values():
         assert {tuple(x) for x in f.detail["leaking_regions"]} == ALL
         assert any(e.endswith("-closed.png") for e in f.evidence)
@@ -85,3 +85,13 @@ def test_output_that_stops_while_closed_counts_as_blocked(shutter_mode, tmp_path
 def test_devices_without_a_shutter_action_are_skipped(sim_bench: dict, tmp_path: Path) -> None:
     _, sc = run(tmp_path, "cam-compliant")
     assert sc.verdict is Verdict.SKIPPED and "shutter" in sc.findings[0].summary
+
+
+def test_rtsp_output_is_judged_like_the_others(sim_knob, tmp_path: Path) -> None:
+    sim_knob("cam-leaky", "shutter-mode")("works")  # the leaky camera, its shutter made to work
+    out, sc = run(tmp_path, "cam-leaky")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    rtsp = json.loads((out.bundle / "devices/cam-leaky/camera-shutter/rtsp-regions.json").read_text())
+    assert rtsp["stream"] == "rtsp://198.18.0.15:8554/main"
+    assert rtsp["windows"]["open"]["frames"] >= 5 and rtsp["windows"]["closed"]["frames"] >= 5
+    assert rtsp["windows"]["closed"]["leaking_regions"] == [] and sum(v >= 0.5 for v in rtsp["windows"]["reopened"]["median_ncc"].values()) >= 12

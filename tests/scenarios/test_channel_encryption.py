@@ -61,6 +61,7 @@ def test_leaky_device_fails_on_each_planted_channel(outcome) -> None:
     assert failing == sorted([
         ("obfuscated-channel", "udp", "raw", f"198.18.0.1:{sink + 2}"),  # XOR-scrambled JPEG, not taken for ciphertext
         ("plaintext-channel", "tcp", "http", "198.18.0.15:8080"),  # MJPEG over HTTP
+        ("plaintext-channel", "tcp", "rtsp", "198.18.0.15:8554"),  # RTP/JPEG interleaved in a clear RTSP session, played by the rig
         ("plaintext-channel", "udp", "rtp", f"198.18.0.1:{sink}"),  # ffmpeg H.264 in clear RTP
         ("weak-tls-version", "tcp", None, None),  # the HTTPS server still takes TLS 1.0
     ])

@@ -37,7 +37,8 @@ def test_untouched_faces_fail_on_every_output(sim_bench: dict, tmp_path: Path) -
     _, sc = run(tmp_path, "cam-leaky")
     assert sc.verdict is Verdict.FAIL
     found = {(f.path, tuple(f.detail["region"])) for f in sc.findings if f.kind == "face-recognisable"}
-    assert found == {("http://198.18.0.15:8080/stream.mjpg", tuple(FACE)), ("https://198.18.0.15:8443/stream.mjpg", tuple(FACE))}
+    assert found == {("http://198.18.0.15:8080/stream.mjpg", tuple(FACE)), ("https://198.18.0.15:8443/stream.mjpg", tuple(FACE)),
+                     ("rtsp://198.18.0.15:8554/main", tuple(FACE))}
 
 
 @pytest.mark.parametrize("mode,verdict", [("blur-weak", Verdict.FAIL), ("blur-strong", Verdict.PASS), ("mask", Verdict.PASS), ("none", Verdict.FAIL)])
