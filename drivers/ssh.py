@@ -216,27 +216,31 @@ class SshDriver:
         return bool(t and t.is_active())
 
     # -- commands ---------------------------------------------------------------------
-    def _drain(self, ready, recv, direction: str, buf: bytearray, limit: int) -> tuple[bool, bool]:  # type: ignore[no-untyped-def]
-        """Move what one stream has ready into the transcript and into ``buf`` (bounded);
-        returns (anything read, anything dropped over ``limit``)."""
+    def _drain(self, ready, recv, direction: str, buf: bytearray, limit: int, record: bool = True) -> tuple[bool, bool]:  # type: ignore[no-untyped-def]
+        """Move what one stream has ready into the transcript (unless ``record`` is off) and
+        into ``buf`` (bounded); returns (anything read, anything dropped over ``limit``)."""
         got = dropped = False
         while ready():
             data = recv(65536)
             if not data:
                 break
             got = True
-            self.transcript.record(direction, data)
+            if record:
+                self.transcript.record(direction, data)
             room = max(0, limit - len(buf))
             buf += data[:room]
             dropped = dropped or len(data) > room
         return got, dropped
 
-    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = MAX_OUTPUT) -> CommandResult:
+    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = MAX_OUTPUT,
+            record_stdout: bool = True) -> CommandResult:
         """Run ``command`` in the device shell and return its exit status and output.
 
         Returns within ``timeout`` seconds (default: ``ssh.command_timeout_s``) or raises
         :class:`CommandTimeout`; raises :class:`LinkLost` if the session dies. With
-        ``check`` a non-zero exit raises :class:`DeviceError` naming the command.
+        ``check`` a non-zero exit raises :class:`DeviceError` naming the command. Without
+        ``record_stdout`` the transcript notes only how many bytes stdout carried: for bulk
+        output (file listings) that the caller keeps as an artifact of its own.
         """
         if self._client is None:
             self.connect()
@@ -257,7 +261,7 @@ class SshDriver:
         truncated = False
         try:
             while True:
-                got_out, cut_out = self._drain(chan.recv_ready, chan.recv, "rx", out, max_output)
+                got_out, cut_out = self._drain(chan.recv_ready, chan.recv, "rx", out, max_output, record_stdout)
                 got_err, cut_err = self._drain(chan.recv_stderr_ready, chan.recv_stderr, "err", err, max_output)
                 got = got_out or got_err
                 truncated = truncated or cut_out or cut_err
@@ -286,6 +290,8 @@ class SshDriver:
         finally:
             chan.close()
         dur = time.monotonic() - start
+        if not record_stdout:
+            self.transcript.record("info", f"{len(out)} bytes of stdout{' (truncated)' if truncated else ''}, kept by the caller as an artifact")
         self.transcript.record("info", f"exit {status} after {dur:.3f} s", exit=status)
         result = CommandResult(command, status, bytes(out), bytes(err), dur, truncated)
         if check and status != 0:

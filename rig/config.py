@@ -46,9 +46,11 @@ ACTION_NAMES = (
     "app-uninstall",
     "user-create",
     "user-delete",
+    "data-create",
+    "model-load",
 )
 #: Placeholders an action command may carry.
-ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port"}
+ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model"}
 
 
 class _Model(BaseModel):
@@ -253,6 +255,56 @@ class Camera(_Model):
     faces: list[Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]] = Field(default_factory=list)
 
 
+def _device_path(value: str) -> str:
+    """An absolute path on the device, normalised; never under /dev, /proc or /sys, which
+    the storage scenarios must not descend into or read."""
+    if not value.startswith("/") or any(c in value for c in "\0\n\r"):
+        raise ValueError("must be an absolute path on the device (no newlines)")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError("must not contain '..'")
+    norm = "/" + "/".join(parts)
+    if parts and parts[0] in ("dev", "proc", "sys"):
+        raise ValueError(f"{norm}: /dev, /proc and /sys are never searched or read (raw devices go in storage.raw_devices)")
+    return norm
+
+
+def _raw_device(value: str) -> str:
+    """A block device on the device, named under /dev."""
+    if not re.fullmatch(r"/dev/[A-Za-z0-9._/-]{1,64}", value) or ".." in value:
+        raise ValueError("a raw device is a block device path such as /dev/mmcblk0p3")
+    return value
+
+
+DevicePath = Annotated[str, AfterValidator(_device_path)]
+
+
+class ModelFile(_Model):
+    """A model file on the device (edge AI standard: models protected against theft and tampering)."""
+
+    path: DevicePath
+    #: storage-at-rest tampers with it (a copy is kept and put back) and runs ``model-load``: the device must refuse it
+    tamper_check: bool = True
+
+
+class Storage(_Model):
+    """Where the device keeps data: what uninstall-wipe and storage-at-rest search."""
+
+    data_roots: Annotated[list[DevicePath], Field(min_length=1)]  # internal storage the app and its users write
+    external_roots: list[DevicePath] = Field(default_factory=list)  # SD card, USB stick (6.2.3 d)
+    config_roots: list[DevicePath] = Field(default_factory=lambda: ["/etc"])  # configuration and app files (plaintext secrets)
+    shadow_files: list[DevicePath] = Field(default_factory=lambda: ["/etc/shadow"])  # password hashes (6.2.4 b 1)
+    encrypted: list[DevicePath] = Field(default_factory=list)  # files the vendor declares encrypted
+    models: list[ModelFile] = Field(default_factory=list)
+    #: block devices scanned raw for the canary after the wipe (read only when listed here)
+    raw_devices: list[Annotated[str, AfterValidator(_raw_device)]] = Field(default_factory=list)
+    raw_scan_mb: int = Field(default=256, ge=1, le=65536)  # bytes read from each raw device, at most
+    #: glob patterns of files that change by themselves (system logs): not residue unless they hold the canary
+    ignore: list[str] = Field(default_factory=list)
+    search_timeout_s: float = Field(default=300, ge=5, le=7200)  # each search on the device
+    max_files: int = Field(default=200_000, ge=100, le=10_000_000)  # listed per snapshot, at most
+
+
 class Action(_Model):
     """A named command the rig may trigger on the device.
 
@@ -321,6 +373,7 @@ class DeviceConfig(_Model):
     usb: UsbTransport | None = None
     camera: Camera | None = None
     capture: CaptureSettings = CaptureSettings()
+    storage: Storage | None = None
     actions: dict[ActionName, Action] = Field(default_factory=dict)
 
 

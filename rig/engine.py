@@ -179,6 +179,8 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
         ctx.finding("rig-error", "info", "scenario reported fail without evidence; verdict turned to error")
         verdict = Verdict.ERROR
     dur = time.monotonic() - t0
+    if ctx.inputs:  # what the scenario drew (canary tokens, seeds), so a rerun can use the same
+        ctx.measurements["inputs"] = dict(ctx.inputs)
     res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, ctx.findings, ctx.measurements, folder.refs)
     journal.append("scenario-end", device=device_name, scenario=scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=round(dur, 3))
     progress.event("scenario-end", device_name, scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=dur,

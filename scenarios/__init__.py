@@ -8,9 +8,12 @@ from scenarios.channel_encryption import ChannelEncryption
 from scenarios.debug_ports import DebugPorts
 from scenarios.deidentification import Deidentification
 from scenarios.interface_auth import InterfaceAuth
+from scenarios.storage_at_rest import StorageAtRest
+from scenarios.uninstall_wipe import UninstallWipe
 
 #: Every scenario privrig can run, by stable id, in the order a run takes them.
-REGISTRY: dict[str, type[Scenario]] = {cls.id: cls for cls in (DebugPorts, InterfaceAuth, ChannelEncryption, CameraShutter, Deidentification)}
+REGISTRY: dict[str, type[Scenario]] = {cls.id: cls for cls in (DebugPorts, InterfaceAuth, ChannelEncryption, CameraShutter, Deidentification,
+                                                           UninstallWipe, StorageAtRest)}
 
 #: Ids from the contract that no module implements yet (reported, never silently dropped).
-PLANNED = ("uninstall-wipe", "storage-at-rest")
+PLANNED: tuple[str, ...] = ()

@@ -55,15 +55,17 @@ class Profile:
     services: tuple[Service, ...]
     console_password: str | None = None  # None: a random root password nobody can guess
     ssh_password: str | None = None  # set: sshd also takes root's password (a weak one)
+    storage: str | None = None  # firmware data and the simapp app (rig.sim.storage): "clean" | "leaky"
 
 
 PROFILES: dict[str, Profile] = {
-    "compliant": Profile("compliant", "login", ()),
+    "compliant": Profile("compliant", "login", (), storage="clean"),
     "violating": Profile(
         "violating", "shell",
         (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69),
          Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21)),
         ssh_password="root",
+        storage="leaky",
     ),
     # debug services a lab finds on real devices, none on its standard port
     "debug-nonstd": Profile(
@@ -237,6 +239,8 @@ class SimBench:
         dstate: dict = {"ns": ns, "veth": f"{self.sim.bridge}v{idx}", "address": str(dev.network.address), "profile": profile.name, "pids": {}, "mounts": []}
         net.make_device_netns(ns, dstate["veth"], self.sim.bridge, dev.network.address, self.sim.subnet, self.sim.bench_address)
         console_password = build_rootfs(root, name, dev.identity, profile.console_password)
+        if profile.storage is not None:
+            self._populate_storage(root, profile.storage)
         (ddir / "console-password").write_text(console_password + "\n")
         os.chmod(ddir / "console-password", 0o600)
         # devpts for telnetd / interactive ssh inside the chroot
@@ -303,6 +307,20 @@ class SimBench:
             dstate["usb"] = str(usb_file)
         hostkey_line = f"{dev.network.address} " + " ".join((ddir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
         return dstate, hostkey_line
+
+    def _populate_storage(self, root: Path, kind: str) -> None:
+        """Firmware data and the simapp app in a device's root (rig.sim.storage), with real
+        media: the bench scene as JPEG and PNG, and an ffmpeg H.264 recording."""
+        import cv2
+
+        from rig.sim import storage
+        from rig.sim.media import h264_clip, scene
+
+        img = scene()
+        cache = self.state_dir / "media"
+        cache.mkdir(parents=True, exist_ok=True)
+        storage.populate(root, kind, cv2.imencode(".jpg", img)[1].tobytes(), cv2.imencode(".png", img)[1].tobytes(),
+                         h264_clip(cache, seconds=1) if kind == "leaky" else None)
 
     @staticmethod
     def _service_argv(svc: Service, root: Path, ddir: Path, name: str = "simcam") -> list[str]:

@@ -38,12 +38,15 @@ def test_results_json_follows_the_contract(run_all) -> None:
     assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
     no_stream = {"channel-encryption": "skipped", "camera-shutter": "skipped", "deidentification": "skipped"}  # no camera: skipped with the reason
-    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream},
-                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream},
-                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream},
-                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream},
-                        "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass"},
-                        "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail"}}
+    no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped"}
+    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass"},
+                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail"},
+                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage},
+                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage},
+                        "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
+                                       **no_storage},
+                        "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail",
+                                      **no_storage}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
     [dp] = [s for s in viol["scenarios"] if s["id"] == "debug-ports"]
     ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in dp["findings"] if f.get("kind") == "open-debug-service"}
@@ -58,10 +61,11 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     suite = ET.parse(bundle / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky")
-    assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification")}
+    assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
+                                                             "uninstall-wipe", "storage-at-rest")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "9"
+    assert suite.get("failures") == "11"
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 

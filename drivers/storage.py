@@ -1,0 +1,274 @@
+"""Storage on the device: listings, canary searches, file heads and raw-device scans, each
+run on the device in one shell session with the tools a busybox device has.
+
+Guarantees:
+
+* Every search is one command over the device's shell (``find``, ``xargs``, ``stat``,
+  ``sha256sum``, ``grep``, ``head``; ``gzip`` and ``timeout`` when the device has them),
+  bounded on the device by ``timeout -s KILL`` and on the rig by the SSH deadline.
+* It never descends into ``/dev``, ``/proc`` or ``/sys`` (pruned by path, and ``-xdev``
+  keeps each search on its root's filesystem), and never opens anything but regular files;
+  a raw block device is read only by :meth:`DeviceStorage.scan_raw`, for a device the
+  config lists, and only up to the configured number of bytes.
+* Paths and values from the config are shell-quoted; nothing the device sends is put
+  into a command. Device output is bounded (``max_output``), decompressed with a bound,
+  and paths are kept as escaped text (``\\xNN`` for bytes that are not UTF-8).
+* ``bytes_moved`` counts what crossed the link for these searches (commands and output).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import zlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from drivers.errors import DeviceError
+from drivers.transcript import escape_bytes
+
+#: the prune expression every find starts with
+PRUNE = r"\( -path /dev -o -path /proc -o -path /sys \) -prune -o"
+#: bytes per listed file a listing may take, at most (path, size and hash lines)
+BYTES_PER_FILE = 1024
+
+
+class Shell(Protocol):
+    """What the storage searches need from a transport: :meth:`drivers.ssh.SshDriver.run`."""
+
+    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = ...,
+            record_stdout: bool = True): ...  # noqa: ANN201 - a CommandResult
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One regular file in a listing."""
+
+    path: str
+    size: int | None
+    sha256: str | None
+
+
+@dataclass
+class Listing:
+    """Regular files under the searched roots, with sizes and SHA-256 (as the device computed them)."""
+
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    missing_roots: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def to_tsv(self) -> bytes:
+        """``sha256<TAB>size<TAB>path`` per file, sorted by path: the artifact form."""
+        rows = [f"{e.sha256 or '-'}\t{'' if e.size is None else e.size}\t{e.path}" for e in sorted(self.files.values(), key=lambda e: e.path)]
+        return ("\n".join(["# sha256\tsize\tpath", *rows]) + "\n").encode()
+
+
+@dataclass
+class TokenHits:
+    """Where the canary token was found: in names (files or directories) and in file contents."""
+
+    names: list[str] = field(default_factory=list)
+    contents: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> set[str]:
+        """Every path that carries the token, by name or content."""
+        return set(self.names) | set(self.contents)
+
+
+def _quote_all(paths: list[str]) -> str:
+    return " ".join(shlex.quote(p) for p in paths)
+
+
+def _path(raw: bytes) -> str:
+    return escape_bytes(raw)
+
+
+class DeviceStorage:
+    """Storage searches on one device (see the module docstring for the guarantees)."""
+
+    def __init__(self, shell: Shell, timeout_s: float = 300.0, max_files: int = 200_000):
+        self.shell = shell
+        self.timeout_s = timeout_s
+        self.max_files = max_files
+        self.bytes_moved = 0
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _run(self, script: str, max_output: int, record_stdout: bool = True) -> tuple[int, bytes, bytes]:
+        """Run ``script`` with ``sh`` on the device under ``timeout -s KILL`` (when the device
+        has it); returns (status, stdout, stderr)."""
+        q = shlex.quote(script)
+        t = int(self.timeout_s)
+        command = f"if timeout -s KILL 5 true 2>/dev/null; then exec timeout -s KILL {t} sh -c {q}; else exec sh -c {q}; fi"
+        res = self.shell.run(command, timeout=self.timeout_s + 15, max_output=max_output, record_stdout=record_stdout)
+        self.bytes_moved += len(command) + len(res.stdout) + len(res.stderr)
+        if res.exit_status in (137, -9):
+            raise DeviceError(f"storage search killed on the device after {t} s (storage.search_timeout_s)")
+        return res.exit_status, res.stdout, res.stderr
+
+    def _gunzip(self, data: bytes, limit: int) -> tuple[bytes, bool]:
+        """``data`` decompressed if it is gzip (at most ``limit`` bytes; the flag says it was cut)."""
+        if not data.startswith(b"\x1f\x8b"):
+            return data, False
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(data, limit)
+        except zlib.error as exc:
+            raise DeviceError(f"the device's compressed listing is corrupt: {exc}") from None
+        return out, bool(d.unconsumed_tail)
+
+    # -- listings ---------------------------------------------------------------------
+    def snapshot(self, roots: list[str]) -> Listing:
+        """Every regular file under ``roots`` with its size and SHA-256, in one session.
+
+        A root that does not exist is listed in ``missing_roots``; a listing longer than
+        ``max_files`` files is cut and marked ``truncated``."""
+        script = "\n".join([
+            f"for r in {_quote_all(roots)}; do",
+            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r"; continue; fi',
+            f'  find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r sh -c \'stat -c "%s %n" "$@"; sha256sum "$@"\' sh 2>/dev/null',
+            "done",
+        ])
+        limit = self.max_files * BYTES_PER_FILE
+        script = f"( {script} ) | if command -v gzip >/dev/null 2>&1; then gzip -1 -c; else cat; fi"
+        _, out, _ = self._run(script, max_output=limit, record_stdout=False)
+        text, cut = self._gunzip(out, limit)
+        listing = Listing(truncated=cut or len(out) >= limit)
+        sizes: dict[bytes, int] = {}
+        hashes: dict[bytes, str] = {}
+        for line in text.split(b"\n"):
+            if line.startswith(b"#missing "):
+                listing.missing_roots.append(_path(line[9:]))
+            elif len(line) > 66 and line[64:66] == b"  " and re.fullmatch(rb"[0-9a-f]{64}", line[:64]):
+                hashes[line[66:]] = line[:64].decode()
+            else:
+                m = re.match(rb"(\d+) (/.*)", line, re.S)
+                if m:
+                    sizes[m.group(2)] = int(m.group(1))
+        for raw in list(sizes) + [h for h in hashes if h not in sizes]:
+            if len(listing.files) >= self.max_files:
+                listing.truncated = True
+                break
+            p = _path(raw)
+            listing.files[p] = FileEntry(p, sizes.get(raw), hashes.get(raw))
+        return listing
+
+    def find_token(self, roots: list[str], token: str) -> TokenHits:
+        """Files and directories whose name holds ``token``, and regular files whose bytes do."""
+        if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
+            raise ValueError("a canary token is 8-64 letters, digits and dashes")
+        script = "\n".join([
+            f"for r in {_quote_all(roots)}; do",
+            '  [ -d "$r" ] || continue',
+            f'  find "$r" -xdev {PRUNE} -name "*{token}*" -print 2>/dev/null | sed "s/^/N /"',
+            f'  find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r grep -lsF -- {token} 2>/dev/null | sed "s/^/C /"',
+            "done",
+        ])
+        _, out, _ = self._run(script, max_output=self.max_files * 512)
+        hits = TokenHits()
+        for line in out.split(b"\n"):
+            if line.startswith(b"N /"):
+                hits.names.append(_path(line[2:]))
+            elif line.startswith(b"C /"):
+                hits.contents.append(_path(line[2:]))
+        return hits
+
+    def scan_raw(self, device: str, token: str, max_bytes: int) -> int | None:
+        """How many times ``token`` occurs in the first ``max_bytes`` of the raw block
+        ``device`` (``None``: the device cannot be read). Bytes are split at every byte
+        that cannot be in a token, so no line the device's grep holds grows large."""
+        if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
+            raise ValueError("a canary token is 8-64 letters, digits and dashes")
+        d = shlex.quote(device)
+        script = (f'[ -b {d} ] || [ -f {d} ] || {{ echo "#unreadable"; exit 0; }}; '
+                  f'head -c {int(max_bytes)} {d} 2>/dev/null | tr -c "A-Za-z0-9-" "\\n" | grep -cF -- {token}')
+        _, out, _ = self._run(script, max_output=4096)
+        text = out.decode(errors="replace").strip()
+        if text.startswith("#unreadable") or not text.isdigit():
+            return None
+        return int(text)
+
+    # -- contents ---------------------------------------------------------------------
+    def heads(self, roots: list[str], n: int = 16) -> dict[str, bytes]:
+        """The first ``n`` bytes of every regular file of at least ``n`` bytes under ``roots``.
+
+        Per ``xargs`` batch the device sends the names (NUL-separated, ended by an empty
+        name) and then exactly ``n`` bytes per name, from one ``head`` process: the order
+        is the same, so heads are split by count, never by searching device bytes."""
+        script = "\n".join([
+            f"for r in {_quote_all(roots)}; do",
+            '  [ -d "$r" ] || continue',
+            f'  find "$r" -xdev {PRUNE} -type f -size +{n - 1}c -print0 2>/dev/null | '
+            f'xargs -0 -r sh -c \'printf "B"; printf "%s\\0" "$@"; printf "\\0"; head -q -c {n} "$@"\' sh 2>/dev/null',
+            "done",
+        ])
+        limit = self.max_files * (n + 256)
+        _, out, _ = self._run(script, max_output=limit, record_stdout=False)
+        heads: dict[str, bytes] = {}
+        pos = 0
+        while pos < len(out) and out[pos:pos + 1] == b"B":
+            end = out.find(b"\0\0", pos + 1)
+            if end < 0:
+                break
+            names = out[pos + 1:end].split(b"\0")
+            body = out[end + 2:end + 2 + n * len(names)]
+            if len(body) < n * len(names):
+                break  # cut short (a file shrank, or the output bound): the rest is not trusted
+            for i, raw in enumerate(names):
+                heads[_path(raw)] = body[i * n:(i + 1) * n]
+            pos = end + 2 + n * len(names)
+        return heads
+
+    def grep(self, roots: list[str], pattern: str, max_per_file: int = 20, max_line: int = 400) -> list[tuple[str, int, bytes]]:
+        """Lines matching the extended regular expression ``pattern`` (case-insensitive) in
+        regular files under ``roots`` up to 1 MiB: (path, line number, at most ``max_line``
+        bytes of the line)."""
+        script = "\n".join([
+            f"for r in {_quote_all(roots)}; do",
+            '  [ -d "$r" ] || continue',
+            f'  find "$r" -xdev {PRUNE} -type f -size -1025k -print0 2>/dev/null | '
+            f"xargs -0 -r grep -HnisE -m {int(max_per_file)} -e {shlex.quote(pattern)} 2>/dev/null | cut -b 1-{int(max_line) + 256}",
+            "done",
+        ])
+        _, out, _ = self._run(script, max_output=16 << 20)
+        rows = []
+        for line in out.split(b"\n"):
+            m = re.match(rb"(/[^:]*):(\d+):(.*)", line, re.S)
+            if m:
+                rows.append((_path(m.group(1)), int(m.group(2)), m.group(3)[:max_line]))
+        return rows
+
+    def read(self, path: str, max_bytes: int) -> bytes | None:
+        """The first ``max_bytes`` of the regular file ``path`` (``None``: missing or not a regular file)."""
+        q = shlex.quote(path)
+        _, out, _ = self._run(f'if [ -f {q} ] && [ ! -L {q} ]; then printf "F"; head -c {int(max_bytes)} {q}; fi', max_output=max_bytes + 16, record_stdout=False)
+        return out[1:] if out.startswith(b"F") else None
+
+    def sha256(self, path: str) -> str | None:
+        """The SHA-256 of the regular file ``path`` as the device computes it (``None``: missing)."""
+        q = shlex.quote(path)
+        _, out, _ = self._run(f"[ -f {q} ] && sha256sum {q}", max_output=4096)
+        m = re.match(rb"([0-9a-f]{64})\s", out)
+        return m.group(1).decode() if m else None
+
+    def tamper(self, path: str, offset: int, mark: bytes) -> str:
+        """Keep a copy of ``path`` beside it (``<path>.privrig-orig``) and overwrite ``mark``
+        at ``offset``; returns the SHA-256 of the tampered file. Raises DeviceError if the
+        copy cannot be made (nothing is changed then)."""
+        if not re.fullmatch(rb"[A-Za-z0-9 _-]{1,32}", mark):
+            raise ValueError("the tamper mark is 1-32 plain characters")
+        q, keep = shlex.quote(path), shlex.quote(path + ".privrig-orig")
+        script = (f"cp -p {q} {keep} || exit 3; printf %s {shlex.quote(mark.decode())} | dd of={q} bs=1 seek={int(offset)} conv=notrunc 2>/dev/null "
+                  f"|| {{ mv -f {keep} {q}; exit 4; }}; sync; sha256sum {q}")
+        status, out, err = self._run(script, max_output=4096)
+        m = re.match(rb"([0-9a-f]{64})\s", out)
+        if status != 0 or not m:
+            raise DeviceError(f"cannot tamper with {path} (exit {status}): {escape_bytes((err or out)[-200:])}")
+        return m.group(1).decode()
+
+    def restore(self, path: str) -> str | None:
+        """Put back the copy :meth:`tamper` kept; returns the restored file's SHA-256."""
+        q, keep = shlex.quote(path), shlex.quote(path + ".privrig-orig")
+        _, out, _ = self._run(f"[ -f {keep} ] && mv -f {keep} {q} && sync; sha256sum {q}", max_output=4096)
+        m = re.match(rb"([0-9a-f]{64})\s", out)
+        return m.group(1).decode() if m else None

@@ -1,0 +1,137 @@
+"""Storage searches, run by busybox's own applets (the tools a device has) on a folder here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from drivers.errors import DeviceError
+from drivers.ssh import CommandResult
+from drivers.storage import DeviceStorage
+from tests.conftest import need_tools
+
+TOKEN = "privrig-0123456789abcdef0123"
+APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat")
+
+
+class BusyboxShell:
+    """Runs commands as a device's shell would: busybox sh with only busybox applets on PATH."""
+
+    def __init__(self, bindir: Path):
+        self.env = {"PATH": str(bindir), "LC_ALL": "C"}
+        self.commands: list[str] = []
+
+    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = 1 << 20, record_stdout: bool = True) -> CommandResult:
+        self.commands.append(command)
+        p = subprocess.run([str(Path(self.env["PATH"]) / "sh"), "-c", command], capture_output=True, timeout=timeout, env=self.env)
+        return CommandResult(command, p.returncode, p.stdout[:max_output], p.stderr[:max_output], 0.0, len(p.stdout) > max_output)
+
+
+@pytest.fixture
+def shell(tmp_path: Path) -> BusyboxShell:
+    need_tools("busybox")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    busybox = subprocess.run(["sh", "-c", "command -v busybox"], capture_output=True, text=True).stdout.strip()
+    for a in APPLETS:
+        (bindir / a).symlink_to(busybox)
+    return BusyboxShell(bindir)
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Path:
+    """A device's data: app files, a user folder named by the token, external storage, a FIFO."""
+    d = tmp_path / "dev"
+    (d / "data/app/cache").mkdir(parents=True)
+    (d / "data/odd name\\dir").mkdir(parents=True)
+    (d / f"data/users/u{TOKEN}").mkdir(parents=True)
+    (d / "sd/DCIM").mkdir(parents=True)
+    (d / "data/app/cache/c.bin").write_bytes(b"thumb " + TOKEN.encode() + b" end")
+    (d / "data/odd name\\dir/snap.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01" + b"\0" * 100)
+    (d / "data/app/app.conf").write_text("[cloud]\nadmin_password=Sup3rSecret!\nname=x\n")
+    (d / "sd/DCIM/tiny").write_bytes(b"short")
+    os.mkfifo(d / "data/app/pipe")  # never opened: a read would block the search
+    return d
+
+
+def test_snapshot_lists_sizes_and_hashes_of_regular_files_only(shell: BusyboxShell, device: Path) -> None:
+    st = DeviceStorage(shell, timeout_s=20)
+    listing = st.snapshot([f"{device}/data", f"{device}/sd", f"{device}/nothing"])
+    assert listing.missing_roots == [f"{device}/nothing"] and not listing.truncated
+    c = listing.files[f"{device}/data/app/cache/c.bin"]
+    assert c.size == len(b"thumb " + TOKEN.encode() + b" end") and c.sha256 == hashlib.sha256((device / "data/app/cache/c.bin").read_bytes()).hexdigest()
+    assert f"{device}/data/odd name\\\\dir/snap.jpg" in listing.files  # escaped losslessly (backslash doubled)
+    assert f"{device}/data/app/pipe" not in listing.files and len(listing.files) == 4
+    assert b"sha256\tsize\tpath" in listing.to_tsv() and st.bytes_moved > 0
+
+
+def test_snapshot_is_cut_at_max_files(shell: BusyboxShell, tmp_path: Path) -> None:
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(300):
+        (many / f"f{i:03d}").write_text(str(i))
+    listing = DeviceStorage(shell, timeout_s=20, max_files=100).snapshot([str(many)])
+    assert listing.truncated and len(listing.files) == 100
+
+
+def test_token_found_in_names_and_contents(shell: BusyboxShell, device: Path) -> None:
+    hits = DeviceStorage(shell, timeout_s=20).find_token([str(device)], TOKEN)
+    assert hits.names == [f"{device}/data/users/u{TOKEN}"]
+    assert hits.contents == [f"{device}/data/app/cache/c.bin"]
+    with pytest.raises(ValueError):
+        DeviceStorage(shell).find_token([str(device)], "x'; rm -rf /")
+
+
+def test_heads_are_split_by_count_across_xargs_batches(shell: BusyboxShell, tmp_path: Path, device: Path) -> None:
+    st = DeviceStorage(shell, timeout_s=60)
+    heads = st.heads([str(device)], 16)
+    assert heads[f"{device}/data/odd name\\\\dir/snap.jpg"][:4] == b"\xff\xd8\xff\xe0"
+    assert f"{device}/sd/DCIM/tiny" not in heads  # shorter than a head
+    many = tmp_path / "batches"
+    many.mkdir()
+    expect = {}
+    for i in range(3000):  # long names: several xargs batches
+        name = many / (f"file-{i:05d}-" + "n" * 60)
+        data = os.urandom(16) + b"\n==> trailer <==\n"  # bytes that would fool a header parser
+        name.write_bytes(data)
+        expect[str(name)] = data[:16]
+    got = st.heads([str(many)], 16)
+    assert got == expect
+
+
+def test_grep_reads_matching_lines_with_numbers(shell: BusyboxShell, device: Path) -> None:
+    rows = DeviceStorage(shell, timeout_s=20).grep([str(device)], "password[[:space:]]*=")
+    assert rows == [(f"{device}/data/app/app.conf", 2, b"admin_password=Sup3rSecret!")]
+
+
+def test_read_tamper_restore(shell: BusyboxShell, device: Path) -> None:
+    st = DeviceStorage(shell, timeout_s=20)
+    conf = f"{device}/data/app/app.conf"
+    before = (device / "data/app/app.conf").read_bytes()
+    assert st.read(conf, 8) == before[:8] and st.read(f"{device}/data/app", 8) is None and st.read(f"{device}/none", 8) is None
+    original = st.sha256(conf)
+    tampered = st.tamper(conf, 3, b"PRIVRIG")
+    assert tampered != original and (device / "data/app/app.conf").read_bytes()[3:10] == b"PRIVRIG"
+    assert st.restore(conf) == original and (device / "data/app/app.conf").read_bytes() == before
+    assert not (device / "data/app/app.conf.privrig-orig").exists()
+    with pytest.raises(DeviceError):
+        st.tamper(f"{device}/none", 0, b"X")
+
+
+def test_raw_scan_counts_the_token_and_bounds_the_read(shell: BusyboxShell, tmp_path: Path) -> None:
+    img = tmp_path / "disk.img"
+    img.write_bytes(os.urandom(4096) + TOKEN.encode() + os.urandom(4096) + b"x" + TOKEN.encode() + b"\0" + os.urandom(1 << 20) + TOKEN.encode())
+    st = DeviceStorage(shell, timeout_s=20)
+    assert st.scan_raw(str(img), TOKEN, 2 << 20) == 3
+    assert st.scan_raw(str(img), TOKEN, 64 << 10) == 2  # only the first 64 KiB read
+    assert st.scan_raw(str(tmp_path / "absent"), TOKEN, 1 << 20) is None
+
+
+def test_a_search_that_runs_too_long_is_killed_on_the_device(shell: BusyboxShell, device: Path) -> None:
+    st = DeviceStorage(shell, timeout_s=1)
+    with pytest.raises(DeviceError, match="killed on the device"):
+        st._run("sleep 5", max_output=100)

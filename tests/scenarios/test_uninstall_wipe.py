@@ -1,0 +1,97 @@
+"""uninstall-wipe on the simulated bench: the companion app's wipe, judged from listings and the canary."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rig.results import Verdict
+from tests.conftest import run_scenario, sim_config_variant
+
+pytestmark = [pytest.mark.clause("T/AI 110.1-2020 6.2.3 c"), pytest.mark.clause("T/AI 110.1-2020 6.2.3 d")]
+
+
+def run(tmp: Path, device: str, config: Path | None = None):
+    return run_scenario(tmp, device, "uninstall-wipe", **({"config": config} if config else {}))
+
+
+@pytest.fixture
+def app_mode(sim_bench: dict):
+    """Set how a simulated device's app wipes (/etc/simapp/mode in its root) for one test; put back after."""
+    changed: list[tuple[Path, str]] = []
+
+    def set_mode(device: str, mode: str) -> None:
+        path = Path(sim_bench["devices"][device]["console"]).parent / "rootfs/etc/simapp/mode"
+        changed.append((path, path.read_text()))
+        path.write_text(mode + "\n")
+
+    yield set_mode
+    for path, old in reversed(changed):
+        path.write_text(old)
+
+
+def residues(sc) -> dict[str, dict]:
+    return {f.path: f.detail for f in sc.findings if f.kind == "uninstall-residue"}
+
+
+def test_clean_wipe_passes_and_the_canary_was_really_stored(sim_bench: dict, tmp_path: Path) -> None:
+    out, sc = run(tmp_path, "cam-compliant")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    token = sc.measurements["inputs"]["canary"]
+    assert re.fullmatch(r"privrig-[0-9a-f]{20}", token)
+    placed = set(sc.measurements["canary_placed"])  # the check discriminates: the token was on the device before the wipe
+    assert {f"/data/apps/simapp/users/u{token}", f"/data/apps/simapp/users/u{token}/events.db", "/var/log/simapp.log",
+            f"/mnt/sdcard/DCIM/simapp/clip-{token}.bin"} <= placed
+    folder = out.bundle / "devices/cam-compliant/uninstall-wipe"
+    assert json.loads((folder / "canary.json").read_text())["token"] == token
+    populated = (folder / "listing-populated.tsv").read_text()
+    assert f"/data/apps/simapp/users/u{token}/profile.json" in populated and token not in (folder / "listing-after.tsv").read_text()
+    assert sc.measurements["residues"] == 0 and sc.measurements["created_files"] >= 6
+
+
+def test_residue_in_cache_and_logs_fails_with_each_path(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-violating")
+    assert sc.verdict is Verdict.FAIL
+    found = residues(sc)
+    [thumb] = [p for p in found if p.startswith("/data/apps/simapp/cache/thumb-")]
+    assert set(found) == {thumb, "/var/log/simapp.log"}
+    assert found[thumb]["reasons"] == ["its content holds the canary", "created after the baseline and still there"]
+    assert all(d["storage"] == "internal" and len(d["sha256"]) == 64 for d in found.values())
+    for f in sc.findings:
+        if f.kind == "uninstall-residue":
+            assert f.evidence[0].endswith("uninstall-wipe/residue.json") and f.interface == "storage"
+
+
+def test_residue_only_on_external_storage(app_mode, tmp_path: Path) -> None:
+    app_mode("cam-compliant", "external")  # internal storage wiped, the SD card's recordings left
+    _, sc = run(tmp_path, "cam-compliant")
+    assert sc.verdict is Verdict.FAIL
+    token = sc.measurements["inputs"]["canary"]
+    found = residues(sc)
+    assert set(found) == {f"/mnt/sdcard/DCIM/simapp/clip-{token}.bin"}
+    [detail] = found.values()
+    assert detail["storage"] == "external" and "its name holds the canary" in detail["reasons"]
+    assert any("6.2.3 d" in f.summary for f in sc.findings)
+
+
+def test_violating_app_made_to_wipe_passes(app_mode, tmp_path: Path) -> None:
+    app_mode("cam-violating", "clean")
+    _, sc = run(tmp_path, "cam-violating")
+    # what earlier runs of the leaky app left is in the baseline: only this run's canary counts
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+
+
+def test_failing_uninstall_is_an_error_and_the_listings_are_kept(sim_bench: dict, tmp_path: Path) -> None:
+    cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["actions"].update({"app-uninstall": {"via": "ssh", "command": "simapp uninstall; exit 7"}}))
+    out, sc = run(tmp_path, "cam-compliant", cfg)
+    assert sc.verdict is Verdict.ERROR and "exited 7" in sc.findings[-1].summary
+    folder = out.bundle / "devices/cam-compliant/uninstall-wipe"
+    assert all((folder / f"listing-{p}.tsv").exists() for p in ("baseline", "populated", "after")) and (folder / "residue.json").exists()
+
+
+def test_devices_without_storage_are_skipped(sim_bench: dict, tmp_path: Path) -> None:
+    _, sc = run(tmp_path, "cam-debug")
+    assert sc.verdict is Verdict.SKIPPED and "storage" in sc.findings[0].summary
