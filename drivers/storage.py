@@ -180,7 +180,9 @@ class DeviceStorage:
         if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
             raise ValueError("a canary token is 8-64 letters, digits and dashes")
         d = shlex.quote(device)
-        script = (f'[ -b {d} ] || [ -f {d} ] || {{ echo "#unreadable"; exit 0; }}; '
+        # flush first: what the filesystem wrote must be on the device, and no stale cached
+        # block of an earlier raw read may stand in for it
+        script = (f'[ -b {d} ] || [ -f {d} ] || {{ echo "#unreadable"; exit 0; }}; sync; [ -b {d} ] && blockdev --flushbufs {d} 2>/dev/null; '
                   f'head -c {int(max_bytes)} {d} 2>/dev/null | tr -c "A-Za-z0-9-" "\\n" | grep -cF -- {token}')
         _, out, _ = self._run(script, max_output=4096)
         text = out.decode(errors="replace").strip()

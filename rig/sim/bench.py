@@ -56,6 +56,7 @@ class Profile:
     console_password: str | None = None  # None: a random root password nobody can guess
     ssh_password: str | None = None  # set: sshd also takes root's password (a weak one)
     storage: str | None = None  # firmware data and the simapp app (rig.sim.storage): "clean" | "leaky"
+    sdcard_mb: int | None = None  # set: /mnt/sdcard is an ext4 card on a loop device, raw at /dev/mmcblk0p1
 
 
 PROFILES: dict[str, Profile] = {
@@ -66,6 +67,7 @@ PROFILES: dict[str, Profile] = {
          Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21)),
         ssh_password="root",
         storage="leaky",
+        sdcard_mb=16,
     ),
     # debug services a lab finds on real devices, none on its standard port
     "debug-nonstd": Profile(
@@ -103,7 +105,7 @@ PROFILES: dict[str, Profile] = {
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 REQUIRED_TOOLS = {"sshd": "/usr/sbin/sshd", "ssh-keygen": "ssh-keygen", "busybox": "busybox", "gdbserver": "gdbserver", "ip": "ip", "openssl": "openssl", "openocd": "openocd", "snmpd": "/usr/sbin/snmpd", "tftpd": "/usr/sbin/in.tftpd",
-                  "qemu-system-arm": "qemu-system-arm", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin", "ffmpeg": "ffmpeg"}
+                  "qemu-system-arm": "qemu-system-arm", "mkfs.ext4": "/usr/sbin/mkfs.ext4", "losetup": "/usr/sbin/losetup", "vsftpd": "/usr/sbin/vsftpd", "u-boot-qemu": "/usr/lib/u-boot/qemu_arm/u-boot.bin", "ffmpeg": "ffmpeg"}
 
 
 def _tool(name: str) -> str:
@@ -239,6 +241,8 @@ class SimBench:
         dstate: dict = {"ns": ns, "veth": f"{self.sim.bridge}v{idx}", "address": str(dev.network.address), "profile": profile.name, "pids": {}, "mounts": []}
         net.make_device_netns(ns, dstate["veth"], self.sim.bridge, dev.network.address, self.sim.subnet, self.sim.bench_address)
         console_password = build_rootfs(root, name, dev.identity, profile.console_password)
+        if profile.sdcard_mb:
+            dstate["mounts"].append(self._sdcard(ddir, root, profile.sdcard_mb))
         if profile.storage is not None:
             self._populate_storage(root, profile.storage)
         (ddir / "console-password").write_text(console_password + "\n")
@@ -307,6 +311,24 @@ class SimBench:
             dstate["usb"] = str(usb_file)
         hostkey_line = f"{dev.network.address} " + " ".join((ddir / "ssh_host_ed25519_key.pub").read_text().split()[:2])
         return dstate, hostkey_line
+
+    @staticmethod
+    def _sdcard(ddir: Path, root: Path, size_mb: int) -> str:
+        """An SD card: an ext4 image on a loop device mounted at ``/mnt/sdcard`` in the device's
+        root, its raw block device at ``/dev/mmcblk0p1`` there (what a raw scan reads: a file
+        deleted with ``rm`` leaves its blocks). Returns the mount point."""
+        img = ddir / "sdcard.img"
+        with img.open("wb") as fh:
+            fh.truncate(size_mb << 20)
+        subprocess.run([_tool("mkfs.ext4"), "-q", "-F", "-L", "SDCARD", str(img)], check=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+        loop = subprocess.run([_tool("losetup"), "--find", "--show", str(img)], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+        mnt = root / "mnt" / "sdcard"
+        subprocess.run(["mount", "-t", "ext4", loop, str(mnt)], check=True, capture_output=True, timeout=30)
+        st = os.stat(loop)
+        node = root / "dev" / "mmcblk0p1"
+        node.unlink(missing_ok=True)
+        os.mknod(node, 0o600 | 0o060000, st.st_rdev)
+        return str(mnt)
 
     def _populate_storage(self, root: Path, kind: str) -> None:
         """Firmware data and the simapp app in a device's root (rig.sim.storage), with real
@@ -458,6 +480,9 @@ class SimBench:
             if r.returncode != 0:
                 subprocess.run(["umount", "-l", m], capture_output=True, timeout=10)
             removed.append(f"mount {m}")
+        for loop in _loops_under(prefix):  # the simulated SD cards' loop devices
+            subprocess.run([_tool("losetup"), "-d", loop], capture_output=True, timeout=10)
+            removed.append(f"loop {loop}")
         for name in sorted(names):
             ns = ns_name(name)
             if net.netns_exists(ns):
@@ -532,6 +557,20 @@ def build_rootfs(root: Path, name: str, identity: Identity, root_password: str |
     ident = identity
     (root / "etc" / "device-info").write_text(f"model={ident.model or 'SimCam'}\nserial={ident.serial or name}\nfirmware={ident.firmware or '0.0.0'}\n")
     return password
+
+
+def _loops_under(prefix: str) -> list[str]:
+    """Loop devices whose backing file lies under ``prefix`` (``losetup --list``)."""
+    try:
+        out = subprocess.run(["losetup", "--list", "--noheadings", "--raw", "-O", "NAME,BACK-FILE"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    loops = []
+    for line in out.splitlines():
+        name, _, back = line.partition(" ")
+        if back.replace(" (deleted)", "").startswith(prefix):
+            loops.append(name)
+    return loops
 
 
 def _alive(pid: int) -> bool:

@@ -15,7 +15,7 @@ from drivers.storage import DeviceStorage
 from tests.conftest import need_tools
 
 TOKEN = "privrig-0123456789abcdef0123"
-APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat")
+APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat", "blockdev")
 
 
 class BusyboxShell:

@@ -57,9 +57,11 @@ def test_residue_in_cache_and_logs_fails_with_each_path(sim_bench: dict, tmp_pat
     assert sc.verdict is Verdict.FAIL
     found = residues(sc)
     [thumb] = [p for p in found if p.startswith("/data/apps/simapp/cache/thumb-")]
-    assert set(found) == {thumb, "/var/log/simapp.log"}
+    assert set(found) == {thumb, "/var/log/simapp.log", "/dev/mmcblk0p1"}
     assert found[thumb]["reasons"] == ["its content holds the canary", "created after the baseline and still there"]
-    assert all(d["storage"] == "internal" and len(d["sha256"]) == 64 for d in found.values())
+    assert all(found[p]["storage"] == "internal" and len(found[p]["sha256"]) == 64 for p in (thumb, "/var/log/simapp.log"))
+    # the SD card's recording was deleted with rm: its blocks still hold the canary
+    assert found["/dev/mmcblk0p1"]["storage"] == "raw-device" and found["/dev/mmcblk0p1"]["occurrences"] >= 1
     for f in sc.findings:
         if f.kind == "uninstall-residue":
             assert f.evidence[0].endswith("uninstall-wipe/residue.json") and f.interface == "storage"
@@ -77,10 +79,18 @@ def test_residue_only_on_external_storage(app_mode, tmp_path: Path) -> None:
     assert any("6.2.3 d" in f.summary for f in sc.findings)
 
 
-def test_violating_app_made_to_wipe_passes(app_mode, tmp_path: Path) -> None:
-    app_mode("cam-violating", "clean")
+def test_deleting_files_is_not_wiping_the_card(app_mode, tmp_path: Path) -> None:
+    app_mode("cam-violating", "clean")  # every file removed; the SD card's blocks not overwritten
     _, sc = run(tmp_path, "cam-violating")
-    # what earlier runs of the leaky app left is in the baseline: only this run's canary counts
+    # what earlier runs of the leaky app left is in the baseline, and their canaries are not this run's
+    assert sc.verdict is Verdict.FAIL
+    assert set(residues(sc)) == {"/dev/mmcblk0p1"}
+
+
+def test_clean_wipe_without_a_raw_device_passes_on_the_violating_device(app_mode, tmp_path: Path) -> None:
+    app_mode("cam-violating", "clean")
+    cfg = sim_config_variant(tmp_path, "cam-violating", lambda d: d["storage"].pop("raw_devices"))
+    _, sc = run(tmp_path, "cam-violating", cfg)
     assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
 
 
