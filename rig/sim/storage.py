@@ -59,7 +59,7 @@ case "$cmd" in
     d=$app/users/u$t
     for i in 1 2 3; do printf 'event %s face-id=%s\n' "$i" "$t" >> $d/events.db; done
     printf 'THUMB %s\n' "$t" > $app/cache/thumb-$(date +%s)-$$.bin
-    mkdir -p $ext && printf 'REC %s\n' "$t" > $ext/clip-$t.bin
+    mkdir -p $ext && printf 'REC %s\n' "$t" > $ext/clip-$t.bin && sync  # a recording is closed and flushed
     echo "$(date) recorded for u$t" >> $log ;;
   user-delete)
     t=$1; [ -n "$t" ] || exit 2
