@@ -246,12 +246,12 @@ class DeviceStorage:
         _, out, _ = self._run(f'if [ -f {q} ] && [ ! -L {q} ]; then printf "F"; head -c {int(max_bytes)} {q}; fi', max_output=max_bytes + 16, record_stdout=False)
         return out[1:] if out.startswith(b"F") else None
 
-    def sha256(self, path: str) -> str | None:
-        """The SHA-256 of the regular file ``path`` as the device computes it (``None``: missing)."""
+    def file_info(self, path: str) -> FileEntry | None:
+        """Size and SHA-256 of the regular file ``path`` as the device computes them (``None``: missing)."""
         q = shlex.quote(path)
-        _, out, _ = self._run(f"[ -f {q} ] && sha256sum {q}", max_output=4096)
-        m = re.match(rb"([0-9a-f]{64})\s", out)
-        return m.group(1).decode() if m else None
+        _, out, _ = self._run(f"[ -f {q} ] && stat -c %s {q} && sha256sum {q}", max_output=4096)
+        m = re.match(rb"(\d+)\n([0-9a-f]{64})\s", out)
+        return FileEntry(path, int(m.group(1)), m.group(2).decode()) if m else None
 
     def tamper(self, path: str, offset: int, mark: bytes) -> str:
         """Keep a copy of ``path`` beside it (``<path>.privrig-orig``) and overwrite ``mark``

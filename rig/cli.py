@@ -82,13 +82,16 @@ def main() -> None:
 @click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once")
 @click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
 @click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
-def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool) -> None:
+@click.option("--wait-lock", "wait_lock", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="wait this long for a device another run holds (0: that device ends as error at once)")
+def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
+        wait_lock: float) -> None:
     """Run scenarios on devices; write one evidence bundle; print its path last."""
     from rig.engine import RunPlan, execute
 
     cfg = _load_or_exit(config_path)
     try:
-        plan = RunPlan.select(cfg, list(devices) or None, list(scenarios) or None, Path(out_dir) if out_dir else None, jobs)
+        plan = RunPlan.select(cfg, list(devices) or None, list(scenarios) or None, Path(out_dir) if out_dir else None, jobs, wait_lock)
     except ValueError as exc:
         click.echo(f"rig: {exc}", err=True)
         sys.exit(2)

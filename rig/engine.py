@@ -16,6 +16,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from drivers.errors import DeviceError
 from rig import __version__
 from rig.config import DeviceConfig, LoadedConfig
 from rig.evidence import Bundle, BundleSealed
+from rig.locks import DeviceBusy, device_lock
 from rig.outputs import junit_xml, report_html
 from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, exit_code_for, utcnow
 from rig.scenario import Scenario, ScenarioContext, run_action
@@ -61,10 +63,12 @@ class RunPlan:
     scenarios: list[str]
     out_dir: Path
     jobs: int = DEFAULT_JOBS
+    #: how long a device locked by another run is waited for (0: it ends as error at once)
+    lock_wait_s: float = 0.0
 
     @classmethod
     def select(cls, config: LoadedConfig, devices: list[str] | None, scenarios: list[str] | None, out_dir: Path | None,
-               jobs: int = DEFAULT_JOBS) -> "RunPlan":
+               jobs: int = DEFAULT_JOBS, lock_wait_s: float = 0.0) -> "RunPlan":
         """Resolve the selection; raises ValueError naming an unknown device or scenario."""
         names = list(config.bench.devices)
         for d in devices or []:
@@ -79,7 +83,10 @@ class RunPlan:
         out = out_dir or config.bench.bench.evidence_dir or Path("evidence")
         if jobs < 1:
             raise ValueError(f"--jobs {jobs}: must be at least 1")
-        return cls(config, list(dict.fromkeys(devices)) if devices else names, list(dict.fromkeys(scenarios)) if scenarios else list(REGISTRY), out, jobs)
+        if lock_wait_s < 0:
+            raise ValueError(f"--wait-lock {lock_wait_s:g}: must be 0 or more seconds")
+        return cls(config, list(dict.fromkeys(devices)) if devices else names, list(dict.fromkeys(scenarios)) if scenarios else list(REGISTRY), out, jobs,
+                   lock_wait_s)
 
 
 @dataclass
@@ -120,8 +127,40 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
 
 
 def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False) -> None:
-    """One device's scenarios, in order; never raises (a dead device ends as error verdicts)."""
+                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False, lock_wait_s: float = 0.0) -> None:
+    """One device's scenarios, in order, under the device's lock; never raises (a dead or
+    busy device ends as error verdicts)."""
+    lock = device_lock(name, device, {"run_id": bundle.run_id, "pid": os.getpid()})
+    try:
+        lock.acquire(lock_wait_s)
+    except DeviceBusy as exc:
+        _busy(name, scenario_ids, dres, bundle, progress, str(exc))
+        return
+    except OSError as exc:
+        _busy(name, scenario_ids, dres, bundle, progress, f"{name}: cannot take the device lock: {exc}")
+        return
+    try:
+        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials)
+    finally:
+        lock.release()
+
+
+def _busy(name: str, scenario_ids: list[str], dres: DeviceResult, bundle: Bundle, progress: Progress, reason: str) -> None:
+    """Every selected scenario of a device that could not be locked ends as error, saying why."""
+    try:
+        bundle.journal.append("device-busy", device=name, reason=reason)
+        progress.event("warning", name, message=reason)
+        with bundle.gate:
+            for sid in scenario_ids:
+                sc = REGISTRY[sid]
+                dres.scenarios.append(ScenarioResult(sid, list(sc.clauses), Verdict.ERROR, utcnow(), 0.0, [Finding("device-busy", "info", reason)]))
+    except BundleSealed:
+        return
+
+
+def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
+                      progress: Progress, cancel: threading.Event, reveal_credentials: bool) -> None:
+    """The scenarios of one locked device (see :func:`_device_worker`)."""
     try:
         progress.event("device-start", name)
         dres.identity = _identify(name, device, bundle, progress)
@@ -222,7 +261,7 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     record.devices.extend(slots.values())
     workers = [
         threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel,
-                                                      cfg.bench.bench.reveal_credentials),
+                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s),
                          name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
         for name in plan.devices
     ]

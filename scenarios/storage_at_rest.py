@@ -50,7 +50,7 @@ class StorageAtRest(Scenario):
 
     id = "storage-at-rest"
     title = "Data at rest: no raw images, no plaintext secrets, strong hashes, protected models"
-    clauses = ("T/AI 110.1-2020 6.2.3", "T/AI 110.1-2020 6.2.4 b 1", "T/AI 110.1-2020 Annex A", "Edge AI model security: model protection")
+    clauses = ("T/AI 110.1-2020 6.2.3", "T/AI 110.1-2020 6.2.4 b 1", "T/AI 110.1-2020 Annex A", "Edge AI group standard: model security (anti-tamper, anti-reverse)")
 
     def applies(self, device: DeviceConfig) -> str | None:
         if device.storage is None:
@@ -214,7 +214,8 @@ class StorageAtRest(Scenario):
         if "model-load" not in ctx.device.actions:
             ctx.finding("tamper-not-checked", "info", f"{m.path}: no model-load action, so tampering cannot be tried", interface="storage", path=m.path)
             return entry
-        original = storage.sha256(m.path)
+        info = storage.file_info(m.path)
+        original = info.sha256 if info else None
         status, _ = run_action(ctx, "model-load", check=False, model=m.path)
         expect = ctx.device.actions["model-load"].expect_exit or 0
         entry["load_original_exit"] = status
@@ -222,10 +223,7 @@ class StorageAtRest(Scenario):
             ctx.finding("tamper-inconclusive", "info", f"{m.path}: model-load fails (exit {status}) even on the untouched model: a refusal would prove nothing",
                         interface="storage", path=m.path)
             return entry
-        size = len(data) if len(data) < SAMPLE else None
-        if size is None:
-            listing = storage.snapshot([m.path.rsplit("/", 1)[0] or "/"])
-            size = (listing.files.get(m.path) and listing.files[m.path].size) or len(data)
+        size = info.size if info and info.size else len(data)
         offset = max(0, size // 2 - len(TAMPER_MARK) // 2)
         tampered = storage.tamper(m.path, offset, TAMPER_MARK)
         try:

@@ -113,7 +113,9 @@ def test_read_tamper_restore(shell: BusyboxShell, device: Path) -> None:
     conf = f"{device}/data/app/app.conf"
     before = (device / "data/app/app.conf").read_bytes()
     assert st.read(conf, 8) == before[:8] and st.read(f"{device}/data/app", 8) is None and st.read(f"{device}/none", 8) is None
-    original = st.sha256(conf)
+    info = st.file_info(conf)
+    assert info is not None and info.size == len(before) and st.file_info(f"{device}/none") is None
+    original = info.sha256
     tampered = st.tamper(conf, 3, b"PRIVRIG")
     assert tampered != original and (device / "data/app/app.conf").read_bytes()[3:10] == b"PRIVRIG"
     assert st.restore(conf) == original and (device / "data/app/app.conf").read_bytes() == before
