@@ -84,6 +84,17 @@ def _path(raw: bytes) -> str:
     return escape_bytes(raw)
 
 
+def _strings_path(line: bytes, known: set[str] | None) -> str | None:
+    """The file a ``strings -f`` line (``PATH: TEXT``) came from: the longest prefix before a
+    ``": "`` that ``known`` lists, else the text before the first ``": "``."""
+    cuts = [m.start() for m in re.finditer(rb": ", line)]
+    if known:
+        for c in reversed(cuts):
+            if _path(line[:c]) in known:
+                return _path(line[:c])
+    return _path(line[:cuts[0]]) if cuts else None
+
+
 class DeviceStorage:
     """Storage searches on one device (see the module docstring for the guarantees)."""
 
@@ -153,15 +164,26 @@ class DeviceStorage:
             listing.files[p] = FileEntry(p, sizes.get(raw), hashes.get(raw))
         return listing
 
-    def find_token(self, roots: list[str], token: str) -> TokenHits:
-        """Files and directories whose name holds ``token``, and regular files whose bytes do."""
+    def find_token(self, roots: list[str], token: str, known: set[str] | None = None) -> TokenHits:
+        """Files and directories whose name holds ``token``, and regular files whose bytes do.
+
+        Contents are searched with ``strings -f`` piped to ``grep -F``: busybox ``grep``
+        stops reading a line at a NUL byte, so a token after a NUL in a binary file would be
+        missed (``grep -lF`` is the fallback on a device without ``strings``). ``known``
+        (the paths of a listing just taken) lets a ``strings`` line be split into path and
+        text exactly, even for a path holding ``": "``."""
         if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
             raise ValueError("a canary token is 8-64 letters, digits and dashes")
         script = "\n".join([
+            "if command -v strings >/dev/null 2>&1; then how=s; else how=g; fi",
             f"for r in {_quote_all(roots)}; do",
             '  [ -d "$r" ] || continue',
             f'  find "$r" -xdev {PRUNE} -name "*{token}*" -print 2>/dev/null | sed "s/^/N /"',
-            f'  find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r grep -lsF -- {token} 2>/dev/null | sed "s/^/C /"',
+            '  if [ $how = s ]; then',
+            f'    find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r strings -f -n {len(token)} 2>/dev/null | grep -F -- {token} | cut -b 1-4096 | sed "s/^/S /"',
+            "  else",
+            f'    find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r grep -lsF -- {token} 2>/dev/null | sed "s/^/C /"',
+            "  fi",
             "done",
         ])
         _, out, _ = self._run(script, max_output=self.max_files * 512)
@@ -171,6 +193,10 @@ class DeviceStorage:
                 hits.names.append(_path(line[2:]))
             elif line.startswith(b"C /"):
                 hits.contents.append(_path(line[2:]))
+            elif line.startswith(b"S /"):
+                path = _strings_path(line[2:], known)
+                if path is not None and path not in hits.contents:
+                    hits.contents.append(path)
         return hits
 
     def scan_raw(self, device: str, token: str, max_bytes: int) -> int | None:

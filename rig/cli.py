@@ -68,6 +68,22 @@ class TerminalProgress:
             click.echo(f"run {info['status']}, exit {info['exit_code']}", err=True)
 
 
+def _execute_and_exit(plan, quiet: bool, as_json: bool) -> None:  # noqa: ANN001 - a RunPlan (imported lazily)
+    """Run ``plan`` with terminal progress, print the bundle path last, exit with the run's code."""
+    from rig.engine import execute
+
+    try:
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"rig: --out {plan.out_dir}: cannot create: {exc.strerror}", err=True)
+        sys.exit(2)
+    outcome = execute(plan, progress=TerminalProgress(quiet, as_json))
+    if outcome.crash:
+        click.echo(f"rig: run did not complete: {_safe(outcome.crash)}; bundle kept and marked incomplete", err=True)
+    click.echo(str(outcome.bundle))
+    sys.exit(outcome.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rig")
 def main() -> None:
@@ -87,7 +103,7 @@ def main() -> None:
 def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
         wait_lock: float) -> None:
     """Run scenarios on devices; write one evidence bundle; print its path last."""
-    from rig.engine import RunPlan, execute
+    from rig.engine import RunPlan
 
     cfg = _load_or_exit(config_path)
     try:
@@ -95,16 +111,36 @@ def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], 
     except ValueError as exc:
         click.echo(f"rig: {exc}", err=True)
         sys.exit(2)
+    _execute_and_exit(plan, quiet, as_json)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--device", "devices", multiple=True, metavar="NAME", help="only this device of the bundle's run (repeatable)")
+@click.option("--scenario", "scenarios", multiple=True, metavar="ID", help="only this scenario of the bundle's run (repeatable)")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default: the one the config names)")
+@click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
+@click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
+@click.option("--wait-lock", "wait_lock", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="wait this long for a device another run holds")
+def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
+          wait_lock: float) -> None:
+    """Run a bundle's checks again: its config as run, its devices and scenarios, the same inputs
+    (canary tokens, seeds). Writes a new bundle; exit codes as for run."""
+    from rig.engine import RunPlan
+    from rig.rerun import RerunError, load_rerun, narrow
+
     try:
-        plan.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        click.echo(f"rig: --out {plan.out_dir}: cannot create: {exc.strerror}", err=True)
+        source = load_rerun(Path(bundle))
+        devs, scns = narrow(source, list(devices), list(scenarios))
+        plan = RunPlan.select(source.config, devs, scns, Path(out_dir) if out_dir else None, jobs, wait_lock)
+    except (RerunError, ValueError) as exc:
+        click.echo(f"rig: {_safe(exc)}", err=True)
         sys.exit(2)
-    outcome = execute(plan, progress=TerminalProgress(quiet, as_json))
-    if outcome.crash:
-        click.echo(f"rig: run did not complete: {_safe(outcome.crash)}; bundle kept and marked incomplete", err=True)
-    click.echo(str(outcome.bundle))
-    sys.exit(outcome.exit_code)
+    plan.inputs = {d: v for d, v in source.inputs.items() if d in devs}
+    plan.rerun_of = source.run_id
+    _execute_and_exit(plan, quiet, as_json)
 
 
 @main.command()

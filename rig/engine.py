@@ -65,6 +65,10 @@ class RunPlan:
     jobs: int = DEFAULT_JOBS
     #: how long a device locked by another run is waited for (0: it ends as error at once)
     lock_wait_s: float = 0.0
+    #: inputs to hand scenarios again (device -> scenario -> inputs), from the bundle being rerun
+    inputs: dict[str, dict[str, dict]] = field(default_factory=dict)
+    #: the run this one replays (journaled as ``rerun_of``)
+    rerun_of: str | None = None
 
     @classmethod
     def select(cls, config: LoadedConfig, devices: list[str] | None, scenarios: list[str] | None, out_dir: Path | None,
@@ -127,7 +131,8 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
 
 
 def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False, lock_wait_s: float = 0.0) -> None:
+                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False, lock_wait_s: float = 0.0,
+                   inputs: dict[str, dict] | None = None) -> None:
     """One device's scenarios, in order, under the device's lock; never raises (a dead or
     busy device ends as error verdicts)."""
     lock = device_lock(name, device, {"run_id": bundle.run_id, "pid": os.getpid()})
@@ -140,7 +145,7 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
         _busy(name, scenario_ids, dres, bundle, progress, f"{name}: cannot take the device lock: {exc}")
         return
     try:
-        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials)
+        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials, inputs or {})
     finally:
         lock.release()
 
@@ -159,7 +164,7 @@ def _busy(name: str, scenario_ids: list[str], dres: DeviceResult, bundle: Bundle
 
 
 def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                      progress: Progress, cancel: threading.Event, reveal_credentials: bool) -> None:
+                      progress: Progress, cancel: threading.Event, reveal_credentials: bool, inputs: dict[str, dict]) -> None:
     """The scenarios of one locked device (see :func:`_device_worker`)."""
     try:
         progress.event("device-start", name)
@@ -167,7 +172,7 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
         for sid in scenario_ids:
             if cancel.is_set():
                 return
-            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, reveal_credentials)
+            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, reveal_credentials, inputs.get(sid))
             with bundle.gate:
                 if not bundle.sealed:
                     dres.scenarios.append(result)
@@ -181,7 +186,7 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
 
 
 def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bundle: Bundle, progress: Progress,
-                  reveal_credentials: bool = False) -> ScenarioResult:
+                  reveal_credentials: bool = False, inputs: dict | None = None) -> ScenarioResult:
     started = utcnow()
     t0 = time.monotonic()
     journal = bundle.journal
@@ -195,6 +200,9 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     progress.event("scenario-start", device_name, scenario.id)
     folder = bundle.folder(device_name, scenario.id)
     ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, reveal_credentials)
+    if inputs:
+        ctx.inputs.update(inputs)
+        journal.append("inputs-replayed", device=device_name, scenario=scenario.id, inputs=inputs)
     verdict: Verdict | None
     try:
         verdict = scenario.run(ctx)
@@ -238,8 +246,9 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
         on_bundle(bundle.root)
     cfg = plan.config
     record = RunRecord(bundle.run_id, __version__, cfg.sha256, utcnow(), cfg.bench.bench.name)
-    bundle.journal.append("run-start", rig_version=__version__, config=str(cfg.path), config_sha256=cfg.sha256,
-                          devices=plan.devices, scenarios=plan.scenarios, key_fingerprint=key.fingerprint)
+    bundle.journal.append("run-start", rig_version=__version__, config=str(cfg.path), config_abs=str(Path(cfg.path).resolve()),
+                          config_sha256=cfg.sha256, devices=plan.devices, scenarios=plan.scenarios, key_fingerprint=key.fingerprint,
+                          **({"rerun_of": plan.rerun_of} if plan.rerun_of else {}))
     bundle.folder("_run", "config").write("config.yaml", cfg.text.encode(), "application/yaml")
     progress.event("run-start", run_id=bundle.run_id, bundle=str(bundle.root), devices=plan.devices, scenarios=plan.scenarios)
 
@@ -261,7 +270,7 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     record.devices.extend(slots.values())
     workers = [
         threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel,
-                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s),
+                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s, plan.inputs.get(name)),
                          name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
         for name in plan.devices
     ]

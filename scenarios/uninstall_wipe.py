@@ -88,7 +88,7 @@ class UninstallWipe(Scenario):
             if action in ctx.device.actions:
                 run_action(ctx, action, token=token)
         populated = snap("populated")
-        placed = storage.find_token(roots, token)
+        placed = storage.find_token(roots, token, known=set(populated.files))
         created = sorted(set(populated.files) - set(baseline.files))
         ctx.measure("created_files", len(created))
         ctx.measure("canary_placed", sorted(placed.paths)[:MAX_FINDINGS])
@@ -98,7 +98,7 @@ class UninstallWipe(Scenario):
                     run_action(ctx, action, token=token)
         finally:
             after = snap("after")
-            left = storage.find_token(roots, token)
+            left = storage.find_token(roots, token, known=set(after.files))
             raw = {dev: storage.scan_raw(dev, token, st.raw_scan_mb << 20) for dev in st.raw_devices}
             ctx.measure("ssh_bytes", storage.bytes_moved)
             ctx.artifact("residue.json", json.dumps({"token": token, "created": created, "placed": sorted(placed.paths),

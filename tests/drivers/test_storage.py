@@ -15,7 +15,7 @@ from drivers.storage import DeviceStorage
 from tests.conftest import need_tools
 
 TOKEN = "privrig-0123456789abcdef0123"
-APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat", "blockdev")
+APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat", "blockdev", "strings")
 
 
 class BusyboxShell:
@@ -79,9 +79,14 @@ def test_snapshot_is_cut_at_max_files(shell: BusyboxShell, tmp_path: Path) -> No
 
 
 def test_token_found_in_names_and_contents(shell: BusyboxShell, device: Path) -> None:
-    hits = DeviceStorage(shell, timeout_s=20).find_token([str(device)], TOKEN)
+    # binary files: the token after a NUL on the same "line" (busybox grep alone misses it), and in a path holding ": "
+    (device / "data/app/db.bin").write_bytes(os.urandom(64).replace(b"\n", b"") + b"\0\0" + TOKEN.encode() + b"\0" + os.urandom(64))
+    (device / "data/app/a: b.log").write_bytes(b"key: " + TOKEN.encode() + b"\n")
+    st = DeviceStorage(shell, timeout_s=20)
+    known = set(st.snapshot([str(device)]).files)
+    hits = st.find_token([str(device)], TOKEN, known=known)
     assert hits.names == [f"{device}/data/users/u{TOKEN}"]
-    assert hits.contents == [f"{device}/data/app/cache/c.bin"]
+    assert sorted(hits.contents) == sorted([f"{device}/data/app/cache/c.bin", f"{device}/data/app/db.bin", f"{device}/data/app/a: b.log"])
     with pytest.raises(ValueError):
         DeviceStorage(shell).find_token([str(device)], "x'; rm -rf /")
 

@@ -105,3 +105,18 @@ def test_failing_uninstall_is_an_error_and_the_listings_are_kept(sim_bench: dict
 def test_devices_without_storage_are_skipped(sim_bench: dict, tmp_path: Path) -> None:
     _, sc = run(tmp_path, "cam-debug")
     assert sc.verdict is Verdict.SKIPPED and "storage" in sc.findings[0].summary
+
+
+def test_rerun_reproduces_the_failure_with_the_same_canary(sim_bench: dict, tmp_path: Path) -> None:
+    from tests.conftest import rig
+
+    out, sc = run(tmp_path / "first", "cam-violating")
+    assert sc.verdict is Verdict.FAIL
+    again = rig("rerun", str(out.bundle), "--scenario", "uninstall-wipe", "--out", str(tmp_path / "again"), "-q")
+    assert again.returncode == 1, again.stderr
+    doc = json.loads((Path(again.stdout.strip().splitlines()[-1]) / "results.json").read_text())
+    [dev] = doc["devices"]
+    [replayed] = dev["scenarios"]
+    assert dev["name"] == "cam-violating" and replayed["verdict"] == "fail"
+    assert replayed["measurements"]["inputs"]["canary"] == sc.measurements["inputs"]["canary"]
+    assert "/var/log/simapp.log" in {f.get("path") for f in replayed["findings"]}
