@@ -80,6 +80,12 @@ def _execute_and_exit(plan, quiet: bool, as_json: bool) -> None:  # noqa: ANN001
     outcome = execute(plan, progress=TerminalProgress(quiet, as_json))
     if outcome.crash:
         click.echo(f"rig: run did not complete: {_safe(outcome.crash)}; bundle kept and marked incomplete", err=True)
+    from rig.history import History, HistoryError
+
+    try:  # the run is done and sealed whatever happens here: a history failure is a warning
+        History.for_config(plan.config.bench.bench.history, plan.out_dir).index(outcome.record.to_dict(), outcome.bundle)
+    except HistoryError as exc:
+        click.echo(f"rig: warning: run not added to the history: {_safe(exc)}", err=True)
     click.echo(str(outcome.bundle))
     sys.exit(outcome.exit_code)
 
@@ -112,6 +118,52 @@ def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], 
         click.echo(f"rig: {exc}", err=True)
         sys.exit(2)
     _execute_and_exit(plan, quiet, as_json)
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="bench config (its history database and evidence folder)")
+@click.option("--db", help="history database URL (overrides $PRIVRIG_HISTORY_URL and the config)")
+@click.option("--device", help="the device to answer for")
+@click.option("--clause", help="only this clause, e.g. 'T/AI 110.1-2020 6.2.3 c'")
+@click.option("--scenario", help="only the clauses of this scenario")
+@click.option("--index", "bundles", multiple=True, type=click.Path(file_okay=False, exists=True), metavar="BUNDLE",
+              help="add bundles to the history first (repeatable; a run already there is replaced)")
+@click.option("--json", "as_json", is_flag=True, help="the answer as JSON")
+def history(config_path: str | None, db: str | None, device: str | None, clause: str | None, scenario: str | None, bundles: tuple[str, ...],
+            as_json: bool) -> None:
+    """Since when does a clause fail on a device, and on which firmware did it last pass.
+    Exit 0 answered, 1 nothing recorded for the device, 2 bad input or unreachable database."""
+    from rig.history import History, HistoryError
+
+    if not device and not bundles:
+        click.echo("rig: history needs --device (or --index BUNDLE)", err=True)
+        sys.exit(2)
+    cfg = _load_or_exit(config_path) if config_path else None
+    evidence = (cfg.bench.bench.evidence_dir if cfg else None) or Path("evidence")
+    try:
+        store = History.for_config(cfg.bench.bench.history if cfg else None, evidence, db)
+        for b in bundles:
+            n = store.index_bundle(Path(b))
+            click.echo(f"indexed {b}: {n} rows", err=True)
+        answer = store.clause_history(device, clause, scenario) if device else []
+    except HistoryError as exc:
+        click.echo(f"rig: {_safe(exc)}", err=True)
+        sys.exit(2)
+    if not device:
+        return
+    if as_json:
+        click.echo(json.dumps([a.to_dict() for a in answer], indent=1))
+    else:
+        for a in answer:
+            fs = a.failing_since
+            lp = a.last_pass
+            click.echo(f"{device}  {a.clause}  ({a.scenario}): {a.verdict} now, {a.runs} run(s)")
+            if fs:
+                click.echo(f"    failing since {fs['started_at']} (run {fs['run_id']}, firmware {fs['firmware'] or '?'})")
+            click.echo(f"    last pass: {lp['started_at']} (run {lp['run_id']}, firmware {lp['firmware'] or '?'}) {lp['bundle']}" if lp else "    last pass: never")
+    if not answer:
+        click.echo(f"rig: nothing recorded for device {_safe(device)}" + (f" and {_safe(clause or scenario)}" if clause or scenario else ""), err=True)
+        sys.exit(1)
 
 
 @main.command()

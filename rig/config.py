@@ -403,9 +403,28 @@ class Simulator(_Model):
         return next(self.subnet.hosts())
 
 
+class HistoryDb(_Model):
+    """Where runs are indexed (rig history): a SQLAlchemy URL, such as
+    ``postgresql+psycopg://rig@db.lab/privrig``; its password comes from ``password_env``."""
+
+    url: str
+    password_env: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError("history url must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        if re.match(r"^[^:]+://[^/@]*:[^/@]*@", v):
+            raise ValueError("no password in the URL: name an environment variable in password_env")
+        return v
+
+
 class BenchInfo(_Model):
     name: Annotated[str, Field(pattern=NAME_RE)]
     evidence_dir: Path | None = None
+    #: where runs are indexed for rig history (default: SQLite in the evidence folder)
+    history: HistoryDb | None = None
     #: write accepted default passwords into findings (off: named by list entry only)
     reveal_credentials: bool = False
 

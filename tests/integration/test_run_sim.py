@@ -69,6 +69,17 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 
+def test_run_is_indexed_in_the_history(run_all) -> None:
+    _, bundle = run_all
+    db = bundle.parent / "history.sqlite"
+    assert db.exists()
+    res = rig("history", "--db", f"sqlite:///{db}", "--device", "cam-violating", "--scenario", "uninstall-wipe", "--json")
+    assert res.returncode == 0, res.stderr
+    answer = json.loads(res.stdout)
+    assert {a["clause"] for a in answer} == {"T/AI 110.1-2020 6.2.3 c", "T/AI 110.1-2020 6.2.3 d"}
+    assert all(a["verdict"] == "fail" and a["failing_since"]["run_id"] == bundle.name and a["last_pass"] is None for a in answer)
+
+
 def test_verify_accepts_then_rejects_one_changed_byte(run_all, tmp_path: Path) -> None:
     _, bundle = run_all
     ok = rig("verify", str(bundle))
