@@ -15,16 +15,14 @@ from pathlib import Path
 
 import click
 
-from drivers.transcript import escape_bytes
 from rig import __version__
 from rig.config import ConfigError, LoadedConfig, config_json_schema, load_config
+from rig.progress import TerminalProgress, safe
 
 DEFAULT_SIM_CONFIG = "hil_config/sim-bench.yaml"
 
 
-def _safe(text: object) -> str:
-    """One line of device-derived text, safe for a terminal (no escape sequences)."""
-    return escape_bytes(str(text).encode()).replace("\n", "\\n")
+_safe = safe  # one line of device-derived text, safe for a terminal
 
 
 def _load_or_exit(path: str) -> LoadedConfig:
@@ -34,38 +32,6 @@ def _load_or_exit(path: str) -> LoadedConfig:
         for p in exc.problems:
             click.echo(f"rig: config error: {p}", err=True)
         sys.exit(2)
-
-
-class TerminalProgress:
-    """Live progress lines on stderr, one per event that matters to a technician."""
-
-    def __init__(self, quiet: bool = False, as_json: bool = False):
-        self.quiet = quiet
-        self.as_json = as_json
-
-    def event(self, kind: str, device: str | None = None, scenario: str | None = None, **info: object) -> None:
-        if self.as_json:
-            click.echo(json.dumps({"event": kind, "device": device, "scenario": scenario, **info}, default=str), err=True)
-            return
-        if self.quiet and kind not in ("warning",):
-            return
-        if kind == "run-start":
-            click.echo(f"run {info['run_id']}: {len(info['devices'])} device(s) x {len(info['scenarios'])} scenario(s) -> {info['bundle']}", err=True)
-        elif kind == "device-start":
-            click.echo(f"[{device}]", err=True)
-        elif kind == "scenario-start":
-            click.echo(f"[{device}] {scenario} ...", err=True)
-        elif kind == "scenario-end":
-            verdict = str(info.get("verdict"))
-            colour = {"pass": "green", "fail": "red", "skipped": None}.get(verdict, "yellow")
-            label = click.style(verdict.upper() if verdict == "fail" else verdict, fg=colour) if colour else verdict
-            click.echo(f"[{device}] {scenario} {label} ({info.get('findings', 0)} findings, {float(info.get('duration_s', 0)):.1f} s)", err=True)
-            for s in info.get("summaries", []) or []:
-                click.echo(f"    - {_safe(s)}", err=True)
-        elif kind == "warning":
-            click.echo(f"[{device}] warning: {_safe(info.get('message'))}", err=True)
-        elif kind == "run-end":
-            click.echo(f"run {info['status']}, exit {info['exit_code']}", err=True)
 
 
 def _execute_and_exit(plan, quiet: bool, as_json: bool) -> None:  # noqa: ANN001 - a RunPlan (imported lazily)
