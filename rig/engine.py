@@ -308,7 +308,7 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     record.finished_at = utcnow()
     bundle.journal.append("run-end", status=record.status, exit_code=exit_code)
     try:
-        bundle.finalize(record, [("junit.xml", junit_xml(record)), ("report.html", report_html(record))])
+        bundle.finalize(record, [("junit.xml", junit_xml(record)), ("report.html", report_html(record, bundle.root, key.fingerprint))])
     except Exception as exc:
         crash = (crash + "; " if crash else "") + f"sealing failed: {type(exc).__name__}: {exc}"
         try:

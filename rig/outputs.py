@@ -7,8 +7,10 @@ as ``\\xNN``, so a banner carrying markup or terminal escapes shows as text.
 
 from __future__ import annotations
 
+import base64
 import html
 import re
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 from rig.results import RunRecord, Verdict
@@ -62,40 +64,113 @@ def junit_xml(record: RunRecord) -> bytes:
 
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped{background:#eee}
+.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped,.not-tested{background:#eee}
+.manual{background:#dde6f7}
 code,pre{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
+figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}figure img{border:1px solid #999;max-width:480px}
+figcaption{font-size:.8em;color:#555}.bar{background:#7aa7d8;height:.8em;display:inline-block}
 """
+
+#: images embedded into the report, each at most this big (the rest stay links)
+EMBED_LIMIT = 2 << 20
 
 
 def _e(text: object) -> str:
     return html.escape(xml_safe(str(text)), quote=True)
 
 
-def report_html(record: RunRecord) -> bytes:
-    """A self-contained page (no external fetches): verdict matrix and findings with evidence links."""
-    scen_ids = sorted({s.id for d in record.devices for s in d.scenarios})
+def _cls(verdict: str) -> str:
+    return verdict.replace(" ", "-")
+
+
+def _matrix(record: RunRecord) -> list[str]:
+    """The conformance matrix: clause x device, with the EN 303 645 / TS 103 701 and ISVS equivalents."""
+    from rig.clauses import CLAUSES, cell
+
+    out = ["<h2>Conformance matrix</h2><p>Each clause on each device: the worst verdict of the scenarios that check it "
+           "(a scenario that checks several clauses fails a clause only through that clause's findings); <i>manual</i> where no "
+           "automated check covers the clause and a technician judges it; <i>not tested</i> where its scenarios did not run or "
+           "did not apply.</p><table id=matrix><tr><th>clause</th><th>checked by</th>"
+           + "".join(f"<th>{_e(d.name)}</th>" for d in record.devices) + "<th>EN 303 645 provision / TS 103 701 test group</th><th>OWASP ISVS</th></tr>"]
+    per_device = [{s.id: (s.verdict.value, {f.kind for f in s.findings if f.severity != "info"}) for s in d.scenarios} for d in record.devices]
+    for c in CLAUSES:
+        cells = "".join(f"<td class={_cls(v)}>{_e(v)}</td>" for v in (cell(c, r) for r in per_device))
+        out.append(f"<tr><td><b>{_e(c.id)}</b><br>{_e(c.title)}</td><td>{_e(', '.join(c.scenarios) or 'manual')}</td>{cells}"
+                   f"<td>{_e(c.etsi)}</td><td>{_e(c.isvs)}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _timeline(record: RunRecord) -> list[str]:
+    """When each device ran each scenario, as bars on the run's time axis."""
+    rows = sorted(((s.started_at, d.name, s) for d in record.devices for s in d.scenarios if s.verdict.value != "skipped"), key=lambda r: r[0])
+    if not rows:
+        return []
+    t0 = record.started_at
+    span = max(1.0, max((r[0] - t0).total_seconds() + r[2].duration_s for r in rows))
+    out = ["<h2>Timeline</h2><table><tr><th>start (s)</th><th>device</th><th>scenario</th><th>verdict</th><th>duration</th></tr>"]
+    for start, dev, s in rows:
+        off = (start - t0).total_seconds()
+        bar = f"<span style=\"margin-left:{300 * off / span:.0f}px;width:{max(2, 300 * s.duration_s / span):.0f}px\" class=bar></span>"
+        out.append(f"<tr><td>{off:.1f}</td><td>{_e(dev)}</td><td>{_e(s.id)}</td><td class={_cls(s.verdict.value)}>{s.verdict.value}</td>"
+                   f"<td>{bar} {s.duration_s:.1f} s</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _images(s, bundle_root: Path | None) -> list[str]:  # noqa: ANN001 - a ScenarioResult
+    """The scenario's PNG evidence (frames, faces) embedded, so the report stands alone."""
+    if bundle_root is None:
+        return []
+    figs = []
+    for a in s.artifacts:
+        if a.media_type != "image/png":
+            continue
+        path = bundle_root / a.path
+        try:
+            if path.stat().st_size > EMBED_LIMIT:
+                figs.append(f"<figure><a href=\"{_e(a.path)}\">{_e(a.path.rsplit('/', 1)[-1])}</a><figcaption>too large to embed</figcaption></figure>")
+                continue
+            data = base64.b64encode(path.read_bytes()).decode()
+        except OSError:
+            continue
+        figs.append(f"<figure><img alt=\"{_e(a.path)}\" src=\"data:image/png;base64,{data}\"><figcaption>{_e(a.path.rsplit('/', 1)[-1])}</figcaption></figure>")
+    return ["<div class=frames>", *figs, "</div>"] if figs else []
+
+
+def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerprint: str | None = None) -> bytes:
+    """A self-contained page (no external fetches; images embedded): the conformance matrix,
+    the verdicts, a timeline, and per device and scenario the findings with their evidence
+    (frames inline, flow table, measurements). Every device-supplied string is escaped."""
+    scen_ids = list(dict.fromkeys(s.id for d in record.devices for s in d.scenarios))
+    signed = (f"Signed with the bench key <code>{_e(key_fingerprint)}</code> (manifest.sig over manifest.json, every file's SHA-256); "
+              if key_fingerprint else "")
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data: 'self'\">",
         f"<title>privrig report {_e(record.run_id)}</title><style>{_CSS}</style></head><body>",
         f"<h1>privrig report</h1><p>Run <code>{_e(record.run_id)}</code> on bench <b>{_e(record.bench)}</b>, "
         f"{_e(record.started_at.isoformat())} &ndash; status <b>{_e(record.status)}</b>, rig {_e(record.rig_version)}.</p>",
-        "<p>Integrity: check with <code>rig verify</code> on this folder (manifest.json, manifest.sig, bench.pub).</p>",
-        "<h2>Verdicts</h2><table><tr><th>device</th>" + "".join(f"<th>{_e(i)}</th>" for i in scen_ids) + "</tr>",
+        f"<p>Integrity: {signed}check with <code>rig verify</code> on this folder (manifest.json, manifest.sig, bench.pub), or "
+        "<code>openssl pkeyutl -verify -pubin -inkey bench.pub -rawin -in manifest.json -sigfile manifest.sig</code>.</p>",
+        *_matrix(record),
+        "<h2>Verdicts</h2><table id=verdicts><tr><th>device</th><th>identity</th>" + "".join(f"<th>{_e(i)}</th>" for i in scen_ids) + "</tr>",
     ]
     for d in record.devices:
         by_id = {s.id: s for s in d.scenarios}
-        row = f"<tr><th>{_e(d.name)}</th>"
+        ident = ", ".join(f"{k} {v}" for k, v in d.identity.items() if v)
+        row = f"<tr><th>{_e(d.name)}</th><td>{_e(ident)}</td>"
         for i in scen_ids:
             s = by_id.get(i)
-            row += f"<td class={s.verdict.value}>{s.verdict.value}</td>" if s else "<td>not tested</td>"
+            row += f"<td class={s.verdict.value}>{s.verdict.value}</td>" if s else "<td class=not-tested>not tested</td>"
         parts.append(row + "</tr>")
     parts.append("</table>")
+    parts += _timeline(record)
     for d in record.devices:
         ident = ", ".join(f"{k}: {v}" for k, v in d.identity.items() if v)
-        parts.append(f"<h2>{_e(d.name)}</h2><p>{_e(ident)}; privacy level {d.privacy_level}</p>")
+        parts.append(f"<h2 id=\"dev-{_e(d.name)}\">{_e(d.name)}</h2><p>{_e(ident)}; privacy level {d.privacy_level}</p>")
         for s in d.scenarios:
             parts.append(f"<h3 class={s.verdict.value}>{_e(s.id)}: {s.verdict.value}</h3><p>Clauses: {_e('; '.join(s.clauses))}. {s.duration_s:.1f} s.</p>")
             if s.findings:
@@ -105,6 +180,7 @@ def report_html(record: RunRecord) -> bytes:
                     ev = " ".join(f"<a href=\"{_e(p)}\">{_e(p.rsplit('/', 1)[-1])}</a>" for p in f.evidence)
                     parts.append(f"<tr><td>{_e(f.severity)}</td><td>{_e(f.kind)}</td><td>{_e(where)}</td><td>{_e(f.summary)}</td><td>{ev}</td></tr>")
                 parts.append("</table>")
+            parts += _images(s, bundle_root)
             table = s.measurements.get("flow_table")
             if isinstance(table, list) and table:
                 parts.append("<table><tr><th>flow</th><th>protocol</th><th>channel</th><th>packets</th><th>bytes</th><th>why</th></tr>")

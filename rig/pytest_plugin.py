@@ -142,7 +142,7 @@ class RigSession:
         self.record.status = "complete"
         self.record.finished_at = utcnow()
         self.bundle.journal.append("run-end", status="complete", exit_code=exit_code_for(self.record.verdicts()))
-        self.bundle.finalize(self.record, [("junit.xml", junit_xml(self.record)), ("report.html", report_html(self.record))])
+        self.bundle.finalize(self.record, [("junit.xml", junit_xml(self.record)), ("report.html", report_html(self.record, self.bundle.root, self.bundle.key.fingerprint))])
         from rig.history import History, HistoryError
 
         try:

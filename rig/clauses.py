@@ -1,0 +1,83 @@
+"""The clauses privrig reports on, what checks each, and where it sits in other schemes.
+
+Each T/AI 110.1-2020 clause of the device-security and privacy requirements is listed with
+the scenarios that check it, or none (``manual``: a technician's judgement, not an
+automated check). For labs that work to EN 303 645, each is mapped to the provision whose
+ETSI TS 103 701 test group checks the same thing, and to the OWASP IoT Security
+Verification Standard (ISVS) requirement; a dash where no provision or requirement matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause: its id, a short English title, its checks, its equivalents."""
+
+    id: str
+    title: str
+    scenarios: tuple[str, ...]  # empty: manual
+    etsi: str  # EN 303 645 provision = ETSI TS 103 701 test group
+    isvs: str  # OWASP ISVS requirement(s)
+    #: where a scenario checks several clauses: the finding kinds that fail this one (None: any)
+    kinds: frozenset[str] | None = None
+
+    @property
+    def manual(self) -> bool:
+        """No automated check covers the clause."""
+        return not self.scenarios
+
+
+T = "T/AI 110.1-2020 "
+
+CLAUSES: tuple[Clause, ...] = (
+    Clause(T + "6.2.1 a", "security chip or trusted execution environment for biometric data", (), "5.4-1", "2.4.4, 5.1.4"),
+    Clause(T + "6.2.1 b", "no debug, burning or diagnostic interface reachable; unused ports closed", ("debug-ports",), "5.6-1, 5.6-4", "3.2.2, 3.1.3, 5.1.1"),
+    Clause(T + "6.2.1 c", "physical protection of the capture device (anti-tamper, anti-disassembly)", (), "-", "5.1.9"),
+    Clause(T + "6.2.1 d", "interfaces that must stay open authenticate their callers", ("interface-auth",), "5.1-1, 5.5-5", "2.1.3, 2.1.6"),
+    Clause(T + "6.2.1 e", "firmware updated automatically and securely", (), "5.3-2, 5.3-9", "3.4.2, 3.4.3"),
+    Clause(T + "6.2.1 f", "visual data classified, sensitive data detected", (), "-", "-"),
+    Clause(T + "6.2.1 g", "physical shutter blocks the camera when its service is off", ("camera-shutter",), "-", "-"),
+    Clause(T + "6.2.2 b", "channels carrying visual data encrypted, with integrity", ("channel-encryption",), "5.5-1, 5.8-1", "4.1.1, 4.1.2"),
+    Clause(T + "Annex A transport layer", "transmission encrypted at every privacy level", ("channel-encryption",), "5.5-1", "4.2.1"),
+    Clause(T + "6.2.3", "storage meets the privacy level's rules", ("storage-at-rest",), "5.4-1", "2.3.1, 3.2.4"),
+    Clause(T + "6.2.3 b", "data kept in separate, isolated vaults", (), "-", "2.2.3"),
+    Clause(T + "6.2.3 c", "uninstall or account deletion removes every file stored", ("uninstall-wipe",), "5.11-1", "2.3.2"),
+    Clause(T + "6.2.3 d", "no private data on external storage", ("uninstall-wipe",), "5.11-1", "2.3.1"),
+    Clause(T + "6.2.3 e", "master and data keys in an HSM or key management service", (), "5.4-1", "2.4.4"),
+    Clause(T + "6.2.4 b 1", "stored passwords encrypted (strongly hashed)", ("storage-at-rest",), "5.4-1", "2.2.1",
+           frozenset({"weak-password-hash", "empty-password", "plaintext-secret", "private-key-in-clear"})),
+    Clause(T + "6.2.4 b 3", "authentication resists guessing (lockout, multi-factor where required)", ("interface-auth",), "5.1-5", "2.1.3",
+           frozenset({"no-login-rate-limit", "default-credential-accepted"})),
+    Clause(T + "6.2.5 b c", "published and stored visual data de-identified", ("deidentification",), "-", "-"),
+    Clause(T + "Annex A.1/A.2", "level 1 and 2 outputs structured or de-identified", ("deidentification",), "-", "-"),
+    Clause(T + "Annex A", "no raw images at rest on level 1 and 2 devices", ("storage-at-rest",), "-", "2.3.1", frozenset({"raw-image-at-rest"})),
+    Clause("Edge AI group standard: model security (anti-tamper, anti-reverse)", "model files encrypted and integrity-checked", ("storage-at-rest",),
+           "-", "2.2.1", frozenset({"model-in-clear", "model-tamper-accepted"})),
+)
+
+#: worse first: the cell of a clause covered by several scenarios shows the worst verdict
+ORDER = ("fail", "error", "inconclusive", "pass", "skipped")
+
+
+def cell(clause: Clause, results: dict[str, tuple[str, set[str]]]) -> str:
+    """A device's status on ``clause`` from its scenarios (``scenario id -> (verdict, finding
+    kinds above info)``): the worst verdict among the scenarios that check it and ran, where a
+    failed scenario fails this clause only through one of the clause's finding ``kinds``;
+    ``not tested`` when none ran (or all skipped); ``manual`` when no automated check covers it."""
+    if clause.manual:
+        return "manual"
+    seen = []
+    for sid in clause.scenarios:
+        if sid not in results:
+            continue
+        verdict, kinds = results[sid]
+        if verdict == "fail" and clause.kinds is not None and not (kinds & clause.kinds):
+            verdict = "pass"  # the scenario failed on another of its clauses
+        seen.append(verdict)
+    if not seen:
+        return "not tested"
+    worst = min(seen, key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
+    return "not tested" if worst == "skipped" else worst
