@@ -87,6 +87,28 @@ def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], 
 
 
 @main.command()
+@click.argument("bundle", type=click.Path(file_okay=False, exists=True))
+@click.option("--device", required=True, help="the device judged")
+@click.option("--clause", required=True, help="a manual clause, e.g. 'T/AI 110.1-2020 6.2.1 c'")
+@click.option("--verdict", required=True, type=click.Choice(["pass", "fail", "not-applicable"]))
+@click.option("--note", required=True, help="what was examined and why the verdict")
+@click.option("--by", "by", required=True, help="the technician's name")
+@click.option("--photo", type=click.Path(dir_okay=False, exists=True), help="a photo (.jpg or .png) of what was examined")
+def attest(bundle: str, device: str, clause: str, verdict: str, note: str, by: str, photo: str | None) -> None:
+    """Record a technician's verdict on a manual clause into a sealed bundle, signed like the rest.
+    Exit 0 recorded (the bundle verifies again), 2 refused (the message says why)."""
+    from rig.attest import AttestError
+    from rig.attest import attest as record_attestation
+
+    try:
+        att = record_attestation(Path(bundle), device, clause, verdict, note, by, Path(photo) if photo else None)
+    except AttestError as exc:
+        click.echo(f"rig: {_safe(exc)}", err=True)
+        sys.exit(2)
+    click.echo(f"attested {att.clause} on {att.device}: {att.verdict} by {_safe(att.by)} at {att.at}")
+
+
+@main.command()
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="bench config (its history database and evidence folder)")
 @click.option("--db", help="history database URL (overrides $PRIVRIG_HISTORY_URL and the config)")
 @click.option("--device", help="the device to answer for")

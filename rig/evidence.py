@@ -131,6 +131,18 @@ class Journal:
             if not self._fh.closed:
                 self._fh.close()
 
+    @classmethod
+    def resume(cls, path: Path, key: BenchKey, run_id: str) -> "Journal":
+        """Reopen a sealed bundle's journal to append to its chain (``rig attest``): the next
+        entry carries the next sequence number and the hash of the last line."""
+        data = path.read_bytes()
+        lines = [line for line in data.split(b"\n") if line]
+        journal = cls(path, key, run_id)
+        if lines:
+            journal._seq = int(json.loads(lines[-1])["seq"])
+            journal._prev = hashlib.sha256(lines[-1]).hexdigest()
+        return journal
+
 
 class ArtifactStream:
     """A file being written into the bundle; hashes as it goes, flushes every write."""
@@ -288,16 +300,8 @@ class Bundle:
             self.sealing_thread = threading.get_ident()
             self._finalize(record, outputs)
 
-    def _finalize(self, record: RunRecord, outputs: list[tuple[str, bytes]]) -> None:
-        for stream in self._open_streams:
-            stream.seal()
-        doc = record.to_dict()
-        validate_results(doc)
-        self.write_top(RESULTS, json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n")
-        for name, data in outputs:
-            self.write_top(name, data)
-        self.journal.append("bundle-sealed", status=record.status)
-        self.journal.close()
+    def write_manifest(self, status: str) -> None:
+        """manifest.json over every file of the bundle, and its signature (``rig attest`` re-seals with it)."""
         files = []
         for path in sorted(self.root.rglob("*")):
             if path.is_dir():
@@ -311,7 +315,7 @@ class Bundle:
             "schema": MANIFEST_SCHEMA,
             "run_id": self.run_id,
             "created_at": iso(utcnow()),
-            "status": record.status,
+            "status": status,
             "key_fingerprint": self.key.fingerprint,
             "public_key_pem": public_pem(self.key.public_key).decode(),
             "files": files,
@@ -320,3 +324,15 @@ class Bundle:
         self.write_top(MANIFEST, data)
         self.write_top(SIGNATURE, self.key.sign(data))
         _fsync_dir(self.root)
+
+    def _finalize(self, record: RunRecord, outputs: list[tuple[str, bytes]]) -> None:
+        for stream in self._open_streams:
+            stream.seal()
+        doc = record.to_dict()
+        validate_results(doc)
+        self.write_top(RESULTS, json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n")
+        for name, data in outputs:
+            self.write_top(name, data)
+        self.journal.append("bundle-sealed", status=record.status)
+        self.journal.close()
+        self.write_manifest(record.status)

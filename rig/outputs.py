@@ -85,9 +85,12 @@ def _cls(verdict: str) -> str:
     return verdict.replace(" ", "-")
 
 
-def _matrix(record: RunRecord) -> list[str]:
-    """The conformance matrix: clause x device, with the EN 303 645 / TS 103 701 and ISVS equivalents."""
+def _matrix(record: RunRecord, attested: list | None = None) -> list[str]:
+    """The conformance matrix: clause x device, with the EN 303 645 / TS 103 701 and ISVS
+    equivalents; a manual clause a technician attested shows that verdict (the latest)."""
     from rig.clauses import CLAUSES, cell
+
+    by_clause = {(a.device, a.clause): a for a in attested or []}
 
     out = ["<h2>Conformance matrix</h2><p>Each clause on each device: the worst verdict of the scenarios that check it "
            "(a scenario that checks several clauses fails a clause only through that clause's findings); <i>manual</i> where no "
@@ -96,7 +99,14 @@ def _matrix(record: RunRecord) -> list[str]:
            + "".join(f"<th>{_e(d.name)}</th>" for d in record.devices) + "<th>EN 303 645 provision / TS 103 701 test group</th><th>OWASP ISVS</th></tr>"]
     per_device = [{s.id: (s.verdict.value, {f.kind for f in s.findings if f.severity != "info"}) for s in d.scenarios} for d in record.devices]
     for c in CLAUSES:
-        cells = "".join(f"<td class={_cls(v)}>{_e(v)}</td>" for v in (cell(c, r) for r in per_device))
+        cells = ""
+        for d, r in zip(record.devices, per_device):
+            v, a = cell(c, r), by_clause.get((d.name, c.id))
+            if v == "manual" and a is not None:
+                cls = {"pass": "pass", "fail": "fail"}.get(a.verdict, "not-tested")
+                cells += f"<td class={cls}>{_e(a.verdict)}<br><small>attested by {_e(a.by)}</small></td>"
+            else:
+                cells += f"<td class={_cls(v)}>{_e(v)}</td>"
         out.append(f"<tr><td><b>{_e(c.id)}</b><br>{_e(c.title)}</td><td>{_e(', '.join(c.scenarios) or 'manual')}</td>{cells}"
                    f"<td>{_e(c.etsi)}</td><td>{_e(c.isvs)}</td></tr>")
     out.append("</table>")
@@ -140,7 +150,64 @@ def _images(s, bundle_root: Path | None) -> list[str]:  # noqa: ANN001 - a Scena
     return ["<div class=frames>", *figs, "</div>"] if figs else []
 
 
-def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerprint: str | None = None) -> bytes:
+def _attestations(attested: list, bundle_root: Path | None) -> list[str]:
+    """The technicians' verdicts on manual clauses, with their notes and photos."""
+    if not attested:
+        return []
+    out = ["<h2>Attestations</h2><table id=attestations><tr><th>device</th><th>clause</th><th>verdict</th><th>by, when</th><th>note</th><th>photo</th></tr>"]
+    for a in attested:
+        img = ""
+        if a.photo and bundle_root is not None:
+            path = bundle_root / "devices" / a.device / "attest" / a.photo
+            try:
+                if path.stat().st_size <= EMBED_LIMIT:
+                    mime = "image/png" if a.photo.endswith(".png") else "image/jpeg"
+                    img = f"<img style=\"max-width:240px\" alt=\"{_e(a.photo)}\" src=\"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}\">"
+            except OSError:
+                img = _e(a.photo)
+        out.append(f"<tr><td>{_e(a.device)}</td><td>{_e(a.clause)}</td><td class={_cls(a.verdict if a.verdict in ('pass', 'fail') else 'not tested')}>"
+                   f"{_e(a.verdict)}</td><td>{_e(a.by)}, {_e(a.at)}</td><td>{_e(a.note)}</td><td>{img}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+#: bytes of each probe transcript shown inline (the whole file stays in the bundle)
+TRANSCRIPT_INLINE = 16 << 10
+
+
+def _ports(s, bundle_root: Path | None) -> list[str]:  # noqa: ANN001 - a ScenarioResult
+    """debug-ports: a table of the open ports, the service each was named, its findings, and
+    the probe transcript inline (what was sent and answered)."""
+    services = {**{f"{k}/tcp": v for k, v in (s.measurements.get("services") or {}).items()},
+                **{f"{k}/udp": v for k, v in (s.measurements.get("services_udp") or {}).items()}}
+    opened = [f"{p}/tcp" for p in s.measurements.get("open_tcp") or []] + [f"{p}/udp" for p in s.measurements.get("open_udp") or []]
+    if not opened:
+        return []
+    by_port: dict[str, list] = {}
+    for f in s.findings:
+        if f.port is not None:
+            by_port.setdefault(f"{f.port}/{f.proto or 'tcp'}", []).append(f)
+    out = ["<table class=ports><tr><th>port</th><th>service</th><th>findings</th><th>probe transcript</th></tr>"]
+    for port in dict.fromkeys(opened):
+        num, proto = port.split("/")
+        name = f"probe-{num}.txt" if proto == "tcp" else f"probe-{num}-udp.txt"
+        art = next((a for a in s.artifacts if a.path.endswith("/" + name)), None)
+        transcript = ""
+        if art is not None and bundle_root is not None:
+            try:
+                data = (bundle_root / art.path).read_bytes()
+                more = f"\n… {len(data) - TRANSCRIPT_INLINE} more bytes in {art.path}" if len(data) > TRANSCRIPT_INLINE else ""
+                transcript = f"<details><summary>{_e(name)}</summary><pre>{_e(data[:TRANSCRIPT_INLINE].decode('utf-8', 'replace') + more)}</pre></details>"
+            except OSError:
+                transcript = _e(art.path)
+        fs = "<br>".join(f"{_e(f.severity)}: {_e(f.kind)}" for f in by_port.get(port, []))
+        cls = " class=fail" if any(f.severity != "info" for f in by_port.get(port, [])) else ""
+        out.append(f"<tr><td{cls}>{_e(port)}</td><td>{_e(services.get(port, ''))}</td><td>{fs}</td><td>{transcript}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerprint: str | None = None, attested: list | None = None) -> bytes:
     """A self-contained page (no external fetches; images embedded): the conformance matrix,
     the verdicts, a timeline, and per device and scenario the findings with their evidence
     (frames inline, flow table, measurements). Every device-supplied string is escaped."""
@@ -155,7 +222,8 @@ def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerpr
         f"{_e(record.started_at.isoformat())} &ndash; status <b>{_e(record.status)}</b>, rig {_e(record.rig_version)}.</p>",
         f"<p>Integrity: {signed}check with <code>rig verify</code> on this folder (manifest.json, manifest.sig, bench.pub), or "
         "<code>openssl pkeyutl -verify -pubin -inkey bench.pub -rawin -in manifest.json -sigfile manifest.sig</code>.</p>",
-        *_matrix(record),
+        *_matrix(record, attested),
+        *_attestations(attested or [], bundle_root),
         "<h2>Verdicts</h2><table id=verdicts><tr><th>device</th><th>identity</th>" + "".join(f"<th>{_e(i)}</th>" for i in scen_ids) + "</tr>",
     ]
     for d in record.devices:
@@ -180,6 +248,7 @@ def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerpr
                     ev = " ".join(f"<a href=\"{_e(p)}\">{_e(p.rsplit('/', 1)[-1])}</a>" for p in f.evidence)
                     parts.append(f"<tr><td>{_e(f.severity)}</td><td>{_e(f.kind)}</td><td>{_e(where)}</td><td>{_e(f.summary)}</td><td>{ev}</td></tr>")
                 parts.append("</table>")
+            parts += _ports(s, bundle_root) if s.id == "debug-ports" else []
             parts += _images(s, bundle_root)
             table = s.measurements.get("flow_table")
             if isinstance(table, list) and table:

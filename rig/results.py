@@ -170,3 +170,22 @@ def results_schema() -> dict[str, Any]:
 def validate_results(doc: dict[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``doc`` breaks the results contract."""
     jsonschema.Draft202012Validator(results_schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def record_from_dict(doc: dict[str, Any]) -> RunRecord:
+    """A :class:`RunRecord` back from a results.json document (to render a sealed bundle's report again)."""
+    rec = RunRecord(doc["run_id"], doc["rig_version"], doc["config_sha256"], _parse_time(doc["started_at"]), doc.get("bench", ""),
+                    _parse_time(doc["finished_at"]) if doc.get("finished_at") else None, doc.get("status", "incomplete"))
+    for d in doc.get("devices", []):
+        dev = DeviceResult(d["name"], dict(d.get("identity") or {}), d.get("privacy_level", 0))
+        for s in d.get("scenarios", []):
+            findings = [Finding(**{k: v for k, v in f.items() if k in Finding.__dataclass_fields__}) for f in s.get("findings", [])]
+            arts = [ArtifactRef(a["path"], a["sha256"], a["media_type"]) for a in s.get("artifacts", [])]
+            dev.scenarios.append(ScenarioResult(s["id"], list(s.get("clauses", [])), Verdict(s["verdict"]), _parse_time(s["started_at"]),
+                                                float(s.get("duration_s", 0.0)), findings, dict(s.get("measurements") or {}), arts))
+        rec.devices.append(dev)
+    return rec

@@ -53,3 +53,20 @@ def test_report_shows_the_flow_table_escaped() -> None:
     assert "<td class=pass>encrypted</td>" in html
     assert "<script>" not in html and "\x1b" not in html
     assert "capture: {&#x27;dropped&#x27;: 0}" in html  # other measurements still listed
+
+
+def test_port_table_shows_probe_transcripts_escaped(tmp_path) -> None:
+    rec = record()
+    sc = rec.devices[0].scenarios[0]
+    sc.measurements.update({"open_tcp": [22, 23], "services": {"22": "ssh", "23": "telnet"}})
+    art = tmp_path / "devices/d/debug-ports/probe-23.txt"
+    art.parent.mkdir(parents=True)
+    art.write_text(f"> \\xff\\xfd\\x01\n< login: {HOSTILE}\n")
+    from rig.results import ArtifactRef
+
+    sc.artifacts.append(ArtifactRef("devices/d/debug-ports/probe-23.txt", "0" * 64, "text/plain"))
+    html = report_html(rec, tmp_path).decode()
+    table = html[html.index("class=ports"):]
+    assert "<td class=fail>23/tcp</td><td>telnet</td><td>high: open-debug-service</td>" in table
+    assert "<details><summary>probe-23.txt</summary><pre>&gt; \\xff\\xfd\\x01" in table and "<td>22/tcp</td><td>ssh</td>" in table
+    assert "<script>" not in html and "\x1b" not in html
