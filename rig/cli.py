@@ -56,6 +56,20 @@ def _execute_and_exit(plan, quiet: bool, as_json: bool) -> None:  # noqa: ANN001
     sys.exit(outcome.exit_code)
 
 
+def _execution_options(f):  # noqa: ANN001, ANN202 - a click decorator
+    """The options ``run`` and ``rerun`` share: where the bundle goes and how the run behaves."""
+    for opt in reversed([
+        click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default bench.evidence_dir or ./evidence)"),
+        click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once"),
+        click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path"),
+        click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr"),
+        click.option("--wait-lock", "wait_lock", type=float, default=0.0, show_default=True, metavar="SECONDS",
+                     help="wait this long for a device another run holds (0: that device ends as error at once)"),
+    ]):
+        f = opt(f)
+    return f
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rig")
 def main() -> None:
@@ -66,12 +80,7 @@ def main() -> None:
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="bench config (YAML)")
 @click.option("--device", "devices", multiple=True, help="device name from the config (repeatable; default all)")
 @click.option("--scenario", "scenarios", multiple=True, help="scenario id (repeatable; default all)")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default bench.evidence_dir or ./evidence)")
-@click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once")
-@click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
-@click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
-@click.option("--wait-lock", "wait_lock", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="wait this long for a device another run holds (0: that device ends as error at once)")
+@_execution_options
 def run(config_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
         wait_lock: float) -> None:
     """Run scenarios on devices; write one evidence bundle; print its path last."""
@@ -158,12 +167,7 @@ def history(config_path: str | None, db: str | None, device: str | None, clause:
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--device", "devices", multiple=True, metavar="NAME", help="only this device of the bundle's run (repeatable)")
 @click.option("--scenario", "scenarios", multiple=True, metavar="ID", help="only this scenario of the bundle's run (repeatable)")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="evidence folder (default: the one the config names)")
-@click.option("-j", "--jobs", type=int, default=8, show_default=True, help="devices driven at once")
-@click.option("-q", "--quiet", is_flag=True, help="only warnings and the bundle path")
-@click.option("--json", "as_json", is_flag=True, help="progress as JSON lines on stderr")
-@click.option("--wait-lock", "wait_lock", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="wait this long for a device another run holds")
+@_execution_options
 def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
           wait_lock: float) -> None:
     """Run a bundle's checks again: its config as run, its devices and scenarios, the same inputs
