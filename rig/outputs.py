@@ -240,7 +240,7 @@ def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerpr
         ident = ", ".join(f"{k}: {v}" for k, v in d.identity.items() if v)
         parts.append(f"<h2 id=\"dev-{_e(d.name)}\">{_e(d.name)}</h2><p>{_e(ident)}; privacy level {d.privacy_level}</p>")
         for s in d.scenarios:
-            parts.append(f"<h3 class={s.verdict.value}>{_e(s.id)}: {s.verdict.value}</h3><p>Clauses: {_e('; '.join(s.clauses))}. {s.duration_s:.1f} s.</p>")
+            parts.append(f"<h3 id=\"dev-{_e(d.name)}-{_e(s.id)}\" class={s.verdict.value}>{_e(s.id)}: {s.verdict.value}</h3><p>Clauses: {_e('; '.join(s.clauses))}. {s.duration_s:.1f} s.</p>")
             if s.findings:
                 parts.append("<table><tr><th>severity</th><th>kind</th><th>where</th><th>summary</th><th>evidence</th></tr>")
                 for f in s.findings:

@@ -16,13 +16,6 @@ from rig.results import validate_results
 from tests.conftest import RIG, ROOT, SIM_CONFIG, rig
 
 
-@pytest.fixture(scope="module")
-def run_all(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
-    out = tmp_path_factory.mktemp("evidence")
-    res = rig("run", "-c", str(SIM_CONFIG), "--out", str(out))
-    return res, Path(res.stdout.strip().splitlines()[-1])
-
-
 def test_run_exits_1_and_prints_bundle_last(run_all) -> None:
     res, bundle = run_all
     assert res.returncode == 1, res.stderr
@@ -102,7 +95,8 @@ def test_report_is_self_contained(run_all) -> None:
     assert "cam-violating" in html and "gdbserver" in html
     import re
 
-    assert "<script" not in html and "<link" not in html and "src=" not in html  # nothing fetched
+    assert "<script" not in html and "<link" not in html  # nothing fetched
+    assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', html))  # images are embedded, never fetched
     assert all(not re.match(r"[a-z]+:", href) for href in re.findall(r'href="([^"]*)"', html))  # links stay in the bundle
 
 
