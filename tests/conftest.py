@@ -125,3 +125,18 @@ def sim_knob(sim_bench: dict):
     yield knob
     for p in made:
         p.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def scenario_registry(monkeypatch):
+    """``scenario_registry(*classes)``: the engine sees only these scenarios for one test."""
+
+    def use(*classes):
+        import scenarios
+
+        reg = {c.id: c for c in classes}
+        monkeypatch.setattr(scenarios, "REGISTRY", reg)
+        monkeypatch.setattr("rig.engine.REGISTRY", reg)
+        return reg
+
+    return use

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-import scenarios
 from rig.attest import AttestError, attest, attestations
 from rig.config import parse_config
 from rig.engine import RunPlan, execute
@@ -33,9 +32,8 @@ class Quick(Scenario):
 
 
 @pytest.fixture
-def bundle(monkeypatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr("rig.engine.REGISTRY", {Quick.id: Quick})
-    monkeypatch.setattr(scenarios, "REGISTRY", {Quick.id: Quick})
+def bundle(scenario_registry, tmp_path: Path) -> Path:
+    scenario_registry(Quick)
     cfg = parse_config("bench: {name: lab}\ndevices:\n  cam-07: {privacy_level: 2}\n", tmp_path / "c.yaml")
     return execute(RunPlan.select(cfg, None, None, tmp_path / "ev")).bundle
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import scenarios
 from rig.config import parse_config
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, exit_code_for
@@ -57,11 +56,8 @@ class OnlyD1(Scenario):
 
 
 @pytest.fixture()
-def registry(monkeypatch):
-    reg = {c.id: c for c in (Broken, FailsWithoutEvidence, OnlyD1)}
-    monkeypatch.setattr(scenarios, "REGISTRY", reg)
-    monkeypatch.setattr("rig.engine.REGISTRY", reg)
-    return reg
+def registry(scenario_registry):
+    return scenario_registry(Broken, FailsWithoutEvidence, OnlyD1)
 
 
 def test_broken_scenario_is_error_and_run_goes_on(registry, tmp_path: Path) -> None:
@@ -98,10 +94,8 @@ class SlowOnD1(Scenario):
         return Verdict.PASS
 
 
-def test_devices_run_side_by_side_in_config_order(monkeypatch, tmp_path: Path) -> None:
-    reg = {SlowOnD1.id: SlowOnD1}
-    monkeypatch.setattr("rig.engine.REGISTRY", reg)
-    monkeypatch.setattr(scenarios, "REGISTRY", reg)
+def test_devices_run_side_by_side_in_config_order(scenario_registry, tmp_path: Path) -> None:
+    scenario_registry(SlowOnD1)
     cfg = parse_config(CFG, tmp_path / "c.yaml")
     out = execute(RunPlan.select(cfg, None, None, tmp_path / "ev"))
     ends = [json.loads(l)["device"] for l in (out.bundle / "journal.jsonl").read_text().splitlines() if '"scenario-end"' in l]

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import scenarios
 from rig.config import parse_config
 from rig.engine import RunPlan, execute
 from rig.locks import DeviceBusy, DeviceLock, device_lock, resources
@@ -78,10 +77,8 @@ class Touch(Scenario):
         return Verdict.PASS
 
 
-def test_a_busy_device_ends_as_error_and_the_others_run(monkeypatch, tmp_path: Path) -> None:
-    reg = {Touch.id: Touch}
-    monkeypatch.setattr("rig.engine.REGISTRY", reg)
-    monkeypatch.setattr(scenarios, "REGISTRY", reg)
+def test_a_busy_device_ends_as_error_and_the_others_run(scenario_registry, tmp_path: Path) -> None:
+    scenario_registry(Touch)
     cfg = parse_config(CFG, tmp_path / "c.yaml")
     with device_lock("cam-a", cfg.bench.devices["cam-a"], {"run_id": "NIGHTLY-1", "pid": 4242}).acquire():
         out = execute(RunPlan.select(cfg, ["same-cam", "other"], None, tmp_path / "ev"))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import scenarios
 from rig.config import load_config
 from rig.engine import RunPlan, execute
 from rig.rerun import RerunError, load_rerun, narrow
@@ -40,10 +39,8 @@ class Draws(Scenario):
 
 
 @pytest.fixture
-def first_run(monkeypatch, tmp_path: Path):
-    reg = {Draws.id: Draws}
-    monkeypatch.setattr("rig.engine.REGISTRY", reg)
-    monkeypatch.setattr(scenarios, "REGISTRY", reg)
+def first_run(scenario_registry, tmp_path: Path):
+    scenario_registry(Draws)
     cfg_path = tmp_path / "bench" / "lab.yaml"
     cfg_path.parent.mkdir()
     cfg_path.write_text(CFG)
