@@ -26,7 +26,7 @@ from pathlib import Path
 
 import paramiko
 
-from drivers.errors import AuthFailed, CommandTimeout, HostKeyMismatch, LinkLost, Unreachable
+from drivers.errors import AuthFailed, CommandTimeout, DeviceError, HostKeyMismatch, LinkLost, Unreachable
 from drivers.transcript import Transcript
 from rig.config import SshTransport
 
@@ -248,7 +248,17 @@ class SshDriver:
         timeout = timeout if timeout is not None else self.res.command_timeout_s
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
-            raise LinkLost(f"{self.where}: SSH session is gone")
+            # no command is in flight, so nothing can run twice: open a new session once
+            # (sshd restarted, a NAT dropped the flow); a device that stays away is LinkLost
+            self.transcript.record("info", "SSH session is gone; reconnecting once before the next command")
+            self.close()
+            try:
+                self.connect()
+            except DeviceError as exc:
+                raise LinkLost(f"{self.where}: SSH session is gone and reconnecting failed: {exc.reason}") from None
+            transport = self._client.get_transport() if self._client else None
+            if transport is None or not transport.is_active():
+                raise LinkLost(f"{self.where}: SSH session is gone")
         start = time.monotonic()
         deadline = start + timeout
         try:

@@ -162,6 +162,21 @@ def test_dropped_link_is_link_lost(sshd: dict) -> None:
     drv.close()
 
 
+def test_a_session_lost_between_commands_is_reopened_once(sshd: dict) -> None:
+    sink = io.BytesIO()
+    drv = SshDriver(resource(sshd), Transcript(sink), "cam-01").connect()
+    assert drv.run("echo one").stdout == b"one\n"
+    for pid in subprocess.run(["pgrep", "-P", str(sshd["pid"])], capture_output=True, text=True).stdout.split():
+        os.kill(int(pid), signal.SIGKILL)  # the device drops the session while no command runs
+    deadline = time.monotonic() + 5
+    while drv.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not drv.connected
+    assert drv.run("echo two").stdout == b"two\n"  # no command was in flight: a new session runs it
+    assert b"reconnecting once" in sink.getvalue()
+    drv.close()
+
+
 def test_output_kept_in_memory_is_bounded(sshd: dict) -> None:
     sink = io.BytesIO()
     with SshDriver(resource(sshd), Transcript(sink)) as drv:
