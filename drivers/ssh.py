@@ -7,7 +7,9 @@ Guarantees:
   names both fingerprints and nothing is sent.
 * No agent, no ``~/.ssh`` keys: only the key or password the config names.
 * Every command has a deadline; a dropped link raises :class:`LinkLost`, a slow command
-  :class:`CommandTimeout`; nothing blocks forever.
+  :class:`CommandTimeout`; nothing blocks forever. A session found gone *between*
+  commands is reopened once before the next one (nothing was in flight, so nothing runs
+  twice); a command whose link drops while it runs is never retried.
 * Every command and every byte of its output go into the transcript; output kept in
   memory is bounded (``max_output`` per stream).
 """
