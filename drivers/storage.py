@@ -84,6 +84,12 @@ def _path(raw: bytes) -> str:
     return escape_bytes(raw)
 
 
+def _check_token(token: str) -> None:
+    """A canary token goes into a command: it may hold letters, digits and dashes only."""
+    if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
+        raise ValueError("a canary token is 8-64 letters, digits and dashes")
+
+
 def _strings_path(line: bytes, known: set[str] | None) -> str | None:
     """The file a ``strings -f`` line (``PATH: TEXT``) came from: the longest prefix before a
     ``": "`` that ``known`` lists, else the text before the first ``": "``."""
@@ -172,8 +178,7 @@ class DeviceStorage:
         missed (``grep -lF`` is the fallback on a device without ``strings``). ``known``
         (the paths of a listing just taken) lets a ``strings`` line be split into path and
         text exactly, even for a path holding ``": "``."""
-        if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
-            raise ValueError("a canary token is 8-64 letters, digits and dashes")
+        _check_token(token)
         script = "\n".join([
             "if command -v strings >/dev/null 2>&1; then how=s; else how=g; fi",
             f"for r in {_quote_all(roots)}; do",
@@ -203,8 +208,7 @@ class DeviceStorage:
         """How many times ``token`` occurs in the first ``max_bytes`` of the raw block
         ``device`` (``None``: the device cannot be read). Bytes are split at every byte
         that cannot be in a token, so no line the device's grep holds grows large."""
-        if not re.fullmatch(r"[A-Za-z0-9-]{8,64}", token):
-            raise ValueError("a canary token is 8-64 letters, digits and dashes")
+        _check_token(token)
         d = shlex.quote(device)
         # flush first: what the filesystem wrote must be on the device, and no stale cached
         # block of an earlier raw read may stand in for it

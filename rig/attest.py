@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.clauses import CLAUSES
-from rig.evidence import Bundle, Journal, sha256_file
+from rig.evidence import Journal, sha256_file, write_manifest
 from rig.results import record_from_dict, utcnow, iso
 from rig.signing import BenchKey
 from rig.verify import VERIFIED, verify_bundle
@@ -107,8 +107,6 @@ def attest(bundle: Path, device: str, clause: str, verdict: str, note: str, by: 
         journal.close()
     from rig.outputs import report_html
 
-    sealed = Bundle(bundle, results["run_id"], key)
-    sealed.journal.close()  # the Bundle opened the journal for appending; nothing more is written to it
-    sealed.write_top("report.html", report_html(record_from_dict(results), bundle, key.fingerprint, attestations(bundle)))
-    sealed.write_manifest(results.get("status", "complete"))
+    (bundle / "report.html").write_bytes(report_html(record_from_dict(results), bundle, key.fingerprint, attestations(bundle)))
+    write_manifest(bundle, results["run_id"], key, results.get("status", "complete"))
     return att

@@ -46,12 +46,11 @@ def _execute_and_exit(plan, quiet: bool, as_json: bool) -> None:  # noqa: ANN001
     outcome = execute(plan, progress=TerminalProgress(quiet, as_json))
     if outcome.crash:
         click.echo(f"rig: run did not complete: {_safe(outcome.crash)}; bundle kept and marked incomplete", err=True)
-    from rig.history import History, HistoryError
+    from rig.history import index_run
 
-    try:  # the run is done and sealed whatever happens here: a history failure is a warning
-        History.for_config(plan.config.bench.bench.history, plan.out_dir).index(outcome.record.to_dict(), outcome.bundle)
-    except HistoryError as exc:
-        click.echo(f"rig: warning: run not added to the history: {_safe(exc)}", err=True)
+    warning = index_run(plan.config.bench.bench.history, plan.out_dir, outcome.record.to_dict(), outcome.bundle)
+    if warning:
+        click.echo(f"rig: warning: run not added to the history: {_safe(warning)}", err=True)
     click.echo(str(outcome.bundle))
     sys.exit(outcome.exit_code)
 

@@ -150,17 +150,39 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
         lock.release()
 
 
+def busy_result(scenario_id: str, reason: str) -> ScenarioResult:
+    """The result of a scenario that could not run because its device is locked by another run."""
+    return ScenarioResult(scenario_id, list(REGISTRY[scenario_id].clauses), Verdict.ERROR, utcnow(), 0.0, [Finding("device-busy", "info", reason)])
+
+
 def _busy(name: str, scenario_ids: list[str], dres: DeviceResult, bundle: Bundle, progress: Progress, reason: str) -> None:
     """Every selected scenario of a device that could not be locked ends as error, saying why."""
     try:
         bundle.journal.append("device-busy", device=name, reason=reason)
         progress.event("warning", name, message=reason)
         with bundle.gate:
-            for sid in scenario_ids:
-                sc = REGISTRY[sid]
-                dres.scenarios.append(ScenarioResult(sid, list(sc.clauses), Verdict.ERROR, utcnow(), 0.0, [Finding("device-busy", "info", reason)]))
+            dres.scenarios.extend(busy_result(sid, reason) for sid in scenario_ids)
     except BundleSealed:
         return
+
+
+def open_run(cfg: LoadedConfig, out_dir: Path, key: BenchKey, devices: list[str], scenarios: list[str], **start: object) -> tuple[Bundle, RunRecord]:
+    """A new bundle for a run of ``cfg``: run-start journaled (``start`` adds fields), the config
+    snapshot written, and the empty record the run fills."""
+    bundle = Bundle.create(out_dir, key)
+    record = RunRecord(bundle.run_id, __version__, cfg.sha256, utcnow(), cfg.bench.bench.name)
+    bundle.journal.append("run-start", rig_version=__version__, config=str(cfg.path), config_abs=str(Path(cfg.path).resolve()),
+                          config_sha256=cfg.sha256, devices=devices, scenarios=scenarios, key_fingerprint=key.fingerprint,
+                          **{k: v for k, v in start.items() if v is not None})
+    bundle.folder("_run", "config").write("config.yaml", cfg.text.encode(), "application/yaml")
+    return bundle, record
+
+
+def seal_run(bundle: Bundle, record: RunRecord, exit_code: int) -> None:
+    """Journal run-end and seal: results.json, junit.xml, report.html, the signed manifest."""
+    record.finished_at = utcnow()
+    bundle.journal.append("run-end", status=record.status, exit_code=exit_code)
+    bundle.finalize(record, [("junit.xml", junit_xml(record)), ("report.html", report_html(record, bundle.root, bundle.key.fingerprint))])
 
 
 def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
@@ -241,15 +263,10 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     unless the bundle folder itself cannot be created (then OSError propagates)."""
     progress = progress or NullProgress()
     key = key or BenchKey.load_or_create()
-    bundle = Bundle.create(plan.out_dir, key)
+    cfg = plan.config
+    bundle, record = open_run(cfg, plan.out_dir, key, plan.devices, plan.scenarios, rerun_of=plan.rerun_of)
     if on_bundle:
         on_bundle(bundle.root)
-    cfg = plan.config
-    record = RunRecord(bundle.run_id, __version__, cfg.sha256, utcnow(), cfg.bench.bench.name)
-    bundle.journal.append("run-start", rig_version=__version__, config=str(cfg.path), config_abs=str(Path(cfg.path).resolve()),
-                          config_sha256=cfg.sha256, devices=plan.devices, scenarios=plan.scenarios, key_fingerprint=key.fingerprint,
-                          **({"rerun_of": plan.rerun_of} if plan.rerun_of else {}))
-    bundle.folder("_run", "config").write("config.yaml", cfg.text.encode(), "application/yaml")
     progress.event("run-start", run_id=bundle.run_id, bundle=str(bundle.root), devices=plan.devices, scenarios=plan.scenarios)
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -305,10 +322,8 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
-    record.finished_at = utcnow()
-    bundle.journal.append("run-end", status=record.status, exit_code=exit_code)
     try:
-        bundle.finalize(record, [("junit.xml", junit_xml(record)), ("report.html", report_html(record, bundle.root, key.fingerprint))])
+        seal_run(bundle, record, exit_code)
     except Exception as exc:
         crash = (crash + "; " if crash else "") + f"sealing failed: {type(exc).__name__}: {exc}"
         try:

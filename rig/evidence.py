@@ -83,6 +83,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_manifest(root: Path, run_id: str, key: BenchKey, status: str) -> None:
+    """manifest.json (SHA-256 and size of every file) and manifest.sig over it, for the bundle at
+    ``root``: how a run seals its bundle, and how ``rig attest`` seals it again."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(root).as_posix()
+        if rel in (MANIFEST, SIGNATURE):
+            continue
+        digest, size = sha256_file(path)
+        files.append({"path": rel, "sha256": digest, "size": size})
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "run_id": run_id,
+        "created_at": iso(utcnow()),
+        "status": status,
+        "key_fingerprint": key.fingerprint,
+        "public_key_pem": public_pem(key.public_key).decode(),
+        "files": files,
+    }
+    data = json.dumps(manifest, indent=2).encode() + b"\n"
+    _write_atomic(root / MANIFEST, data)
+    _write_atomic(root / SIGNATURE, key.sign(data))
+    _fsync_dir(root)
+
+
 def sha256_file(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -280,13 +316,7 @@ class Bundle:
         self.journal.append("artifact", path=ref.path, sha256=ref.sha256, size=ref.size, media_type=ref.media_type)
 
     def write_top(self, name: str, data: bytes) -> None:
-        path = self.root / name
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _write_atomic(self.root / name, data)
 
     def finalize(self, record: RunRecord, outputs: list[tuple[str, bytes]]) -> None:
         """Write results.json and the other outputs, then manifest.json and its signature.
@@ -301,29 +331,8 @@ class Bundle:
             self._finalize(record, outputs)
 
     def write_manifest(self, status: str) -> None:
-        """manifest.json over every file of the bundle, and its signature (``rig attest`` re-seals with it)."""
-        files = []
-        for path in sorted(self.root.rglob("*")):
-            if path.is_dir():
-                continue
-            rel = path.relative_to(self.root).as_posix()
-            if rel in (MANIFEST, SIGNATURE):
-                continue
-            digest, size = sha256_file(path)
-            files.append({"path": rel, "sha256": digest, "size": size})
-        manifest = {
-            "schema": MANIFEST_SCHEMA,
-            "run_id": self.run_id,
-            "created_at": iso(utcnow()),
-            "status": status,
-            "key_fingerprint": self.key.fingerprint,
-            "public_key_pem": public_pem(self.key.public_key).decode(),
-            "files": files,
-        }
-        data = json.dumps(manifest, indent=2).encode() + b"\n"
-        self.write_top(MANIFEST, data)
-        self.write_top(SIGNATURE, self.key.sign(data))
-        _fsync_dir(self.root)
+        """manifest.json over every file of the bundle, and its signature."""
+        write_manifest(self.root, self.run_id, self.key, status)
 
     def _finalize(self, record: RunRecord, outputs: list[tuple[str, bytes]]) -> None:
         for stream in self._open_streams:

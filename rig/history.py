@@ -178,6 +178,16 @@ class History:
         return out
 
 
+def index_run(history_cfg: Any, evidence_dir: Path, doc: dict, bundle: Path) -> str | None:
+    """Index a sealed run in the configured history; returns a warning instead of raising, since
+    the run and its bundle stand whatever happens to the history."""
+    try:
+        History.for_config(history_cfg, evidence_dir).index(doc, bundle)
+    except HistoryError as exc:
+        return str(exc)
+    return None
+
+
 def _point(r: Any) -> dict | None:
     return None if r is None else {"run_id": r.run_id, "started_at": r.started_at, "firmware": r.firmware, "bundle": r.bundle}
 

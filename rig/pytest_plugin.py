@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
-from rig import __version__
 from rig.config import ConfigError, LoadedConfig, load_config
-from rig.results import DeviceResult, RunRecord, ScenarioResult, Verdict, utcnow
+from rig.results import DeviceResult, RunRecord, ScenarioResult, Verdict
 
 
 class RigVerdict(Exception):
@@ -97,21 +96,15 @@ class RigSession:
     # -- running ---------------------------------------------------------------------------
     def run(self, device: str, scenario_id: str) -> ScenarioResult:
         """Run one scenario on one device into the session's bundle, under the device's lock."""
-        from rig.engine import _run_scenario
-        from rig.evidence import Bundle
+        from rig.engine import NullProgress, _run_scenario, busy_result, open_run
         from rig.locks import DeviceBusy, device_lock
         from rig.signing import BenchKey
         from scenarios import REGISTRY
 
         if self.bundle is None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            key = BenchKey.load_or_create()
-            self.bundle = Bundle.create(self.out_dir, key)
-            self.record = RunRecord(self.bundle.run_id, __version__, self.cfg.sha256, utcnow(), self.cfg.bench.bench.name)
-            self.bundle.journal.append("run-start", rig_version=__version__, config=str(self.cfg.path), config_abs=str(Path(self.cfg.path).resolve()),
-                                       config_sha256=self.cfg.sha256, devices=list(self.cfg.bench.devices), scenarios=list(REGISTRY),
-                                       key_fingerprint=key.fingerprint, via="pytest")
-            self.bundle.folder("_run", "config").write("config.yaml", self.cfg.text.encode(), "application/yaml")
+            self.bundle, self.record = open_run(self.cfg, self.out_dir, BenchKey.load_or_create(), list(self.cfg.bench.devices), list(REGISTRY),
+                                                via="pytest")
         dev = self.cfg.bench.devices[device]
         if device not in self.slots:
             self.slots[device] = DeviceResult(device, dev.identity.model_dump(), dev.privacy_level)
@@ -120,13 +113,9 @@ class RigSession:
         try:
             lock.acquire(self.wait_lock)
         except DeviceBusy as exc:
-            from rig.results import Finding
-
-            result = ScenarioResult(scenario_id, list(REGISTRY[scenario_id].clauses), Verdict.ERROR, utcnow(), 0.0, [Finding("device-busy", "info", str(exc))])
+            result = busy_result(scenario_id, str(exc))
         else:
             try:
-                from rig.engine import NullProgress
-
                 result = _run_scenario(REGISTRY[scenario_id](), device, dev, self.bundle, NullProgress(), self.cfg.bench.bench.reveal_credentials)
             finally:
                 lock.release()
@@ -136,19 +125,13 @@ class RigSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.bundle is None or self.record is None:
             return
-        from rig.outputs import junit_xml, report_html
+        from rig.engine import seal_run
+        from rig.history import index_run
         from rig.results import exit_code_for
 
         self.record.status = "complete"
-        self.record.finished_at = utcnow()
-        self.bundle.journal.append("run-end", status="complete", exit_code=exit_code_for(self.record.verdicts()))
-        self.bundle.finalize(self.record, [("junit.xml", junit_xml(self.record)), ("report.html", report_html(self.record, self.bundle.root, self.bundle.key.fingerprint))])
-        from rig.history import History, HistoryError
-
-        try:
-            History.for_config(self.cfg.bench.bench.history, self.out_dir).index(self.record.to_dict(), self.bundle.root)
-        except HistoryError as exc:
-            self.history_warning = str(exc)
+        seal_run(self.bundle, self.record, exit_code_for(self.record.verdicts()))
+        self.history_warning = index_run(self.cfg.bench.bench.history, self.out_dir, self.record.to_dict(), self.bundle.root)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.history_warning:
