@@ -460,35 +460,55 @@ def probe_udp(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
 
 # -- login services (interface-auth) --------------------------------------------------
 
-def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str | None:
-    """Which login-bearing protocol answers on a port: ssh, telnet, ftp, http, https, rtsp.
+@dataclass(frozen=True)
+class LoginService:
+    """What answers on a port, for interface-auth: the login-bearing protocol (``ssh``, ``telnet``,
+    ``ftp``, ``http``, ``https``, ``rtsp``, ``tls``, ``tls-client-auth`` for a TLS port that demands
+    a client certificate), or ``None``; whether anything took the connection; one line saying what
+    was seen (a refusal, a timeout, an unknown answer)."""
+
+    service: str | None
+    answered: bool
+    note: str
+    refused: bool = False  # the host answered with a reset: the port is closed, the device is there
+
+
+#: TLS alerts that mean "this server wants a client certificate"
+CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED",)
+
+
+def identify_login_service(address: str, port: int, timeout: float = 2.0) -> LoginService:
+    """Which login-bearing protocol answers on a port (see :class:`LoginService`).
 
     Listens for a banner first (SSH-, telnet IAC, FTP 220), then speaks HTTP (GET), RTSP
-    (OPTIONS) and TLS + HTTP in turn on fresh connections. Returns None when none answers.
-    """
+    (OPTIONS) and TLS + HTTP in turn on fresh connections. A connection refused or timed out
+    is said as such: "nothing answered" is never "no login service"."""
     res = ProbeResult(port)
     try:
         conn = _Conn(address, port, timeout, res)
-    except OSError:
-        return None
+    except ConnectionRefusedError:
+        return LoginService(None, False, f"{port}/tcp: connection refused", refused=True)
+    except OSError as exc:
+        return LoginService(None, False, f"{port}/tcp: {exc.strerror or type(exc).__name__}")
     try:
         banner = conn.recv(timeout, until=re.compile(rb"[\r\n]|[:#$>] ?$"))
     finally:
         conn.close()
     if banner.startswith(b"SSH-"):
-        return "ssh"
+        return LoginService("ssh", True, escape_bytes(banner.split(b"\r")[0][:80]))
     if banner[:1] == bytes([IAC]) or LOGIN_PROMPT.search(banner.rstrip()):
-        return "telnet"
+        return LoginService("telnet", True, "telnet negotiation or a login prompt")
     if banner.startswith(b"220"):
-        return "ftp"
+        return LoginService("ftp", True, escape_bytes(banner.split(b"\r")[0][:80]))
     for name in ASK:
         try:
             c = _Conn(address, port, timeout, res)
         except OSError:
             continue
         try:
-            if _ask(c, name, timeout) is not None:
-                return name
+            line = _ask(c, name, timeout)
+            if line is not None:
+                return LoginService(name, True, escape_bytes(line))
         finally:
             c.close()
     import ssl
@@ -497,7 +517,21 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> str
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # identifying, not trusting
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=address) as tls:
-            tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            return "https" if tls.recv(16).startswith(b"HTTP/") else "tls"
-    except (OSError, ssl.SSLError):
-        return None
+            # listen before speaking: a TLS 1.3 server that wants a client certificate alerts right
+            # after the handshake, and a request already sent would make its close a reset that
+            # races the alert away ("EOF occurred in violation of protocol")
+            tls.settimeout(min(timeout, 1.0))
+            try:
+                head = tls.recv(16)
+            except (socket.timeout, TimeoutError):
+                tls.settimeout(timeout)
+                tls.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                head = tls.recv(16)
+            return LoginService("https" if head.startswith(b"HTTP/") else "tls", True, f"TLS handshake ({tls.version()})")
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if any(a in reason for a in CLIENT_CERT_ALERTS):
+            return LoginService("tls-client-auth", True, f"TLS server refuses a client without a certificate ({reason})")
+        return LoginService(None, True, f"{port}/tcp answered, no login protocol recognised (TLS: {reason})")
+    except OSError as exc:
+        return LoginService(None, True, f"{port}/tcp answered, no login protocol recognised (last try: {exc.strerror or type(exc).__name__})")

@@ -12,6 +12,8 @@ Guarantees:
   twice); a command whose link drops while it runs is never retried.
 * Every command and every byte of its output go into the transcript; output kept in
   memory is bounded (``max_output`` per stream).
+* No OS descriptor is made for a channel (``Channel.fileno()`` is never called), so closing
+  one, even mid-output, cannot race paramiko's transport thread onto a closed descriptor.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import base64
 import errno
 import hashlib
 import os
-import select
 import socket
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from drivers.transcript import Transcript
 from rig.config import SshTransport
 
 MAX_OUTPUT = 4 * 1024 * 1024
+#: how long a command's output loop waits between looks when nothing is ready
+POLL_S = 0.02
 
 
 def key_fingerprint(key: paramiko.PKey) -> str:
@@ -126,6 +129,9 @@ class SshDriver:
         self.transcript = transcript or Transcript(None)
         self.where = f"{device} ssh {resource.user}@{resource.host}:{resource.port}"
         self._client: paramiko.SSHClient | None = None
+        #: (local, remote) address of every TCP connection this driver opened: the rig's own
+        #: control traffic, which a capture of the device must not count as the device's
+        self.endpoints: list[tuple[tuple[str, int], tuple[str, int]]] = []
 
     # -- connection -------------------------------------------------------------------
     def connect(self) -> "SshDriver":
@@ -194,6 +200,10 @@ class SshDriver:
         assert transport is not None
         if res.keepalive_s:
             transport.set_keepalive(res.keepalive_s)
+        try:
+            self.endpoints.append((transport.sock.getsockname()[:2], transport.sock.getpeername()[:2]))  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            pass
         self.transcript.record("info", f"authenticated as {res.user}")
         self._client = client
         return self
@@ -277,7 +287,9 @@ class SshDriver:
                 got_err, cut_err = self._drain(chan.recv_stderr_ready, chan.recv_stderr, "err", err, max_output)
                 got = got_out or got_err
                 truncated = truncated or cut_out or cut_err
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                # the exit status can arrive before the last of the output (sshd sends it when the
+                # command exits, and drains its pipes after): done at end-of-file, not at the status
+                if chan.exit_status_ready() and (chan.eof_received or chan.closed) and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 if not transport.is_active():
                     raise LinkLost(f"{self.where}: link dropped while running {command!r}")
@@ -287,7 +299,12 @@ class SshDriver:
                     self.transcript.record("info", f"timeout after {timeout:g} s; command abandoned")
                     raise CommandTimeout(f"{self.where}: command {command!r} did not finish within {timeout:g} s")
                 if not got:
-                    select.select([chan], [], [], min(0.2, remaining))
+                    # never select() on the channel: Channel.fileno() makes an OS pipe that
+                    # paramiko's transport thread writes to without a lock while close()
+                    # closes it (paramiko #692, #2271): a write after close hits a closed or
+                    # reused descriptor and kills the transport with "Bad file descriptor".
+                    # Waiting on the channel's own event needs no descriptor at all.
+                    chan.status_event.wait(min(POLL_S, remaining))
             status = chan.recv_exit_status()
             if status == -1:
                 # no exit-status message: the link died, or the device killed the command

@@ -4,8 +4,9 @@ run on the device in one shell session with the tools a busybox device has.
 Guarantees:
 
 * Every search is one command over the device's shell (``find``, ``xargs``, ``stat``,
-  ``sha256sum``, ``grep``, ``head``; ``gzip`` and ``timeout`` when the device has them),
-  bounded on the device by ``timeout -s KILL`` and on the rig by the SSH deadline.
+  ``sha256sum``, ``grep``, ``head``; ``gzip``, ``setsid`` and ``timeout`` when the device has
+  them), bounded on the device (its whole process group killed at ``search_timeout_s``) and
+  on the rig by the SSH deadline.
 * It never descends into ``/dev``, ``/proc`` or ``/sys`` (pruned by path, and ``-xdev``
   keeps each search on its root's filesystem), and never opens anything but regular files;
   a raw block device is read only by :meth:`DeviceStorage.scan_raw`, for a device the
@@ -14,6 +15,11 @@ Guarantees:
   into a command. Device output is bounded (``max_output``), decompressed with a bound,
   and paths are kept as escaped text (``\\xNN`` for bytes that are not UTF-8).
 * ``bytes_moved`` counts what crossed the link for these searches (commands and output).
+* An incomplete answer is never a complete one: a search killed on the device (exit 137,
+  or no exit status at all when sshd reports the signal), a listing whose compressed stream
+  ends early, or a read the device refused raises :class:`SearchIncomplete` or says so in
+  its result (roots that do not exist, folders the search could not read, files that could
+  not be read, the bytes a raw scan read of how many).
 """
 
 from __future__ import annotations
@@ -49,6 +55,34 @@ class FileEntry:
     sha256: str | None
 
 
+class SearchIncomplete(DeviceError):
+    """A search on the device did not run to its end (killed by its timeout, cut short)."""
+
+    kind = "search-incomplete"
+
+
+@dataclass
+class Reach:
+    """What a search over roots could not reach: roots that do not exist, folders it could not read."""
+
+    missing_roots: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every root existed and every folder under it was read."""
+        return not self.missing_roots and not self.unreadable
+
+    def describe(self) -> str:
+        """One line: what was not reached."""
+        bits = []
+        if self.missing_roots:
+            bits.append(f"missing root(s) {', '.join(self.missing_roots[:5])}")
+        if self.unreadable:
+            bits.append(f"{len(self.unreadable)} unreadable folder(s) or file(s) such as {', '.join(self.unreadable[:3])}")
+        return "; ".join(bits) or "everything reached"
+
+
 @dataclass
 class Listing:
     """Regular files under the searched roots, with sizes and SHA-256 (as the device computed them)."""
@@ -56,6 +90,12 @@ class Listing:
     files: dict[str, FileEntry] = field(default_factory=dict)
     missing_roots: list[str] = field(default_factory=list)
     truncated: bool = False
+    unreadable: list[str] = field(default_factory=list)  # folders or files find could not read
+
+    @property
+    def reach(self) -> Reach:
+        """The roots and folders this listing did not cover."""
+        return Reach(list(self.missing_roots), list(self.unreadable))
 
     def to_tsv(self) -> bytes:
         """``sha256<TAB>size<TAB>path`` per file, sorted by path: the artifact form."""
@@ -65,15 +105,66 @@ class Listing:
 
 @dataclass
 class TokenHits:
-    """Where the canary token was found: in names (files or directories) and in file contents."""
+    """Where the canary token was found: in names (files or directories) and in file contents,
+    and what the search could not reach."""
 
     names: list[str] = field(default_factory=list)
     contents: list[str] = field(default_factory=list)
+    reach: Reach = field(default_factory=Reach)
 
     @property
     def paths(self) -> set[str]:
         """Every path that carries the token, by name or content."""
         return set(self.names) | set(self.contents)
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file read on the device: ``ok`` (with its first bytes), ``missing``, ``not-a-file``
+    (a directory, a symlink, a device node: never opened) or ``unreadable`` (the device refused)."""
+
+    path: str
+    state: str
+    data: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        """The file was read."""
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class RawScan:
+    """A raw device read for the canary: occurrences, bytes read, the device's size (``None``: unknown)."""
+
+    device: str
+    hits: int
+    bytes_read: int
+    size: int | None
+
+    @property
+    def partial(self) -> bool:
+        """Only the first part of the device was read (``raw_scan_mb``)."""
+        return self.size is None or self.bytes_read < self.size
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (``residue.json``)."""
+        return {"hits": self.hits, "bytes_read": self.bytes_read, "size": self.size, "partial": self.partial}
+
+
+#: find's complaint about a folder or file it could not read (busybox and GNU wording)
+_FIND_DENIED = re.compile(rb"^(?:find|head|grep|strings|sha256sum|stat): (?:'|\xe2\x80\x98)?(/[^\n]*?)(?:'|\xe2\x80\x99)?: (?:Permission denied|Operation not permitted)\s*$", re.M)
+
+
+def _reach(stderr: bytes) -> Reach:
+    """Missing roots (``#missing ROOT`` markers the scripts print on stderr) and what find and the
+    other tools could not read, from a search's stderr."""
+    r = Reach()
+    for line in stderr.split(b"\n"):
+        if line.startswith(b"#missing "):
+            r.missing_roots.append(_path(line[9:]))
+    r.unreadable = list(dict.fromkeys(_path(m.group(1)) for m in _FIND_DENIED.finditer(stderr)))[:1000]
+    return r
 
 
 def _quote_all(paths: list[str]) -> str:
@@ -109,18 +200,36 @@ class DeviceStorage:
         self.timeout_s = timeout_s
         self.max_files = max_files
         self.bytes_moved = 0
+        #: what the last :meth:`heads` or :meth:`grep` could not reach
+        self.last_reach = Reach()
 
     # -- plumbing ---------------------------------------------------------------------
     def _run(self, script: str, max_output: int, record_stdout: bool = True) -> tuple[int, bytes, bytes]:
         """Run ``script`` with ``sh`` on the device under ``timeout -s KILL`` (when the device
-        has it); returns (status, stdout, stderr)."""
+        has it); returns (status, stdout, stderr). Raises :class:`SearchIncomplete` when the
+        search did not end by itself: killed by the timeout, or ended with no exit status.
+
+        The timed script runs as a child of an outer shell, which reports how it ended: with
+        ``exec`` the killed process would be sshd's own child, and sshd reports a death by
+        signal as ``exit-signal``, which paramiko shows as no exit status at all (-1)."""
         q = shlex.quote(script)
         t = int(self.timeout_s)
-        command = f"if timeout -s KILL 5 true 2>/dev/null; then exec timeout -s KILL {t} sh -c {q}; else exec sh -c {q}; fi"
+        command = (
+            # its own session, so the deadline kills the whole pipeline (find | xargs | sha256sum),
+            # not only its shell: an orphaned pipeline would go on loading the device and hold the
+            # channel open. Without setsid, timeout; without either, no device-side bound
+            f"if command -v setsid >/dev/null 2>&1; then setsid sh -c {q} & pid=$!; "
+            f"( sleep {t}; kill -KILL -$pid ) >/dev/null 2>&1 </dev/null & killer=$!; wait $pid; rc=$?; kill $killer 2>/dev/null; "
+            f"elif timeout -s KILL 5 true 2>/dev/null; then timeout -s KILL {t} sh -c {q}; rc=$?; "
+            f"else sh -c {q}; rc=$?; fi; "
+            "echo \"#privrig-exit $rc\" >&2; exit $rc")
         res = self.shell.run(command, timeout=self.timeout_s + 15, max_output=max_output, record_stdout=record_stdout)
         self.bytes_moved += len(command) + len(res.stdout) + len(res.stderr)
-        if res.exit_status in (137, -9):
-            raise DeviceError(f"storage search killed on the device after {t} s (storage.search_timeout_s)")
+        if res.exit_status in (137, -9) or b"#privrig-exit 137" in res.stderr:
+            raise SearchIncomplete(f"storage search killed on the device after {t} s (storage.search_timeout_s): its answer is incomplete")
+        if res.exit_status == -1 or b"#privrig-exit " not in res.stderr:
+            raise SearchIncomplete(f"storage search ended without an exit status (killed by a signal, or the session dropped): "
+                                   f"its answer is incomplete")
         return res.exit_status, res.stdout, res.stderr
 
     def _gunzip(self, data: bytes, limit: int) -> tuple[bytes, bool]:
@@ -131,8 +240,12 @@ class DeviceStorage:
         try:
             out = d.decompress(data, limit)
         except zlib.error as exc:
-            raise DeviceError(f"the device's compressed listing is corrupt: {exc}") from None
-        return out, bool(d.unconsumed_tail)
+            raise SearchIncomplete(f"the device's compressed listing is corrupt: {exc}") from None
+        if d.unconsumed_tail:
+            return out, True
+        if not d.eof:
+            raise SearchIncomplete("the device's compressed listing ends early (cut short): the listing is incomplete")
+        return out, False
 
     # -- listings ---------------------------------------------------------------------
     def snapshot(self, roots: list[str]) -> Listing:
@@ -142,21 +255,20 @@ class DeviceStorage:
         ``max_files`` files is cut and marked ``truncated``."""
         script = "\n".join([
             f"for r in {_quote_all(roots)}; do",
-            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r"; continue; fi',
-            f'  find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r sh -c \'stat -c "%s %n" "$@"; sha256sum "$@"\' sh 2>/dev/null',
+            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r" >&2; continue; fi',
+            f'  find "$r" -xdev {PRUNE} -type f -print0 | xargs -0 -r sh -c \'stat -c "%s %n" "$@"; sha256sum "$@"\' sh',
             "done",
         ])
         limit = self.max_files * BYTES_PER_FILE
         script = f"( {script} ) | if command -v gzip >/dev/null 2>&1; then gzip -1 -c; else cat; fi"
-        _, out, _ = self._run(script, max_output=limit, record_stdout=False)
+        _, out, err = self._run(script, max_output=limit, record_stdout=False)
         text, cut = self._gunzip(out, limit)
-        listing = Listing(truncated=cut or len(out) >= limit)
+        reach = _reach(err)
+        listing = Listing(truncated=cut or len(out) >= limit, missing_roots=reach.missing_roots, unreadable=reach.unreadable)
         sizes: dict[bytes, int] = {}
         hashes: dict[bytes, str] = {}
         for line in text.split(b"\n"):
-            if line.startswith(b"#missing "):
-                listing.missing_roots.append(_path(line[9:]))
-            elif len(line) > 66 and line[64:66] == b"  " and re.fullmatch(rb"[0-9a-f]{64}", line[:64]):
+            if len(line) > 66 and line[64:66] == b"  " and re.fullmatch(rb"[0-9a-f]{64}", line[:64]):
                 hashes[line[66:]] = line[:64].decode()
             else:
                 m = re.match(rb"(\d+) (/.*)", line, re.S)
@@ -182,17 +294,17 @@ class DeviceStorage:
         script = "\n".join([
             "if command -v strings >/dev/null 2>&1; then how=s; else how=g; fi",
             f"for r in {_quote_all(roots)}; do",
-            '  [ -d "$r" ] || continue',
-            f'  find "$r" -xdev {PRUNE} -name "*{token}*" -print 2>/dev/null | sed "s/^/N /"',
+            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r" >&2; continue; fi',
+            f'  find "$r" -xdev {PRUNE} -name "*{token}*" -print | sed "s/^/N /"',
             '  if [ $how = s ]; then',
-            f'    find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r strings -f -n {len(token)} 2>/dev/null | grep -F -- {token} | cut -b 1-4096 | sed "s/^/S /"',
+            f'    find "$r" -xdev {PRUNE} -type f -print0 | xargs -0 -r strings -f -n {len(token)} | grep -F -- {token} | cut -b 1-4096 | sed "s/^/S /"',
             "  else",
-            f'    find "$r" -xdev {PRUNE} -type f -print0 2>/dev/null | xargs -0 -r grep -lsF -- {token} 2>/dev/null | sed "s/^/C /"',
+            f'    find "$r" -xdev {PRUNE} -type f -print0 | xargs -0 -r grep -lsF -- {token} | sed "s/^/C /"',
             "  fi",
             "done",
         ])
-        _, out, _ = self._run(script, max_output=self.max_files * 512)
-        hits = TokenHits()
+        _, out, err = self._run(script, max_output=self.max_files * 512)
+        hits = TokenHits(reach=_reach(err))
         for line in out.split(b"\n"):
             if line.startswith(b"N /"):
                 hits.names.append(_path(line[2:]))
@@ -204,21 +316,28 @@ class DeviceStorage:
                     hits.contents.append(path)
         return hits
 
-    def scan_raw(self, device: str, token: str, max_bytes: int) -> int | None:
+    def scan_raw(self, device: str, token: str, max_bytes: int) -> RawScan | None:
         """How many times ``token`` occurs in the first ``max_bytes`` of the raw block
-        ``device`` (``None``: the device cannot be read). Bytes are split at every byte
-        that cannot be in a token, so no line the device's grep holds grows large."""
+        ``device``, how many bytes were read and how large the device is (``None``: the device
+        cannot be read). Bytes are split at every byte that cannot be in a token, so no line
+        the device's grep holds grows large."""
         _check_token(token)
         d = shlex.quote(device)
         # flush first: what the filesystem wrote must be on the device, and no stale cached
         # block of an earlier raw read may stand in for it
-        script = (f'[ -b {d} ] || [ -f {d} ] || {{ echo "#unreadable"; exit 0; }}; sync; [ -b {d} ] && blockdev --flushbufs {d} 2>/dev/null; '
-                  f'head -c {int(max_bytes)} {d} 2>/dev/null | tr -c "A-Za-z0-9-" "\\n" | grep -cF -- {token}')
-        _, out, _ = self._run(script, max_output=4096)
+        script = (f'[ -b {d} ] || [ -f {d} ] || {{ echo "#unreadable"; exit 0; }}; '
+                  f'size=$(blockdev --getsize64 {d} 2>/dev/null || stat -L -c %s {d} 2>/dev/null); echo "#size ${{size:-?}}"; '
+                  f'sync; [ -b {d} ] && blockdev --flushbufs {d} 2>/dev/null; '
+                  f'{{ head -c {int(max_bytes)} {d} || echo "#head-failed" >&2; }} | tr -c "A-Za-z0-9-" "\\n" | grep -cF -- {token}')
+        _, out, err = self._run(script, max_output=4096)
         text = out.decode(errors="replace").strip()
-        if text.startswith("#unreadable") or not text.isdigit():
+        if text.startswith("#unreadable") or b"#head-failed" in err:
             return None
-        return int(text)
+        m = re.fullmatch(r"#size (\d+|\?)\s+(\d+)", text)
+        if not m:
+            return None
+        size = int(m.group(1)) if m.group(1).isdigit() else None
+        return RawScan(device, int(m.group(2)), min(int(max_bytes), size) if size is not None else int(max_bytes), size)
 
     # -- contents ---------------------------------------------------------------------
     def heads(self, roots: list[str], n: int = 16) -> dict[str, bytes]:
@@ -229,13 +348,14 @@ class DeviceStorage:
         is the same, so heads are split by count, never by searching device bytes."""
         script = "\n".join([
             f"for r in {_quote_all(roots)}; do",
-            '  [ -d "$r" ] || continue',
-            f'  find "$r" -xdev {PRUNE} -type f -size +{n - 1}c -print0 2>/dev/null | '
-            f'xargs -0 -r sh -c \'printf "B"; printf "%s\\0" "$@"; printf "\\0"; head -q -c {n} "$@"\' sh 2>/dev/null',
+            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r" >&2; continue; fi',
+            f'  find "$r" -xdev {PRUNE} -type f -size +{n - 1}c -print0 | '
+            f'xargs -0 -r sh -c \'printf "B"; printf "%s\\0" "$@"; printf "\\0"; head -q -c {n} "$@"\' sh',
             "done",
         ])
         limit = self.max_files * (n + 256)
-        _, out, _ = self._run(script, max_output=limit, record_stdout=False)
+        _, out, err = self._run(script, max_output=limit, record_stdout=False)
+        self.last_reach = _reach(err)
         heads: dict[str, bytes] = {}
         pos = 0
         while pos < len(out) and out[pos:pos + 1] == b"B":
@@ -245,7 +365,9 @@ class DeviceStorage:
             names = out[pos + 1:end].split(b"\0")
             body = out[end + 2:end + 2 + n * len(names)]
             if len(body) < n * len(names):
-                break  # cut short (a file shrank, or the output bound): the rest is not trusted
+                # cut short (a file could not be read, shrank, or the output bound): the rest is not trusted
+                self.last_reach.unreadable.append(f"(a batch of {len(names)} files from {_path(names[0])} on was cut short; it and the rest were not examined)")
+                break
             for i, raw in enumerate(names):
                 heads[_path(raw)] = body[i * n:(i + 1) * n]
             pos = end + 2 + n * len(names)
@@ -257,12 +379,13 @@ class DeviceStorage:
         bytes of the line)."""
         script = "\n".join([
             f"for r in {_quote_all(roots)}; do",
-            '  [ -d "$r" ] || continue',
-            f'  find "$r" -xdev {PRUNE} -type f -size -1025k -print0 2>/dev/null | '
-            f"xargs -0 -r grep -HnisE -m {int(max_per_file)} -e {shlex.quote(pattern)} 2>/dev/null | cut -b 1-{int(max_line) + 256}",
+            '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r" >&2; continue; fi',
+            f'  find "$r" -xdev {PRUNE} -type f -size -1025k -print0 | '
+            f"xargs -0 -r grep -HniE -m {int(max_per_file)} -e {shlex.quote(pattern)} | cut -b 1-{int(max_line) + 256}",
             "done",
         ])
-        _, out, _ = self._run(script, max_output=16 << 20)
+        _, out, err = self._run(script, max_output=16 << 20)
+        self.last_reach = _reach(err)
         rows = []
         for line in out.split(b"\n"):
             m = re.match(rb"(/[^:]*):(\d+):(.*)", line, re.S)
@@ -270,11 +393,17 @@ class DeviceStorage:
                 rows.append((_path(m.group(1)), int(m.group(2)), m.group(3)[:max_line]))
         return rows
 
-    def read(self, path: str, max_bytes: int) -> bytes | None:
-        """The first ``max_bytes`` of the regular file ``path`` (``None``: missing or not a regular file)."""
+    def read(self, path: str, max_bytes: int) -> FileRead:
+        """The first ``max_bytes`` of the regular file ``path``, or why it was not read
+        (:class:`FileRead`: missing, not a regular file, or refused by the device)."""
         q = shlex.quote(path)
-        _, out, _ = self._run(f'if [ -f {q} ] && [ ! -L {q} ]; then printf "F"; head -c {int(max_bytes)} {q}; fi', max_output=max_bytes + 16, record_stdout=False)
-        return out[1:] if out.startswith(b"F") else None
+        script = (f'if [ -L {q} ] || {{ [ -e {q} ] && [ ! -f {q} ]; }}; then printf N; elif [ ! -e {q} ]; then printf M; '
+                  f'elif [ ! -r {q} ]; then printf U; else printf F; head -c {int(max_bytes)} {q} || echo "#read-failed" >&2; fi')
+        _, out, err = self._run(script, max_output=max_bytes + 16, record_stdout=False)
+        if out.startswith(b"F") and b"#read-failed" not in err:
+            return FileRead(path, "ok", out[1:])
+        state = {b"N": "not-a-file", b"M": "missing"}.get(out[:1], "unreadable")
+        return FileRead(path, state)
 
     def file_info(self, path: str) -> FileEntry | None:
         """Size and SHA-256 of the regular file ``path`` as the device computes them (``None``: missing)."""

@@ -16,6 +16,7 @@ V4L2 backend).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import threading
@@ -32,17 +33,33 @@ HEAD_LIMIT = 4096
 
 @dataclass
 class PullResult:
-    """One bounded pull: bytes read, how long, the status line (escaped), or why it failed."""
+    """One bounded pull: bytes read, how long, the status line (escaped) and code, where the rig's
+    end of the connection was (``local``, ``ip:port``), or why it failed."""
 
     url: str
     bytes: int
     seconds: float
     status_line: str | None
     error: str | None
+    status: int | None = None  # the HTTP status code; for RTSP, 200 once frames were decoded
+    local: str | None = None
+    frames: int = 0  # RTSP: frames decoded
+
+    @property
+    def delivered(self) -> bool:
+        """The stream answered 2xx and sent media (bytes over HTTP, decoded frames over RTSP)."""
+        return self.error is None and self.status is not None and 200 <= self.status < 300 and (self.bytes > 0 or self.frames > 0)
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "delivered": self.delivered}
+
+
+def http_status(head: bytes) -> tuple[int | None, str]:
+    """The status code and the escaped status line of an HTTP response head (``None``: not HTTP)."""
+    line = head.split(b"\r\n", 1)[0].split(b"\n", 1)[0][:200]
+    m = re.match(rb"HTTP/\d(?:\.\d)? (\d{3})", line)
+    return (int(m.group(1)) if m else None), escape_bytes(line)
 
 
 class StreamUnavailable(OSError):
@@ -107,12 +124,18 @@ def pull(url: str, seconds: float, max_bytes: int = 64 << 20, client_cert: tuple
     start = time.monotonic()
     if urlsplit(url).scheme in ("rtsp", "rtsps"):
         g = _grab_opencv(url, seconds, max_frames=1 << 30, connect_timeout=connect_timeout, keep=False)
-        return PullResult(url, 0, round(time.monotonic() - start, 3), None if g.error else f"RTSP session: {g.decoded} frames decoded", g.error)
+        error = g.error or (None if g.decoded else "the RTSP session started but no frame was decoded")
+        return PullResult(url, 0, round(time.monotonic() - start, 3), None if g.error else f"RTSP session: {g.decoded} frames decoded", error,
+                          200 if g.decoded and not g.error else None, frames=g.decoded)
     got, head = 0, b""
     try:
         sock, _ = _connect(url, client_cert, connect_timeout)
     except (OSError, ssl.SSLError) as exc:
         return PullResult(url, 0, 0.0, None, _error(exc))
+    try:
+        local = "%s:%d" % sock.getsockname()[:2]
+    except OSError:
+        local = None
     try:
         for data in _chunks(sock, seconds):
             if len(head) < HEAD_LIMIT:
@@ -120,10 +143,12 @@ def pull(url: str, seconds: float, max_bytes: int = 64 << 20, client_cert: tuple
             got += len(data)
             if got >= max_bytes:
                 break
-        status = escape_bytes(head.split(b"\r\n", 1)[0][:200]) if head else None
-        return PullResult(url, got, round(time.monotonic() - start, 3), status, None)
+        code, line = http_status(head) if head else (None, None)
+        error = None if code is not None and 200 <= code < 300 else \
+            (f"the stream answered {line}" if code is not None else "no HTTP answer" if not head else f"not an HTTP answer: {escape_bytes(head[:60])}")
+        return PullResult(url, got, round(time.monotonic() - start, 3), line, error, code, local)
     except (OSError, ssl.SSLError) as exc:
-        return PullResult(url, got, round(time.monotonic() - start, 3), None, _error(exc))
+        return PullResult(url, got, round(time.monotonic() - start, 3), None, _error(exc), None, local)
     finally:
         sock.close()
 
@@ -139,11 +164,12 @@ class FrameGrab:
     decoded: int = 0  # frames decoded, kept or not
     undecodable: int = 0
     error: str | None = None
+    status: int | None = None  # the HTTP status of an MJPEG stream
 
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"url": self.url, "frames": len(self.frames), "bytes": self.bytes, "undecodable": self.undecodable, "error": self.error,
-                "first_s": self.times[0] if self.times else None, "last_s": self.times[-1] if self.times else None}
+                "status": self.status, "first_s": self.times[0] if self.times else None, "last_s": self.times[-1] if self.times else None}
 
 
 #: a JPEG larger than this in an MJPEG stream is not a frame (the buffer is dropped)
@@ -161,8 +187,9 @@ def grab_frames(url: str, seconds: float, max_frames: int = 50, client_cert: tup
     ``http``/``https``: MJPEG (multipart), frames found by their SOI/EOI markers so any
     boundary works; ``rtsp``/``rtsps``: any codec FFmpeg decodes; ``device://PATH``: a
     local V4L2 video device. Never raises for a stream's failures: a stream that will not
-    open gives ``error`` with the reason; one that opens and sends nothing gives no frames
-    and no error (a camera that stops sending).
+    open, or answers other than 2xx (a 401, a 503), gives ``error`` with the reason and
+    ``status``; one that answered 2xx and then sends nothing gives no frames and no error
+    (a camera that stops sending).
     """
     scheme = urlsplit(url).scheme
     if scheme in ("rtsp", "rtsps", "device"):
@@ -183,10 +210,21 @@ def _grab_mjpeg(url: str, seconds: float, max_frames: int, client_cert: tuple[Pa
         grab.error = _error(exc)
         return grab
     buf = bytearray()
+    head_done = False
     try:
         for data in _chunks(sock, seconds):
             grab.bytes += len(data)
             buf += data
+            if not head_done:  # the response head first: a 401 or 503 page is never "no frames"
+                end = buf.find(b"\r\n\r\n")
+                if end < 0 and len(buf) < HEAD_LIMIT:
+                    continue
+                grab.status, line = http_status(bytes(buf[:HEAD_LIMIT]))
+                if grab.status is None or not 200 <= grab.status < 300:
+                    grab.error = f"the stream answered {line}" if grab.status is not None else f"not an HTTP answer: {escape_bytes(bytes(buf[:60]))}"
+                    return grab
+                head_done = True
+                del buf[: end + 4 if end >= 0 else 0]
             while True:
                 soi = buf.find(b"\xff\xd8\xff")
                 if soi < 0:
@@ -212,6 +250,8 @@ def _grab_mjpeg(url: str, seconds: float, max_frames: int, client_cert: tuple[Pa
         grab.error = _error(exc)
     finally:
         sock.close()
+    if not head_done and grab.error is None:
+        grab.error = f"no HTTP answer within {seconds:g} s" if not buf else f"no complete HTTP response head within {seconds:g} s"
     return grab
 
 

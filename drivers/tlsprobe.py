@@ -171,7 +171,7 @@ def probe(host: str, port: int, timeout: float = 5.0, client_cert: tuple[Path, P
     if der:
         rep.certificate = certificate_facts(der)
     if mutual:
-        rep.client_auth = _client_auth(host, port, timeout, client_cert, work_dir)
+        rep.client_auth = client_auth(host, port, timeout, client_cert, work_dir)
     return rep
 
 
@@ -201,7 +201,9 @@ def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
         sock.close()
 
 
-def _client_auth(host: str, port: int, timeout: float, client_cert: tuple[Path, Path] | None, work_dir: Path | None) -> ClientAuthResult:
+def client_auth(host: str, port: int, timeout: float, client_cert: tuple[Path, Path] | None, work_dir: Path | None) -> ClientAuthResult:
+    """How the TLS service on ``host:port`` treats a client with no certificate, with a certificate
+    the rig made itself, and with the configured one (``None`` when none is configured)."""
     none = _request_outcome(host, port, _context(None, "DEFAULT"), timeout)
     work = work_dir or Path(tempfile.mkdtemp(prefix="privrig-tls-"))
     forged = self_signed(work, "privrig-untrusted-client")

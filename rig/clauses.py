@@ -10,6 +10,10 @@ Verification Standard (ISVS) requirement; a dash where no provision or requireme
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rig.results import ScenarioResult
 
 
 @dataclass(frozen=True)
@@ -59,25 +63,38 @@ CLAUSES: tuple[Clause, ...] = (
 )
 
 #: worse first: the cell of a clause covered by several scenarios shows the worst verdict
-ORDER = ("fail", "error", "inconclusive", "pass", "skipped")
+ORDER = ("fail", "error", "inconclusive", "pass", "not applicable", "skipped")
 
 
-def cell(clause: Clause, results: dict[str, tuple[str, set[str]]]) -> str:
-    """A device's status on ``clause`` from its scenarios (``scenario id -> (verdict, finding
-    kinds above info)``): the worst verdict among the scenarios that check it and ran, where a
-    failed scenario fails this clause only through one of the clause's finding ``kinds``;
-    ``not tested`` when none ran (or all skipped); ``manual`` when no automated check covers it."""
+def scenario_cell(clause: Clause, result: "ScenarioResult") -> str | None:
+    """What one scenario's result says of ``clause``: ``fail`` only through one of the clause's
+    finding ``kinds``; otherwise what the parts that check the clause add up to
+    (:func:`rig.coverage.clause_state`). ``None`` when the result says nothing of it (skipped,
+    or no part of it checks the clause)."""
+    from rig.coverage import clause_state
+
+    verdict = result.verdict.value
+    if verdict == "skipped":
+        return None
+    kinds = {f.kind for f in result.findings if f.severity != "info"}
+    if kinds and (clause.kinds is None or kinds & clause.kinds):
+        return "fail"
+    if result.coverage is not None and result.coverage.parts:
+        state = clause_state(result.coverage, clause.id)
+        if state is not None:
+            return state
+        return None if verdict in ("pass", "fail") else verdict  # no part checks it; an error still shows
+    # a result without parts (it raised before declaring any, or predates coverage)
+    return "pass" if verdict == "fail" else verdict  # failed on another of its clauses
+
+
+def cell(clause: Clause, results: dict[str, "ScenarioResult"]) -> str:
+    """A device's status on ``clause`` from its scenario results (by scenario id): the worst of
+    what each scenario that checks the clause says of it (:func:`scenario_cell`); ``not tested``
+    when none ran (or all skipped); ``manual`` when no automated check covers it."""
     if clause.manual:
         return "manual"
-    seen = []
-    for sid in clause.scenarios:
-        if sid not in results:
-            continue
-        verdict, kinds = results[sid]
-        if verdict == "fail" and clause.kinds is not None and not (kinds & clause.kinds):
-            verdict = "pass"  # the scenario failed on another of its clauses
-        seen.append(verdict)
+    seen = [v for sid in clause.scenarios if sid in results and (v := scenario_cell(clause, results[sid])) is not None]
     if not seen:
         return "not tested"
-    worst = min(seen, key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
-    return "not tested" if worst == "skipped" else worst
+    return min(seen, key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))

@@ -166,16 +166,24 @@ def history(config_path: str | None, db: str | None, device: str | None, clause:
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--device", "devices", multiple=True, metavar="NAME", help="only this device of the bundle's run (repeatable)")
 @click.option("--scenario", "scenarios", multiple=True, metavar="ID", help="only this scenario of the bundle's run (repeatable)")
+@click.option("--pubkey", type=click.Path(dir_okay=False, exists=True), help="PEM public key of another bench whose bundles may be replayed here")
 @_execution_options
-def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], out_dir: str | None, jobs: int, quiet: bool, as_json: bool,
-          wait_lock: float) -> None:
+def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], pubkey: str | None, out_dir: str | None, jobs: int, quiet: bool,
+          as_json: bool, wait_lock: float) -> None:
     """Run a bundle's checks again: its config as run, its devices and scenarios, the same inputs
-    (canary tokens, seeds). Writes a new bundle; exit codes as for run."""
+    (canary tokens, seeds). Only a bundle signed by this bench's key or by --pubkey is replayed.
+    Writes a new bundle; exit codes as for run."""
     from rig.engine import RunPlan
     from rig.rerun import RerunError, load_rerun, narrow
+    from rig.signing import load_public_pem
 
     try:
-        source = load_rerun(Path(bundle))
+        pinned = load_public_pem(Path(pubkey).read_bytes()) if pubkey else None
+    except (OSError, ValueError) as exc:
+        click.echo(f"rig: --pubkey {pubkey}: {exc}", err=True)
+        sys.exit(2)
+    try:
+        source = load_rerun(Path(bundle), pinned)
         devs, scns = narrow(source, list(devices), list(scenarios))
         plan = RunPlan.select(source.config, devs, scns, Path(out_dir) if out_dir else None, jobs, wait_lock)
     except (RerunError, ValueError) as exc:

@@ -51,6 +51,14 @@ ACTION_NAMES = (
 )
 #: Placeholders an action command may carry.
 ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model"}
+#: The placeholders each known action is given when a scenario triggers it (custom ``x-``
+#: actions and the others get none): a placeholder nobody fills is refused up front.
+ACTION_GIVEN = {
+    "stream-start": {"sink_host", "sink_port"},
+    "app-install": {"token"}, "user-create": {"token"}, "data-create": {"token"},
+    "user-delete": {"token"}, "app-uninstall": {"token"},
+    "model-load": {"model"},
+}
 
 
 class _Model(BaseModel):
@@ -329,7 +337,13 @@ class Action(_Model):
                 raise ValueError(f"an action via {self.via} takes command (a string), not argv")
             texts = [self.command]
         for text in texts:
-            for _, field, _, _ in string.Formatter().parse(text):
+            try:
+                parsed = list(string.Formatter().parse(text))
+            except ValueError as exc:
+                raise ValueError(f"{text!r}: {exc} (write {{{{ and }}}} for literal braces)") from None
+            for _, field, spec, conv in parsed:
+                if field is not None and (spec or conv):
+                    raise ValueError(f"placeholder {{{field}}} takes no format spec or conversion ({text!r})")
                 if field is not None and field not in ACTION_PLACEHOLDERS:
                     raise ValueError(
                         f"unknown placeholder {{{field}}}; allowed: "
@@ -376,9 +390,22 @@ class DeviceConfig(_Model):
     storage: Storage | None = None
     actions: dict[ActionName, Action] = Field(default_factory=dict)
 
+    @field_validator("actions")
+    @classmethod
+    def _placeholders_given(cls, actions: dict[str, Action]) -> dict[str, Action]:
+        for name, action in actions.items():
+            given = ACTION_GIVEN.get(name, set())
+            for text in action.argv or [action.command or ""]:
+                for _, fld, _, _ in string.Formatter().parse(text):
+                    if fld is not None and fld not in given:
+                        raise ValueError(f"{name}: {{{fld}}} is never filled in for this action; it is given "
+                                         + (", ".join("{" + p + "}" for p in sorted(given)) if given else "no placeholders")
+                                         + " (write {{ and }} for literal braces)")
+        return actions
+
 
 class SimDevice(_Model):
-    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader", "stream-secure", "stream-plain"]
+    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader", "stream-secure", "stream-plain", "mute"]
 
 
 class Simulator(_Model):

@@ -28,6 +28,10 @@ def describe(index: int) -> str:
     user, _ = CONSOLE_CREDENTIALS[index]
     return f"user {user!r} with default password #{index + 1} of rig/credentials.py (password redacted)"
 
+#: users the SSH "none" method is tried for (OpenSSH lets a user with an empty password in
+#: with it when PermitEmptyPasswords is on): root and the accounts embedded firmware ships
+NONE_AUTH_USERS: tuple[str, ...] = ("root", "admin", "user", "guest", "support", "default")
+
 #: (user, password) tried against HTTP Basic auth on a device's web interface.
 HTTP_CREDENTIALS: tuple[tuple[str, str], ...] = (
     ("admin", "admin"),

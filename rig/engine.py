@@ -5,9 +5,14 @@ Guarantees:
 * Every step is journaled (fsynced) as it happens; what was recorded survives a
   device dying, an exception, SIGTERM/SIGINT (bundle sealed as ``incomplete``) or
   SIGKILL (journal and sealed artifacts stay checkable by ``rig verify``).
+* Every verdict is made here, by :func:`rig.coverage.decide`, from the scenario's findings
+  and the parts it observed: no part observed, no pass. Each part not observed gets an
+  ``info`` finding saying what and why.
 * A scenario's device trouble (:class:`DeviceError`) becomes verdict ``error`` with the
   reason as a finding; a bug in a scenario becomes ``error`` too, with the traceback in
-  the journal; the run goes on with the next scenario.
+  the journal; the run goes on with the next scenario. A planned scenario that produced no
+  result (its device's worker crashed, the run was interrupted) is recorded as ``error``
+  saying why, and counts in the exit code.
 * Devices run side by side (``jobs`` at a time), each in its own daemon thread: one
   device hanging or dying ends as ``error`` for that device only and never keeps the
   rig from sealing the bundle; results keep the config's device order.
@@ -28,6 +33,7 @@ from typing import Callable, Protocol
 from drivers.errors import DeviceError
 from rig import __version__
 from rig.config import DeviceConfig, LoadedConfig
+from rig.coverage import decide, gap_findings
 from rig.evidence import Bundle, BundleSealed
 from rig.locks import DeviceBusy, device_lock
 from rig.outputs import junit_xml, report_html
@@ -125,6 +131,10 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
     except DeviceError as exc:
         bundle.journal.append("identify-failed", device=device_name, reason=exc.reason)
         progress.event("warning", device_name, message=f"could not read identity: {exc.reason}")
+    except Exception as exc:  # noqa: BLE001 - a bug here must not take the device's scenarios with it
+        reason = f"{type(exc).__name__}: {exc}"
+        bundle.journal.append("identify-failed", device=device_name, reason=reason, traceback=traceback.format_exc(limit=20))
+        progress.event("warning", device_name, message=f"could not read identity (rig error {reason})")
     finally:
         ctx.close()
     return identity
@@ -132,7 +142,7 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
 
 def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
                    progress: Progress, cancel: threading.Event, reveal_credentials: bool = False, lock_wait_s: float = 0.0,
-                   inputs: dict[str, dict] | None = None) -> None:
+                   inputs: dict[str, dict] | None = None, crashes: dict[str, str] | None = None) -> None:
     """One device's scenarios, in order, under the device's lock; never raises (a dead or
     busy device ends as error verdicts)."""
     lock = device_lock(name, device, {"run_id": bundle.run_id, "pid": os.getpid()})
@@ -145,7 +155,8 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
         _busy(name, scenario_ids, dres, bundle, progress, f"{name}: cannot take the device lock: {exc}")
         return
     try:
-        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials, inputs or {})
+        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials, inputs or {},
+                          crashes if crashes is not None else {})
     finally:
         lock.release()
 
@@ -185,9 +196,17 @@ def seal_run(bundle: Bundle, record: RunRecord, exit_code: int) -> None:
     bundle.finalize(record, [("junit.xml", junit_xml(record)), ("report.html", report_html(record, bundle.root, bundle.key.fingerprint))])
 
 
+def no_result(scenario_id: str, reason: str) -> ScenarioResult:
+    """The result of a planned scenario that never produced one (its verdict is ``error``)."""
+    return ScenarioResult(scenario_id, list(REGISTRY[scenario_id].clauses) if scenario_id in REGISTRY else [], Verdict.ERROR, utcnow(), 0.0,
+                          [Finding("no-result", "info", f"planned but produced no result: {reason}")])
+
+
 def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                      progress: Progress, cancel: threading.Event, reveal_credentials: bool, inputs: dict[str, dict]) -> None:
-    """The scenarios of one locked device (see :func:`_device_worker`)."""
+                      progress: Progress, cancel: threading.Event, reveal_credentials: bool, inputs: dict[str, dict],
+                      crashes: dict[str, str]) -> None:
+    """The scenarios of one locked device (see :func:`_device_worker`). A crash of the worker
+    itself is journaled; the scenarios it never ran are recorded by :func:`execute`."""
     try:
         progress.event("device-start", name)
         dres.identity = _identify(name, device, bundle, progress)
@@ -201,8 +220,9 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
     except BundleSealed:
         return  # the run was sealed without this device's late work
     except Exception as exc:  # noqa: BLE001 - a worker must never die silently
+        crashes[name] = f"{type(exc).__name__}: {exc}"
         try:
-            bundle.journal.append("device-crash", device=name, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=20))
+            bundle.journal.append("device-crash", device=name, error=crashes[name], traceback=traceback.format_exc(limit=20))
         except BundleSealed:
             pass
 
@@ -222,26 +242,34 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     progress.event("scenario-start", device_name, scenario.id)
     folder = bundle.folder(device_name, scenario.id)
     ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, reveal_credentials)
-    if inputs:
-        ctx.inputs.update(inputs)
-        journal.append("inputs-replayed", device=device_name, scenario=scenario.id, inputs=inputs)
-    verdict: Verdict | None
+    raised = False
     try:
-        verdict = scenario.run(ctx)
+        if inputs:
+            try:
+                checked = type(scenario).replay_inputs(inputs)
+            except ValueError as exc:
+                raise DeviceError(f"replayed inputs refused, nothing was run: {exc}") from None
+            ctx.inputs.update(checked)
+            journal.append("inputs-replayed", device=device_name, scenario=scenario.id, inputs=checked)
+        scenario.run(ctx)
     except DeviceError as exc:
         ctx.finding(exc.kind, "info", exc.reason)
-        verdict = Verdict.ERROR
+        ctx.coverage.fail_unset(exc.reason, exc.kind)
+        raised = True
     except Exception as exc:  # a bug in a scenario must not take the run down
         tb = traceback.format_exc(limit=20)
         journal.append("scenario-crash", device=device_name, scenario=scenario.id, error=f"{type(exc).__name__}: {exc}", traceback=tb)
         ctx.finding("rig-error", "info", f"the rig failed inside this scenario: {type(exc).__name__}: {exc}")
-        verdict = Verdict.ERROR
+        ctx.coverage.fail_unset(f"the rig failed ({type(exc).__name__})", "rig-error")
+        raised = True
     finally:
         ctx.close()
-    if verdict is None:
-        verdict = Verdict.FAIL if any(f.severity != "info" for f in ctx.findings) else Verdict.PASS
-    if verdict in (Verdict.INCONCLUSIVE, Verdict.ERROR, Verdict.SKIPPED) and not ctx.findings:
-        ctx.finding("no-reason-given", "info", f"scenario ended {verdict.value} without saying why")
+    for gap in gap_findings(ctx.coverage, ctx.findings):
+        ctx.record(gap)
+    if not ctx.coverage.parts and not any(f.severity != "info" for f in ctx.findings) and not raised:
+        ctx.finding("nothing-observed", "info", "the scenario recorded no observation: nothing supports a verdict")
+    verdict = decide(ctx.findings, ctx.coverage, raised)
+    journal.append("coverage", device=device_name, scenario=scenario.id, coverage=ctx.coverage.to_dict())
     if verdict is Verdict.FAIL and not any(f.evidence for f in ctx.findings):
         # the contract: every fail points at evidence; a scenario that forgot is a rig bug
         journal.append("scenario-bug", device=device_name, scenario=scenario.id, error="fail without evidence")
@@ -250,11 +278,32 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     dur = time.monotonic() - t0
     if ctx.inputs:  # what the scenario drew (canary tokens, seeds), so a rerun can use the same
         ctx.measurements["inputs"] = dict(ctx.inputs)
-    res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, ctx.findings, ctx.measurements, folder.refs)
+    res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, ctx.findings, ctx.measurements, folder.refs, ctx.coverage)
     journal.append("scenario-end", device=device_name, scenario=scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=round(dur, 3))
     progress.event("scenario-end", device_name, scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=dur,
                    summaries=[f.summary for f in ctx.findings if f.severity != "info"][:5])
     return res
+
+
+def _record_missing(record: RunRecord, scenario_ids: list[str], bundle: Bundle, crashes: dict[str, str], why: str | None) -> int:
+    """Every planned scenario a device never produced a result for becomes ``error``, saying why
+    (the device worker's crash, or ``why``); returns how many."""
+    added = 0
+    order = {sid: i for i, sid in enumerate(scenario_ids)}
+    with bundle.gate:
+        for d in record.devices:
+            have = {s.id for s in d.scenarios}
+            for sid in scenario_ids:
+                if sid in have:
+                    continue
+                reason = (f"the device's worker crashed ({crashes[d.name]})" if d.name in crashes
+                          else why or "the device's worker ended without running it")
+                d.scenarios.append(no_result(sid, reason))
+                added += 1
+            d.scenarios.sort(key=lambda r: order.get(r.id, len(order)))
+    if added:
+        bundle.journal.append("no-result", count=added)
+    return added
 
 
 def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | None = None,
@@ -285,9 +334,10 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     # results keep the config's device order whatever order the threads finish in
     slots = {name: DeviceResult(name, cfg.bench.devices[name].identity.model_dump(), cfg.bench.devices[name].privacy_level) for name in plan.devices}
     record.devices.extend(slots.values())
+    crashes: dict[str, str] = {}
     workers = [
         threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel,
-                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s, plan.inputs.get(name)),
+                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s, plan.inputs.get(name), crashes),
                          name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
         for name in plan.devices
     ]
@@ -322,6 +372,9 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
         if in_main:
             for s, h in old.items():
                 signal.signal(s, h)
+    missing = _record_missing(record, plan.scenarios, bundle, crashes, "the run was interrupted before it ran" if crash else None)
+    if missing and not crash:
+        exit_code = exit_code_for(record.verdicts())
     try:
         seal_run(bundle, record, exit_code)
     except Exception as exc:

@@ -146,8 +146,9 @@ class History:
     # -- asking ----------------------------------------------------------------------------
     def clause_history(self, device: str, clause: str | None = None, scenario: str | None = None) -> list[ClauseHistory]:
         """Per clause of ``device`` (narrowed to ``clause`` or ``scenario``): the latest verdict,
-        since when it fails (first run of the current streak of fails) and the last pass.
-        Skipped runs do not break or start a streak."""
+        since when it fails (the first fail after the last pass) and the last pass. Only a pass
+        ends a streak of fails: skipped, error and inconclusive runs observed no pass, so they
+        neither break nor start one (the latest verdict still shows them)."""
         q = (sa.select(results.c.clause, results.c.scenario, results.c.verdict, results.c.firmware, results.c.run_id, results.c.started_at, runs.c.bundle)
              .join(runs, runs.c.run_id == results.c.run_id).where(results.c.device == device))
         if clause:
@@ -168,9 +169,12 @@ class History:
             judged = [r for r in rs if r.verdict != "skipped"]
             latest = (judged or rs)[-1]
             since = None
-            if latest.verdict == "fail":
-                for r in reversed(judged):
-                    if r.verdict != "fail":
+            decisive = [r for r in judged if r.verdict in ("pass", "fail")]
+            if decisive and decisive[-1].verdict == "fail":
+                # the first fail after the last pass: runs that observed nothing (error,
+                # inconclusive) neither end nor restart the streak; only a pass ends it
+                for r in reversed(decisive):
+                    if r.verdict == "pass":
                         break
                     since = r
             last_pass = next((r for r in reversed(judged) if r.verdict == "pass"), None)

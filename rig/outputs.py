@@ -66,7 +66,7 @@ def junit_xml(record: RunRecord) -> bytes:
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped,.not-tested{background:#eee}
+.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped,.not-tested,.not-applicable,.unset{background:#eee}.observed{background:#d9f2d9}.unobserved{background:#fbe7c6}
 .manual{background:#dde6f7}
 code,pre{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}figure img{border:1px solid #999;max-width:480px}
@@ -95,9 +95,10 @@ def _matrix(record: RunRecord, attested: list | None = None) -> list[str]:
     out = ["<h2>Conformance matrix</h2><p>Each clause on each device: the worst verdict of the scenarios that check it "
            "(a scenario that checks several clauses fails a clause only through that clause's findings); <i>manual</i> where no "
            "automated check covers the clause and a technician judges it; <i>not tested</i> where its scenarios did not run or "
-           "did not apply.</p><table id=matrix><tr><th>clause</th><th>checked by</th>"
+           "did not apply; <i>not applicable</i> where the parts that check it do not apply to the device. A clause passes only "
+           "when every part that checks it was observed; a part not observed makes it <i>inconclusive</i>.</p><table id=matrix><tr><th>clause</th><th>checked by</th>"
            + "".join(f"<th>{_e(d.name)}</th>" for d in record.devices) + "<th>EN 303 645 provision / TS 103 701 test group</th><th>OWASP ISVS</th></tr>"]
-    per_device = [{s.id: (s.verdict.value, {f.kind for f in s.findings if f.severity != "info"}) for s in d.scenarios} for d in record.devices]
+    per_device = [{s.id: s for s in d.scenarios} for d in record.devices]
     for c in CLAUSES:
         cells = ""
         for d, r in zip(record.devices, per_device):
@@ -207,6 +208,30 @@ def _ports(s, bundle_root: Path | None) -> list[str]:  # noqa: ANN001 - a Scenar
     return out
 
 
+#: figures of a part shown inline (the whole record is in results.json)
+SEEN_INLINE = 400
+
+
+def _coverage(s) -> list[str]:  # noqa: ANN001 - a ScenarioResult
+    """What each part of the scenario observed, next to its verdict: a pass shows what it rests
+    on, an inconclusive what was not seen and why."""
+    cov = s.coverage
+    if cov is None or not cov.parts:
+        return []
+    import json
+
+    out = ["<table class=coverage><tr><th>part</th><th>observed?</th><th>what it checks</th><th>what was seen, or why not</th><th>figures</th></tr>"]
+    for p in cov:
+        seen = json.dumps(p.seen, default=str, ensure_ascii=False) if p.seen else ""
+        if len(seen) > SEEN_INLINE:
+            seen = seen[:SEEN_INLINE] + " …"
+        state = p.state.value + (" (control)" if p.control else "")
+        out.append(f"<tr><td>{_e(p.name)}</td><td class={_cls(p.state.value)}>{_e(state)}</td><td>{_e(p.what)}</td>"
+                   f"<td>{_e(p.summary or '')}</td><td><code>{_e(seen)}</code></td></tr>")
+    out.append("</table>")
+    return out
+
+
 def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerprint: str | None = None, attested: list | None = None) -> bytes:
     """A self-contained page (no external fetches; images embedded): the conformance matrix,
     the verdicts, a timeline, and per device and scenario the findings with their evidence
@@ -241,6 +266,7 @@ def report_html(record: RunRecord, bundle_root: Path | None = None, key_fingerpr
         parts.append(f"<h2 id=\"dev-{_e(d.name)}\">{_e(d.name)}</h2><p>{_e(ident)}; privacy level {d.privacy_level}</p>")
         for s in d.scenarios:
             parts.append(f"<h3 id=\"dev-{_e(d.name)}-{_e(s.id)}\" class={s.verdict.value}>{_e(s.id)}: {s.verdict.value}</h3><p>Clauses: {_e('; '.join(s.clauses))}. {s.duration_s:.1f} s.</p>")
+            parts += _coverage(s)
             if s.findings:
                 parts.append("<table><tr><th>severity</th><th>kind</th><th>where</th><th>summary</th><th>evidence</th></tr>")
                 for f in s.findings:

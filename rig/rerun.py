@@ -1,12 +1,16 @@
 """Reproduction: a bundle holds what is needed to run its checks again with the same inputs.
 
-``rig rerun BUNDLE`` reads, from a bundle that verifies (or is incomplete but untampered):
+``rig rerun BUNDLE`` reads, from a bundle that verifies (or is incomplete but untampered)
+and is signed by this bench's key or by the key given with ``--pubkey`` (a rerun runs the
+bundle's config, ``via: host`` actions included, on this bench host: a bundle signed by a key
+nobody here pinned is refused):
 
 * the config as run (``devices/_run/config/config.yaml``; passwords never sit in it, they
   come from the environment), checked against the ``config_sha256`` the results carry, with
   relative paths resolved against the original config's folder as the run did;
 * the devices and scenarios that ran, narrowed by ``--device`` / ``--scenario``;
-* every input a scenario drew (``measurements.inputs``: canary tokens, seeds), handed to
+* every input a scenario drew (``measurements.inputs``: canary tokens, seeds), checked by the
+  scenario (:meth:`rig.scenario.Scenario.replay_inputs`) before anything runs, and handed to
   the same scenario on the same device so it uses them again.
 """
 
@@ -16,6 +20,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from rig.config import ConfigError, LoadedConfig, parse_config
 from rig.verify import INCOMPLETE, VERIFIED, verify_bundle
@@ -38,13 +44,17 @@ class RerunSource:
     inputs: dict[str, dict[str, dict]] = field(default_factory=dict)  # device -> scenario -> inputs
 
 
-def load_rerun(bundle: Path) -> RerunSource:
+def load_rerun(bundle: Path, pinned_key: Ed25519PublicKey | None = None) -> RerunSource:
     """Read ``bundle`` for a replay; raises :class:`RerunError` if it is not a bundle, fails
-    verification, or its config snapshot does not match its results."""
-    report = verify_bundle(bundle)
+    verification, is signed by neither this bench's key nor ``pinned_key``, its config snapshot
+    does not match its results, or an input it would replay is not one its scenario draws."""
+    report = verify_bundle(bundle, pinned_key)
     if report.status not in (VERIFIED, INCOMPLETE):
         raise RerunError(f"{bundle}: bundle is {report.status}" + (f" ({report.problems[0]})" if report.problems else "")
                          + ": its inputs cannot be trusted")
+    if report.key_trust not in ("this-bench", "pinned"):
+        raise RerunError(f"{bundle}: signed by {report.key_fingerprint}, which is neither this bench's key nor one given with --pubkey: "
+                         "a rerun runs the bundle's config (host actions included) here, so it replays only bundles it can trust")
     try:
         results = json.loads((bundle / "results.json").read_text())
     except (OSError, ValueError) as exc:
@@ -68,8 +78,16 @@ def load_rerun(bundle: Path) -> RerunSource:
             if s["id"] not in scenarios:
                 scenarios.append(s["id"])
             drawn = (s.get("measurements") or {}).get("inputs")
-            if isinstance(drawn, dict) and drawn:
-                inputs.setdefault(d["name"], {})[s["id"]] = drawn
+            if drawn is None or drawn == {}:
+                continue
+            from scenarios import REGISTRY
+
+            if not isinstance(drawn, dict) or s["id"] not in REGISTRY:
+                raise RerunError(f"{bundle / 'results.json'}: {d['name']}/{s['id']}: inputs that cannot be replayed")
+            try:
+                inputs.setdefault(d["name"], {})[s["id"]] = REGISTRY[s["id"]].replay_inputs(drawn)
+            except ValueError as exc:
+                raise RerunError(f"{bundle / 'results.json'}: {d['name']}/{s['id']}: {exc}") from None
     return RerunSource(results.get("run_id", bundle.name), config, devices, scenarios, inputs)
 
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
+
+if TYPE_CHECKING:
+    from rig.coverage import Coverage
 
 SCHEMA_ID = "rig-results/1"
 
@@ -94,9 +97,11 @@ class ScenarioResult:
     findings: list[Finding] = field(default_factory=list)
     measurements: dict[str, Any] = field(default_factory=dict)
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    #: what each part of the scenario observed (None: not run, or a results document from before coverage)
+    coverage: "Coverage | None" = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "clauses": list(self.clauses),
             "verdict": self.verdict.value,
@@ -106,6 +111,9 @@ class ScenarioResult:
             "measurements": self.measurements,
             "artifacts": [a.to_dict() for a in self.artifacts],
         }
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.to_dict()
+        return out
 
 
 @dataclass
@@ -178,6 +186,8 @@ def _parse_time(text: str) -> datetime:
 
 def record_from_dict(doc: dict[str, Any]) -> RunRecord:
     """A :class:`RunRecord` back from a results.json document (to render a sealed bundle's report again)."""
+    from rig.coverage import Coverage
+
     rec = RunRecord(doc["run_id"], doc["rig_version"], doc["config_sha256"], _parse_time(doc["started_at"]), doc.get("bench", ""),
                     _parse_time(doc["finished_at"]) if doc.get("finished_at") else None, doc.get("status", "incomplete"))
     for d in doc.get("devices", []):
@@ -186,6 +196,7 @@ def record_from_dict(doc: dict[str, Any]) -> RunRecord:
             findings = [Finding(**{k: v for k, v in f.items() if k in Finding.__dataclass_fields__}) for f in s.get("findings", [])]
             arts = [ArtifactRef(a["path"], a["sha256"], a["media_type"]) for a in s.get("artifacts", [])]
             dev.scenarios.append(ScenarioResult(s["id"], list(s.get("clauses", [])), Verdict(s["verdict"]), _parse_time(s["started_at"]),
-                                                float(s.get("duration_s", 0.0)), findings, dict(s.get("measurements") or {}), arts))
+                                                float(s.get("duration_s", 0.0)), findings, dict(s.get("measurements") or {}), arts,
+                                                Coverage.from_dict(s.get("coverage"))))
         rec.devices.append(dev)
     return rec

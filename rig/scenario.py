@@ -2,10 +2,12 @@
 
 A scenario (one module in ``scenarios/``) is a class with a stable ``id``, the
 ``clauses`` it checks, :meth:`Scenario.applies` and :meth:`Scenario.run`. While it
-runs it records, through its :class:`ScenarioContext`, measurements, findings and
-artifacts (OpenHTF's phases and measurements, in small). Drivers it asks for are
-opened lazily, write their transcripts into the bundle and are closed when the
-scenario ends, whatever happens.
+runs it records, through its :class:`ScenarioContext`, the parts it observes
+(:mod:`rig.coverage`), measurements, findings and artifacts (OpenHTF's phases and
+measurements, in small). It never decides its own verdict: the engine does, from the
+findings and the parts (:func:`rig.coverage.decide`). Drivers it asks for are opened
+lazily, write their transcripts into the bundle and are closed when the scenario ends,
+whatever happens.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from drivers.serial import SerialDriver
 from drivers.ssh import SshDriver
 from drivers.transcript import Transcript, escape_bytes
 from rig.config import Action, CameraStream, DeviceConfig
+from rig.coverage import Coverage, Part
 from rig.evidence import ArtifactFolder, ArtifactStream, Journal
-from rig.results import ArtifactRef, Finding, Verdict
+from rig.results import ArtifactRef, Finding
 
 
 class Scenario:
@@ -35,9 +38,18 @@ class Scenario:
         """``None`` if the scenario applies to ``device``, else the reason it does not."""
         return None
 
-    def run(self, ctx: "ScenarioContext") -> Verdict | None:
-        """Carry out the check. Return a verdict, or ``None`` to derive it from findings."""
+    def run(self, ctx: "ScenarioContext") -> None:
+        """Carry out the check: declare the parts to observe (:meth:`ScenarioContext.part`) and
+        record what each saw, with findings and artifacts. The engine makes the verdict."""
         raise NotImplementedError
+
+    @classmethod
+    def replay_inputs(cls, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The inputs a rerun hands back (``measurements.inputs`` of an earlier run), checked;
+        raises ValueError naming what is wrong. A scenario that draws nothing takes nothing."""
+        if inputs:
+            raise ValueError(f"{cls.id} takes no replayed inputs (got {', '.join(sorted(inputs))})")
+        return {}
 
 
 class ScenarioContext:
@@ -53,6 +65,7 @@ class ScenarioContext:
         self.folder = folder
         self.journal = journal
         self.findings: list[Finding] = []
+        self.coverage = Coverage()
         self.measurements: dict[str, Any] = {}
         #: inputs the scenario drew (canary tokens, seeds): preset to replay a run, recorded as ``inputs``
         self.inputs: dict[str, Any] = {}
@@ -69,9 +82,18 @@ class ScenarioContext:
         self.measurements[name] = value
         self.journal.append("measurement", device=self.device_name, scenario=self.scenario_id, name=name, value=value)
 
+    def part(self, name: str, what: str, clauses: tuple[str, ...] | list[str] | None = None, control: bool = False,
+             kind: str | None = None, **where: Any) -> Part:
+        """Declare a part the scenario sets out to observe (see :mod:`rig.coverage`); returns it
+        to record what was seen. Declared and never recorded, it counts as not observed."""
+        return self.coverage.part(name, what, clauses, control, kind, **where)
+
     def finding(self, kind: str, severity: str, summary: str, **where: Any) -> Finding:
         """Record a finding; ``where`` names interface, proto, port, path, flow, usb, evidence."""
-        f = Finding(kind=kind, severity=severity, summary=summary, **where)
+        return self.record(Finding(kind=kind, severity=severity, summary=summary, **where))
+
+    def record(self, f: Finding) -> Finding:
+        """Record a finding built elsewhere (journaled, fsynced, before returning)."""
         self.findings.append(f)
         self.journal.append("finding", device=self.device_name, scenario=self.scenario_id, finding=f.to_dict())
         return f
@@ -113,6 +135,11 @@ class ScenarioContext:
             self._serial = drv
         return self._serial
 
+    def rig_endpoints(self) -> list[tuple[tuple[str, int], tuple[str, int]]]:
+        """(local, remote) of every network connection the rig's own drivers opened to the device
+        in this scenario (its SSH sessions): control traffic, not the device's own."""
+        return list(self._ssh.endpoints) if self._ssh is not None else []
+
     def evidence_of(self, *names: str) -> list[str]:
         """Bundle paths of this scenario's artifacts with the given file names."""
         return [f"{self.folder.rel_dir}/{n}" for n in names]
@@ -124,8 +151,8 @@ class ScenarioContext:
 
 def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:
     """The device's camera streams the rig can grab frames from (http, https, rtsp, rtsps,
-    device); each other stream (a ``file://`` recording is not a live output) gets an
-    ``info`` finding saying it was not checked."""
+    device). Each other configured output (a ``file://`` recording) is declared as a part
+    that was not observed, named and saying why: an output nobody looked at never passes."""
     from drivers.stream import GRAB_SCHEMES
 
     out = []
@@ -134,8 +161,8 @@ def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:
         if scheme in GRAB_SCHEMES:
             out.append(s)
         else:
-            ctx.finding("stream-not-checked", "info", f"{s.name}: {scheme} streams are not grabbed ({', '.join(GRAB_SCHEMES)} are)",
-                        interface="camera", path=s.url)
+            ctx.part(f"output {s.name}", f"{s.url}", kind="stream-not-checked", interface="camera", path=s.url).unobserved(
+                f"{s.name}: {scheme}:// outputs are not grabbed ({', '.join(GRAB_SCHEMES)} are): this output was not checked")
     return out
 
 
@@ -148,7 +175,12 @@ def run_action(ctx: ScenarioContext, name: str, check: bool = True, **values: st
     action: Action | None = ctx.device.actions.get(name)
     if action is None:
         raise DeviceError(f"{ctx.device_name}: action {name!r} is not configured")
-    rendered = action.render(**values)
+    try:
+        rendered = action.render(**values)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        given = ", ".join("{" + k + "}" for k in sorted(values)) or "none"
+        raise DeviceError(f"{ctx.device_name}: action {name!r} cannot be rendered here ({type(exc).__name__}: {exc}); "
+                          f"placeholders given to it: {given}") from None
     ctx.step(f"action {name}", via=action.via)
     if action.via == "ssh":
         res = ctx.ssh().run(str(rendered), timeout=action.timeout_s)

@@ -17,6 +17,12 @@ region of its picture is judged the same way in the same windows: the clause ask
 *physical* shutter, so a lens region still showing the open lens while the shutter is
 closed is ``lens-uncovered``, even if the outputs go dark.
 
+Parts: ``output <stream>`` per configured output and ``observation`` for the bench camera.
+An output is observed when its open window showed a scene (the positive control), its closed
+window was grabbed (frames, or a 2xx stream that stopped sending), and the scene came back
+when reopened. A grab that failed or answered other than 2xx (a 401, a 503) in any window is
+not observed, never "the shutter blocked the view".
+
 Evidence per stream: ``<stream>-open.png``, ``<stream>-closed.png`` (leaking regions boxed
 in red), ``<stream>-reopened.png`` and ``<stream>-regions.json`` (every frame's per-region
 statistics and the window verdicts).
@@ -30,9 +36,9 @@ import time
 
 from drivers.stream import FrameGrab, grab_frames
 from rig.config import CameraStream, DeviceConfig
-from rig.results import Verdict
+from rig.coverage import Part
 from rig.scenario import Scenario, ScenarioContext, grabbable_streams, run_action
-from rig.vision.shutter import GRID, REOPEN_FRACTION, Reference, judge_window, overlay
+from rig.vision.shutter import GRID, REOPEN_FRACTION, SCENE_FRACTION, Reference, judge_window, overlay, scene_regions
 
 #: the name the bench observation camera's windows and artifacts go by
 OBSERVATION = "observation"
@@ -53,14 +59,18 @@ class CameraShutter(Scenario):
             return "no camera stream configured: no output to judge"
         return None
 
-    def run(self, ctx: ScenarioContext) -> Verdict | None:
+    def run(self, ctx: ScenarioContext) -> None:
         cam = ctx.device.camera
         assert cam is not None
         client_cert = ctx.device.network.client_certificate if ctx.device.network else None
         streams = grabbable_streams(ctx)
-        if not streams:
-            ctx.finding("no-output-checked", "info", "no http(s) stream to judge", interface="camera")
-            return Verdict.INCONCLUSIVE
+        parts = {s.name: ctx.part(f"output {s.name}", f"{s.url}: the scene shows when open, no region of it when closed, and it comes back",
+                                  kind="stream-unavailable", interface="camera", path=s.url) for s in streams}
+        if cam.observation is not None:
+            parts[OBSERVATION] = ctx.part("observation", f"{cam.observation.url}: the lens region, seen from outside, is covered when closed",
+                                          kind="stream-unavailable", interface="camera", path=cam.observation.url)
+        if not parts:
+            return  # every output was named as unchecked (grabbable_streams): nothing observed
 
         targets = [(s.name, s.url) for s in streams] + ([(OBSERVATION, cam.observation.url)] if cam.observation else [])
 
@@ -79,40 +89,30 @@ class CameraShutter(Scenario):
             closed = window("closed")
         finally:
             reopened = window("reopened")  # leave the device as found, whatever happened
-        undecided = []
         for s in streams:
-            undecided += self._judge(ctx, s, opened[s.name], closed[s.name], reopened[s.name])
+            self._judge(ctx, s, parts[s.name], opened[s.name], closed[s.name], reopened[s.name])
         if cam.observation is not None:
             x, y, w, h = cam.observation.lens
-            lens = {k: FrameGrab(g.url, [f[y:y + h, x:x + w] for f in g.frames], g.times, g.bytes, g.undecodable, g.error)
+            lens = {k: FrameGrab(g.url, [f[y:y + h, x:x + w] for f in g.frames], g.times, g.bytes, g.decoded, g.undecodable, g.error, g.status)
                     for k, g in (("open", opened[OBSERVATION]), ("closed", closed[OBSERVATION]), ("reopened", reopened[OBSERVATION]))}
-            if not lens["closed"].frames:
-                undecided.append(f"the observation camera delivered no frame while the shutter was closed ({lens['closed'].error or 'no frame'})")
-            else:
-                obs = CameraStream(name=OBSERVATION, url=cam.observation.url)
-                undecided += self._judge(ctx, obs, lens["open"], lens["closed"], lens["reopened"], observation=True)
-        for reason in undecided:
-            ctx.finding("shutter-inconclusive", "info", reason, interface="camera")
-        errors = [f for f in ctx.findings if f.kind == "stream-unavailable"]
-        if any(f.severity != "info" for f in ctx.findings):
-            return Verdict.FAIL
-        if errors:
-            return Verdict.ERROR
-        if undecided:
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+            obs = CameraStream(name=OBSERVATION, url=cam.observation.url)
+            if not lens["closed"].frames and not lens["closed"].error:
+                lens["closed"].error = "the observation camera delivered no frame while the shutter was closed"
+            self._judge(ctx, obs, parts[OBSERVATION], lens["open"], lens["closed"], lens["reopened"], observation=True)
 
-    def _judge(self, ctx: ScenarioContext, s: CameraStream, opened: FrameGrab, closed: FrameGrab, reopened: FrameGrab,
-               observation: bool = False) -> list[str]:
-        """Judge one output's three windows; record artifacts and findings; return undecided reasons.
+    def _judge(self, ctx: ScenarioContext, s: CameraStream, part: Part, opened: FrameGrab, closed: FrameGrab, reopened: FrameGrab,
+               observation: bool = False) -> None:
+        """Judge one output's three windows; record artifacts, findings and what its part observed.
 
         With ``observation`` the frames are the lens as a bench camera sees it: a region
         that still shows the open lens means the physical cover did not close over it."""
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", s.name)
+        window_s = ctx.device.camera.window_s  # type: ignore[union-attr]
+        seen = {"frames": {"open": len(opened.frames), "closed": len(closed.frames), "reopened": len(reopened.frames)},
+                "status": {"open": opened.status, "closed": closed.status, "reopened": reopened.status}}
         if opened.error or not opened.frames:
-            why = opened.error or f"no frame within {ctx.device.camera.window_s:g} s"  # type: ignore[union-attr]
-            ctx.finding("stream-unavailable", "info", f"{s.name}: no reference with the shutter open: {why}", interface="camera", path=s.url)
-            return []
+            part.unobserved(f"{s.name}: no reference with the shutter open: {opened.error or f'no frame within {window_s:g} s'}", **seen)
+            return
         import cv2
 
         ref = Reference.from_frames(opened.frames)
@@ -128,17 +128,19 @@ class CameraShutter(Scenario):
             ctx.artifact(f"{name}-reopened.png", cv2.imencode(".png", overlay(reopened.frames[-1], []))[1].tobytes(), "image/png")
             shown.append(f"{name}-reopened.png")
         evidence = ctx.evidence_of(*shown, f"{name}-regions.json")
+        scene = scene_regions(ref)
         doc = {
-            "grid": list(GRID), "stream": s.url,
+            "grid": list(GRID), "stream": s.url, "scene_regions": [list(x) for x in scene],
             "windows": {"open": opened.to_dict(), "closed": {**closed.to_dict(), **c_verdict.to_dict()}, "reopened": {**reopened.to_dict(), **r_verdict.to_dict()}},
             "closed_frames": [[st.to_dict() for st in fs] for fs in c_stats],
             "reopened_frames": [[st.to_dict() for st in fs] for fs in r_stats],
         }
         ctx.artifact(f"{name}-regions.json", json.dumps(doc, indent=1).encode(), "application/json")
         ctx.measure(f"{name}_closed", {"frames": len(closed.frames), "leaking_regions": len(c_verdict.leaking), "error": closed.error})
+        total = GRID[0] * GRID[1]
+        seen.update(scene_regions=len(scene), leaking_regions=len(c_verdict.leaking), evidence=evidence)
         if c_verdict.leaking:
             regions = ", ".join(f"r{r}c{c}" for r, c in c_verdict.leaking)
-            total = GRID[0] * GRID[1]
             what = (f"seen from outside, {len(c_verdict.leaking)} of {total} lens regions stay uncovered with the shutter closed ({regions}): "
                     "no physical cover closes over them") if observation else \
                 f"{s.name}: with the shutter closed, {len(c_verdict.leaking)} of {total} regions still show the scene ({regions})"
@@ -146,11 +148,25 @@ class CameraShutter(Scenario):
                         interface="camera", path=s.url, evidence=evidence,
                         detail={"leaking_regions": [list(x) for x in c_verdict.leaking], "shown_fraction": c_verdict.shown_fraction,
                                 "frames": len(closed.frames)})
-        elif not closed.frames:
-            ctx.finding("output-stopped", "info", f"{s.name}: no frame arrived while the shutter was closed: the output is blocked",
-                        interface="camera", path=s.url, evidence=evidence)
+        if len(scene) < SCENE_FRACTION * total:
+            part.unobserved(f"{s.name}: the open window shows no scene ({len(scene)} of {total} regions carry detail): a black, flat or "
+                            "blank picture cannot show what a closed shutter hides", kind="shutter-inconclusive", **seen)
+            return
+        if closed.error:
+            part.unobserved(f"{s.name}: the closed window could not be grabbed ({closed.error}): a failing stream is not a shutter that "
+                            "blocks the view", **seen)
+            return
         back = r_verdict.scene_fraction()
-        if not reopened.frames or back < REOPEN_FRACTION:
-            return [f"{s.name}: the scene did not come back after reopening ({back:.0%} of regions match the reference, need "
-                    f"{REOPEN_FRACTION:.0%}; {len(reopened.frames)} frames): the check cannot show it discriminates"]
-        return []
+        if reopened.error or not reopened.frames or back < REOPEN_FRACTION:
+            part.unobserved(f"{s.name}: the scene did not come back after reopening ({back:.0%} of regions match the reference, need "
+                            f"{REOPEN_FRACTION:.0%}; {len(reopened.frames)} frames{'; ' + reopened.error if reopened.error else ''}): "
+                            "the check cannot show it discriminates", kind="shutter-inconclusive", **seen)
+            return
+        if not closed.frames:
+            ctx.finding("output-stopped", "info", f"{s.name}: the stream answered {closed.status or 'and stayed open'} but sent no frame while "
+                        "the shutter was closed: the output is blocked", interface="camera", path=s.url, evidence=evidence)
+            part.observed(f"{s.name}: open window showed the scene ({len(scene)} of {total} regions); closed: the stream stayed up "
+                          f"and sent no frame; reopened: {back:.0%} of regions back", **seen)
+            return
+        part.observed(f"{s.name}: open window showed the scene ({len(scene)} of {total} regions); closed: {len(closed.frames)} frames, "
+                      f"{len(c_verdict.leaking)} regions showing it; reopened: {back:.0%} of regions back", **seen)

@@ -17,9 +17,14 @@ Phases:
    lists under ``network.tls.mutual_auth``, that clients with no or a self-made
    certificate are refused.
 
-Verdict: ``fail`` with a finding per plaintext, weak or obfuscated flow and per TLS
-weakness; ``inconclusive`` when the capture dropped packets, saw no device traffic, or
-no flow could be judged; ``pass`` otherwise.
+Parts: ``capture`` (tcpdump's counters: nothing dropped, not cut), ``push`` (a control: the
+device's own stream reached the rig's sink, and its flows were judged), ``pull <stream>``
+per configured stream (it answered 2xx and sent media, and the flow carrying it was
+judged), ``tls <port>`` per TLS port (a handshake completed), and ``device traffic`` (at
+least one flow the device sent was judged). The rig's own SSH session to the device (the
+``stream-start`` action) is excluded by its endpoints: it is the rig's control traffic, never
+an observation of the device. A finding per plaintext, weak or obfuscated flow and per TLS
+weakness fails the scenario.
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ from drivers.sink import StreamSink, interface_address
 from drivers.stream import pull
 from drivers import tlsprobe
 from rig.config import DeviceConfig
-from rig.results import Verdict
+from rig.coverage import Part
 from rig.scenario import Scenario, ScenarioContext, run_action
-from rig.traffic.verdict import Analysis, Channel, analyse_capture
+from rig.traffic.verdict import Analysis, Channel, FlowReport, analyse_capture
+
+#: channels that are a verdict on the flow's protection (the others say nothing either way)
+JUDGED = (Channel.ENCRYPTED, Channel.PLAINTEXT, Channel.WEAK, Channel.OBFUSCATED)
 
 PCAP = "capture.pcap"
 #: flows listed in results.json and the report (flows.json has them all)
@@ -60,7 +68,7 @@ class ChannelEncryption(Scenario):
             return "no stream-start action and no camera stream: nothing makes the device send data"
         return None
 
-    def run(self, ctx: ScenarioContext) -> Verdict | None:
+    def run(self, ctx: ScenarioContext) -> None:
         dev = ctx.device
         net = dev.network
         assert net is not None and net.capture_interface is not None
@@ -68,22 +76,33 @@ class ChannelEncryption(Scenario):
         address = str(net.address)
         client_cert = net.client_certificate
         sink_host = net.sink_address or interface_address(net.capture_interface)
+        streams = dev.camera.streams if dev.camera else []
+        cap_part = ctx.part("capture", f"tcpdump on {net.capture_interface}, host {address}: every packet kept, none dropped",
+                            kind="capture-inconclusive", interface="network", evidence=ctx.evidence_of(PCAP))
+        push = ctx.part("push", "stream-start: the device's own stream reaches the rig's sink and its flows are judged", control=True,
+                        kind="capture-inconclusive", interface="network") if "stream-start" in dev.actions else None
+        pull_parts = {s.name: ctx.part(f"pull {s.name}", f"{s.url}: answers 2xx, sends media, and the flow carrying it is judged",
+                                       kind="stream-unavailable", interface="network", path=s.url) for s in streams}
+        traffic = ctx.part("device traffic", f"flows {address} sent while it worked, each judged", kind="capture-inconclusive", interface="network")
 
         # 1. capture, 2. work
         ctx.step("capture start", interface=net.capture_interface, filter=f"host {address}")
         stream = ctx.folder.open_stream(PCAP, "application/vnd.tcpdump.pcap")
         capture = PacketCapture(net.capture_interface, net.address, stream, max_bytes=settings.max_mb << 20)
         pulls: list[dict] = []
+        sink_ports: list[int] = []
+        sink_bytes = 0
         try:
             capture.start()
             with StreamSink.first_free(sink_host, settings.sink_port) as sink:
                 ctx.measure("sink_address", f"{sink_host}:{sink.port}")
+                sink_ports = [sink.port + k for k in range(4)]
                 started = False
                 try:
                     if "stream-start" in dev.actions:
                         run_action(ctx, "stream-start", sink_host=str(sink_host), sink_port=str(sink.port))
                         started = True
-                    for s in (dev.camera.streams if dev.camera else []):
+                    for s in streams:
                         ctx.step(f"pull {s.name}", url=s.url)
                         res = pull(s.url, settings.pull_s, client_cert=client_cert)
                         pulls.append({"name": s.name, **res.to_dict()})
@@ -91,6 +110,7 @@ class ChannelEncryption(Scenario):
                 finally:
                     if started and "stream-stop" in dev.actions:
                         run_action(ctx, "stream-stop")
+                sink_bytes = sum(sink.counters.bytes.values())
                 ctx.measure("sink", {"bytes": sink.counters.bytes, "connections": sink.counters.connections})
         finally:
             stats = capture.stop() if capture.started else None
@@ -101,37 +121,51 @@ class ChannelEncryption(Scenario):
         ctx.measure("capture", stats.to_dict())
         evidence = ctx.evidence_of(PCAP, FLOWS)
 
-        # 3. flows
+        # 3. flows: the rig's own control sessions are not the device's traffic
         analysis = analyse_capture(stream.path)
-        ctx.artifact(FLOWS, json.dumps({"capture": stats.to_dict(), "pulls": pulls, **analysis.to_dict()}, indent=1).encode(), "application/json")
+        control = _mark_rig_sessions(analysis, ctx.rig_endpoints())
+        ctx.artifact(FLOWS, json.dumps({"capture": stats.to_dict(), "pulls": pulls, "rig_sessions": control, **analysis.to_dict()},
+                                       indent=1).encode(), "application/json")
         ctx.measure("flows", _flow_counts(analysis))
         ctx.measure("flow_table", [{"flow": f.id, "protocol": f.protocol, "channel": f.channel.value, "packets": f.packets, "bytes": f.bytes,
-                                    "reason": "; ".join(f.reasons)[:400]} for f in analysis.flows[:FLOW_TABLE_LIMIT]])
-        inconclusive = []
+                                    "from_device": f.bytes_from(address), "reason": "; ".join(f.reasons)[:400]}
+                                   for f in analysis.flows[:FLOW_TABLE_LIMIT]])
+        problems = []
         if stats.dropped is None:
-            inconclusive.append("tcpdump reported no drop count")
+            problems.append("tcpdump reported no drop count")
         elif stats.dropped:
-            inconclusive.append(f"the capture dropped {stats.dropped} packets (kernel {stats.dropped_kernel}, interface {stats.dropped_interface or 0})")
+            problems.append(f"the capture dropped {stats.dropped} packets (kernel {stats.dropped_kernel}, interface {stats.dropped_interface or 0})")
         if stats.truncated:
-            inconclusive.append(f"the capture reached its {settings.max_mb} MB limit and stopped early")
-        if not analysis.flows:
-            inconclusive.append(f"no traffic to or from {address} was captured on {net.capture_interface}")
-        for p in pulls:
-            if p["error"]:
-                ctx.finding("stream-unavailable", "info", f"stream {p['name']} could not be pulled: {p['error']}", interface="network", path=p["url"])
-        for f in analysis.flows:
+            problems.append(f"the capture reached its {settings.max_mb} MB limit and stopped early")
+        if problems:
+            cap_part.unobserved("; ".join(problems), captured=stats.captured, dropped=stats.dropped)
+        else:
+            cap_part.observed(f"{stats.captured} packets captured, none dropped", captured=stats.captured, dropped=0, pcap_bytes=stats.bytes_written)
+        device_flows = [f for f in analysis.flows if f.id not in control]
+        for f in device_flows:
             if f.channel.fails:
                 device_port = f.server[1] if f.server[0] == address else f.client[1]
                 ctx.finding(_FINDING_KIND[f.channel], "high", f"{f.id}: {f.protocol} {f.channel.value}: " + "; ".join(f.reasons)[:600],
                             interface="network", proto=f.proto, port=device_port, flow=f.id, evidence=evidence,
-                            detail={"protocol": f.protocol, "channel": f.channel.value, "packets": f.packets, "bytes": f.bytes})
-        judged = [f for f in analysis.flows if f.channel in (Channel.ENCRYPTED, Channel.PLAINTEXT, Channel.WEAK, Channel.OBFUSCATED)]
-        if analysis.flows and not judged:
-            inconclusive.append("no flow carried enough data to judge (all empty, control or undetermined)")
-        undetermined = [f.id for f in analysis.flows if f.channel is Channel.UNDETERMINED]
+                            detail={"protocol": f.protocol, "channel": f.channel.value, "packets": f.packets, "bytes": f.bytes,
+                                    "from_device": f.bytes_from(address)})
+        undetermined = [f.id for f in device_flows if f.channel is Channel.UNDETERMINED]
         if undetermined:
             ctx.finding("undetermined-flow", "info", f"{len(undetermined)} flow(s) too short to judge: " + ", ".join(undetermined[:10]),
                         interface="network", evidence=evidence)
+        judged = [f for f in device_flows if f.channel in JUDGED and f.bytes_from(address) > 0]
+        if judged:
+            traffic.observed(f"{len(judged)} flow(s) from {address} judged ({sum(f.bytes_from(address) for f in judged)} bytes from the device)",
+                             flows={f.id: {"channel": f.channel.value, "from_device": f.bytes_from(address)} for f in judged[:50]}, evidence=evidence)
+        else:
+            besides = f" besides the rig's own session(s) {', '.join(control)}" if control else ""
+            traffic.unobserved((f"no traffic to or from {address} was captured on {net.capture_interface}" if not device_flows else
+                                "no flow the device sent carried enough to judge (all empty, control or undetermined)") + besides,
+                               evidence=evidence)
+        if push is not None:
+            _judge_push(push, device_flows, address, str(sink_host), sink_ports, sink_bytes, evidence)
+        for s, p in zip(streams, pulls):
+            _judge_pull(pull_parts[s.name], p, device_flows, address, evidence)
 
         # 4. tls
         for port in sorted(_tls_ports(ctx, analysis, address)):
@@ -140,15 +174,54 @@ class ChannelEncryption(Scenario):
             rep = tlsprobe.probe(address, port, client_cert=client_cert, mutual=mutual, work_dir=ctx.folder.dir.parent / ".tls-work")
             name = f"tls-{port}.json"
             ctx.artifact(name, json.dumps(rep.to_dict(), indent=1).encode(), "application/json")
-            inconclusive += _tls_findings(ctx, rep, ctx.evidence_of(name))
+            part = ctx.part(f"tls {port}", f"{port}/tcp: TLS versions, suites and certificate, checked by handshakes", kind="tls-unreachable",
+                            interface="network", proto="tcp", port=port, service="tls", evidence=ctx.evidence_of(name))
+            _tls_findings(ctx, rep, ctx.evidence_of(name), part)
 
-        for reason in inconclusive:
-            ctx.finding("capture-inconclusive", "info", reason, interface="network", evidence=ctx.evidence_of(PCAP))
-        if any(f.severity != "info" for f in ctx.findings):
-            return Verdict.FAIL
-        if inconclusive:
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+
+def _mark_rig_sessions(analysis: Analysis, endpoints: list[tuple[tuple[str, int], tuple[str, int]]]) -> list[str]:
+    """Flows that are the rig's own sessions to the device (by the endpoints the rig opened):
+    relabelled ``control`` with the reason, and their ids returned. They are never judged."""
+    mine = {(tuple(local), tuple(remote)) for local, remote in endpoints}
+    ids = []
+    for f in analysis.flows:
+        if f.proto == "tcp" and ((f.client, f.server) in mine or (f.server, f.client) in mine):
+            f.channel = Channel.CONTROL
+            f.reasons = [f"the rig's own SSH session to the device (actions), not the device's traffic; was {f.protocol}"] + f.reasons[:2]
+            f.details["rig_session"] = True
+            ids.append(f.id)
+    return ids
+
+
+def _judge_push(part: Part, flows: list[FlowReport], address: str, sink_host: str, sink_ports: list[int], sink_bytes: int,
+                evidence: list[str]) -> None:
+    """The control of the work phase: the device sent its stream to the sink, and it was judged."""
+    to_sink = [f for f in flows if f.server[0] == sink_host and f.server[1] in sink_ports and f.client[0] == address]
+    sent = sum(f.bytes_from(address) for f in to_sink)
+    seen = {"sink_bytes": sink_bytes, "flows": [f.id for f in to_sink], "bytes_from_device": sent, "evidence": evidence}
+    if sink_bytes == 0 and sent == 0:
+        part.unobserved("the device accepted stream-start but sent nothing to the sink", **seen)
+    elif not any(f.channel in JUDGED for f in to_sink):
+        part.unobserved(f"the sink received {sink_bytes} bytes but no flow to it carried enough to judge"
+                        + (f" ({', '.join(f.channel.value for f in to_sink)})" if to_sink else " (none captured)"), **seen)
+    else:
+        part.observed(f"{sent} bytes from the device to the sink in {len(to_sink)} flow(s), judged "
+                      + ", ".join(sorted({f.channel.value for f in to_sink if f.channel in JUDGED})), **seen)
+
+
+def _judge_pull(part: Part, pulled: dict, flows: list[FlowReport], address: str, evidence: list[str]) -> None:
+    """One configured stream: it delivered media, and a flow from its port was judged."""
+    port = urlsplit(pulled["url"]).port or {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322}.get(urlsplit(pulled["url"]).scheme, 0)
+    mine = [f for f in flows if f.server == (address, port)]
+    seen = {"status": pulled.get("status"), "bytes": pulled.get("bytes"), "frames": pulled.get("frames"), "flows": [f.id for f in mine]}
+    if not pulled.get("delivered"):
+        part.unobserved(f"{pulled['name']}: {pulled.get('error') or 'no media'}", **seen)
+    elif not any(f.channel in JUDGED and f.bytes_from(address) > 0 for f in mine):
+        part.unobserved(f"{pulled['name']}: delivered, but no flow from {address}:{port} carried enough to judge", **seen)
+    else:
+        part.observed(f"{pulled['name']}: {pulled.get('status_line') or pulled.get('status')}, "
+                      f"{sum(f.bytes_from(address) for f in mine)} bytes from the device, judged "
+                      + ", ".join(sorted({f.channel.value for f in mine if f.channel in JUDGED})), evidence=evidence, **seen)
 
 
 def _wait_until(capture: PacketCapture, duration_s: float) -> None:
@@ -181,9 +254,8 @@ def _tls_ports(ctx: ScenarioContext, analysis: Analysis, address: str) -> set[in
     return ports
 
 
-def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[str]) -> list[str]:
-    """Findings for one TLS port; returns reasons the check could not decide."""
-    undecided = []
+def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[str], part: Part) -> None:
+    """Findings for one TLS port, and what its part observed."""
     where = {"interface": "network", "proto": "tcp", "port": rep.port, "service": "tls", "evidence": evidence}
     old = [v for v in rep.versions if v.accepted and v.version in tlsprobe.WEAK_VERSIONS]
     if old:
@@ -191,7 +263,9 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[
                     detail={"accepted": rep.accepted}, **where)
     if not rep.accepted:
         reasons = sorted({v.reason or "" for v in rep.versions})
-        ctx.finding("tls-unreachable", "info", f"{rep.port}/tcp completed no TLS handshake: {'; '.join(reasons)[:300]}", **where)
+        part.unobserved(f"{rep.port}/tcp completed no TLS handshake: {'; '.join(reasons)[:300]}")
+    else:
+        part.observed(f"{rep.port}/tcp accepts {', '.join(rep.accepted)}", accepted=rep.accepted)
     for version, suites in rep.weak_suites.items():
         ctx.finding("weak-tls-suite", "high", f"{rep.port}/tcp accepts weak suites over {version}: {', '.join(suites[:8])}" + (" …" if len(suites) > 8 else ""),
                     detail={"version": version, "suites": suites}, **where)
@@ -204,7 +278,6 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[
                 ctx.finding("mutual-auth-missing", "high", f"{rep.port}/tcp is declared mutually authenticated but accepts a client with {label}",
                             detail={"client_auth": ca.__dict__}, **where)
         if ca.configured_certificate is not None and not ca.configured_certificate.startswith("accepted"):
-            undecided.append(f"{rep.port}/tcp refused the configured client certificate too ({ca.configured_certificate}): "
-                             "its refusals of other clients prove nothing")
-    return undecided
+            part.unobserved(f"{rep.port}/tcp refused the configured client certificate too ({ca.configured_certificate}): "
+                            "its refusals of other clients prove nothing")
 

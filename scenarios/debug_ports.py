@@ -8,8 +8,10 @@ other undeclared open port is a finding too.
 Serial console: the console is woken and what answers classified. An unauthenticated
 shell (proved by running a command) or a bootloader prompt is a finding on ``serial``.
 
-Verdict: ``fail`` on any finding above ``info``; ``error`` if a part could not be
-carried out and nothing failed; otherwise ``pass``.
+Parts: ``tcp``, ``udp``, ``console``, ``usb`` (those the config gives the device). A part is
+observed when the device answered on it: a TCP port answered (open or refused), a UDP port
+answered, the console spoke a prompt the rig recognised, the USB device enumerated. A
+silent console is not observed; a part the rig could not carry out is an error.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes
 from drivers.usb import classify, find_device
 from rig.config import DeviceConfig
+from rig.coverage import Part
 from rig.credentials import CONSOLE_CREDENTIALS, describe
-from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
@@ -88,37 +90,32 @@ class DebugPorts(Scenario):
             return "the config gives this device no network address, serial console or USB port"
         return None
 
-    def run(self, ctx: ScenarioContext) -> Verdict | None:
-        part_errors = []
-        if ctx.device.network is not None:
+    def run(self, ctx: ScenarioContext) -> None:
+        dev = ctx.device
+        parts = []
+        if dev.network is not None:
+            address = str(dev.network.address)
+            tcp = ctx.part("tcp", f"every TCP port of {address}: what answers, by protocol", interface="network")
+            udp = ctx.part("udp", f"the UDP ports that matter on {address} (nmap's top 100, debug and declared ports)", interface="network")
+            parts.append((("network",), lambda: (self._network(ctx, tcp), self._udp(ctx, udp)), (tcp, udp)))
+        if dev.serial is not None:
+            console = ctx.part("console", f"serial console {dev.serial.port}: woken and classified", interface="serial", path=dev.serial.port)
+            parts.append((("serial",), lambda: self._serial(ctx, console), (console,)))
+        if dev.usb is not None:
+            usb = ctx.part("usb", f"USB interfaces of the device on {dev.usb.bus}", interface="usb")
+            parts.append((("usb",), lambda: self._usb(ctx, usb), (usb,)))
+        evidence_for = {"network": "nmap-tcp.xml", "serial": "console.jsonl", "usb": "usb-interfaces.json"}
+        for (iface,), carry_out, owned in parts:
             try:
-                self._network(ctx)
-                self._udp(ctx)
+                carry_out()
             except DeviceError as exc:
-                part_errors.append(("network", exc))
-        if ctx.device.serial is not None:
-            try:
-                self._serial(ctx)
-            except DeviceError as exc:
-                part_errors.append(("serial", exc))
-        if ctx.device.usb is not None:
-            try:
-                self._usb(ctx)
-            except DeviceError as exc:
-                part_errors.append(("usb", exc))
-        for iface, exc in part_errors:
-            evidence = ctx.evidence_of({"network": "nmap-tcp.xml", "serial": "console.jsonl", "usb": "usb-interfaces.json"}[iface])
-            if not (ctx.folder.dir / evidence[0].rsplit("/", 1)[1]).exists():
-                evidence = []
-            ctx.finding(exc.kind, "info", f"{iface} part not carried out: {exc.reason}", interface=iface, evidence=evidence)
-        if any(f.severity != "info" for f in ctx.findings):
-            return Verdict.FAIL
-        if part_errors:
-            return Verdict.ERROR
-        return Verdict.PASS
+                evidence = ctx.evidence_of(evidence_for[iface]) if (ctx.folder.dir / evidence_for[iface]).exists() else []
+                for p in owned:
+                    if not p.done:
+                        p.error(f"{iface} part not carried out: {exc.reason}", exc.kind, evidence)
 
     # -- network ----------------------------------------------------------------------
-    def _network(self, ctx: ScenarioContext) -> None:
+    def _network(self, ctx: ScenarioContext, part: Part) -> None:
         net = ctx.device.network
         assert net is not None
         address = str(net.address)
@@ -163,9 +160,13 @@ class DebugPorts(Scenario):
         closed = sorted(p for (p, proto) in declared if proto == "tcp" and p not in scan.open_ports)
         if closed:
             ctx.measure("declared_but_closed_tcp", closed)
+        named = {str(op.port): probes[op.port].service or op.identified or "unknown" for op in scan_open}
+        part.observed(f"{scan.responded} of 65535 TCP ports answered (open or refused); open: "
+                      + (", ".join(f"{p}/{n}" for p, n in named.items()) or "none"),
+                      answered=scan.responded, open=named, filtered=scan.filtered, evidence=xml_ref.path)
 
     # -- UDP --------------------------------------------------------------------------
-    def _udp(self, ctx: ScenarioContext) -> None:
+    def _udp(self, ctx: ScenarioContext, part: Part) -> None:
         """The UDP ports that matter: nmap's top 100, debug/management ports, declared ones."""
         net = ctx.device.network
         assert net is not None
@@ -206,9 +207,18 @@ class DebugPorts(Scenario):
                     interface="network", proto="udp", port=port, service=(op.identified if op else None) or "unknown", evidence=evidence,
                 )
         ctx.measure("services_udp", {str(p): pr.service for p, pr in probes.items() if pr.service})
+        named = {str(p): pr.service for p, pr in probes.items() if pr.service}
+        seen = {"ports": len(ports), "answered": scan.responded, "open": scan.open_ports, "open_filtered": len(scan.open_filtered),
+                "probed": len(candidates), "named": named, "evidence": xml_ref.path}
+        if scan.responded == 0 and not named:
+            part.unobserved(f"none of {len(ports)} UDP ports answered, not even with ICMP port unreachable, and no probe got a reply: "
+                            "closed and filtered ports cannot be told apart (a firewall dropping UDP?)", **seen)
+        else:
+            part.observed(f"{scan.responded} of {len(ports)} UDP ports answered; {len(candidates)} probed"
+                          + (f"; named: {', '.join(f'{p}/{n}' for p, n in named.items())}" if named else ""), **seen)
 
     # -- USB --------------------------------------------------------------------------
-    def _usb(self, ctx: ScenarioContext) -> None:
+    def _usb(self, ctx: ScenarioContext, part: Part) -> None:
         """Enumerate the device's USB interfaces (pyusb) and flag debug, flashing and storage ones."""
         u = ctx.device.usb
         assert u is not None
@@ -223,6 +233,8 @@ class DebugPorts(Scenario):
         if not found:
             raise Unreachable(f"no USB device matching {u.serial or ''} {u.vendor or ''} on {u.bus} (cable unplugged, or device in another mode?)")
         ctx.measure("usb_interfaces", [f"{d.vidpid} if {i.number} {i.triple()}" for d in found for i in d.interfaces])
+        part.observed(f"{len(found)} USB device(s) enumerated: " + "; ".join(f"{d.vidpid} with {len(d.interfaces)} interface(s)" for d in found),
+                      interfaces=[f"{d.vidpid} if {i.number} {i.triple()}" for d in found for i in d.interfaces], evidence=ref.path)
         for d in found:
             for i in d.interfaces:
                 kind = classify(i.cls, i.sub, i.proto)
@@ -236,22 +248,32 @@ class DebugPorts(Scenario):
                 )
 
     # -- serial -----------------------------------------------------------------------
-    def _serial(self, ctx: ScenarioContext) -> None:
+    def _serial(self, ctx: ScenarioContext, part: Part) -> None:
         ser = ctx.device.serial
         assert ser is not None
         con = ctx.serial()
         p = ser.prompts
         prompts = {"bootloader": p.bootloader, "password": p.password, "login": p.login, "shell": p.shell}
         state = None
+        heard_text = ""
         for attempt in range(3):  # bounded wake-up: a few returns, each waited for
             ctx.step("wake console", attempt=attempt + 1)
             con.write(b"\r")
             res = con.expect(prompts, ser.timeout_s)
+            heard_text = (heard_text + res.text)[-4096:]
             if res.name:
                 state = res.name
                 break
         ctx.measure("console", state or "silent")
         evidence = ctx.evidence_of("console.jsonl", "console.raw")
+        if state is None:
+            heard = escape_bytes(heard_text.strip().encode()[-120:]).strip()
+            part.unobserved((f"the console printed text no prompt pattern matches ({heard!r}): an unknown prompt, or the wrong baud rate? "
+                             "set serial.prompts or serial.baud" if heard else
+                             f"the console stayed silent after 3 carriage returns ({ser.baud} baud): wrong port or baud rate, or the device is off?"),
+                            kind="console-silent", heard=heard, baud=ser.baud, evidence=evidence)
+            return
+        part.observed(f"the console answered with a {state} prompt", state=state, evidence=evidence)
         if state == "shell":
             status, out = con.run_command("id", timeout=ser.timeout_s)
             ctx.measure("console_id", escape_bytes(out.encode()[:200]))
@@ -267,7 +289,10 @@ class DebugPorts(Scenario):
             if state == "password":  # a stale password prompt: let it fail back to login
                 con.write(b"\r")
                 con.expect({"login": p.login}, ser.timeout_s + 4)
-            self._default_credentials(ctx, con, ser, evidence)
+            note = self._default_credentials(ctx, con, ser, evidence)
+            if note:
+                part.unobserved(f"login prompt seen, but {note}: not every default credential was tried", kind="console-silent",
+                                state=state, evidence=evidence)
 
     def _bootloader(self, ctx: ScenarioContext, con, port: str, timeout: float, evidence: list[str]) -> None:
         """Interrupt autoboot like a technician would, and prove the prompt answers."""
@@ -291,8 +316,9 @@ class DebugPorts(Scenario):
             interface="serial", path=port, evidence=evidence, detail={"bootloader": escape_bytes(line.encode()[:120])},
         )
 
-    def _default_credentials(self, ctx: ScenarioContext, con, ser, evidence: list[str]) -> None:
-        """Try the bounded default-credential list at the login prompt; stop at the first that works."""
+    def _default_credentials(self, ctx: ScenarioContext, con, ser, evidence: list[str]) -> str | None:
+        """Try the bounded default-credential list at the login prompt; stop at the first that works.
+        Returns why the list could not be finished (the console stopped answering), or None."""
         p = ser.prompts
         tried = 0
         for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
@@ -319,9 +345,12 @@ class DebugPorts(Scenario):
             elif res.name is None:
                 con.write(b"\r")  # re-synchronise once; a console that stays silent ends the attempts
                 if con.expect({"login": p.login}, ser.timeout_s + 4).name is None:
-                    ctx.measure("console_login_note", f"console stopped answering after {tried} attempt(s)")
-                    break
+                    note = f"the console stopped answering after {tried} attempt(s)"
+                    ctx.measure("console_login_note", note)
+                    ctx.measure("console_credentials_tried", tried)
+                    return note
         ctx.measure("console_credentials_tried", tried)
+        return None
 
 
 def _probe_text(op: OpenPort, pr: ProbeResult, proto: str = "tcp") -> bytes:

@@ -18,6 +18,13 @@ recognised by protocol (:func:`drivers.probes.identify_login_service`), then:
   5.1-5-2); a mechanism that neither slows down nor locks out is ``no-login-rate-limit``.
 
 Accepted credentials are named by list entry, never by password.
+
+Parts: one per declared port (``22/tcp``: the service answered and its authentication was
+seen), one per login mechanism's lockout timing (``lockout ssh 22/tcp``, clause 6.2.4 b 3).
+A declared port where nothing answers is not observed, unless the device answered on
+another declared port and this one refused the connection (closed: nothing to
+authenticate, ``not-applicable``). A port whose protocol the rig cannot recognise is not
+observed: declare its ``service``.
 """
 
 from __future__ import annotations
@@ -33,11 +40,12 @@ from typing import Callable
 
 import paramiko
 
-from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, _telnet_refuse, identify_login_service, snmp_communities
+from drivers import tlsprobe
+from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, LoginService, _telnet_refuse, identify_login_service, snmp_communities
 from drivers.transcript import Transcript, escape_bytes, strip_ansi
 from rig.config import DeviceConfig
-from rig.credentials import CONSOLE_CREDENTIALS, FTP_CREDENTIALS, HTTP_CREDENTIALS
-from rig.results import Verdict
+from rig.coverage import Part
+from rig.credentials import CONSOLE_CREDENTIALS, FTP_CREDENTIALS, HTTP_CREDENTIALS, NONE_AUTH_USERS
 from rig.scenario import Scenario, ScenarioContext
 
 #: Paths cameras commonly serve; each must answer 401/403 (or 404) without credentials.
@@ -77,51 +85,94 @@ class InterfaceAuth(Scenario):
             return "the device declares no open port"
         return None
 
-    def run(self, ctx: ScenarioContext) -> Verdict | None:
+    def run(self, ctx: ScenarioContext) -> None:
         net = ctx.device.network
         assert net is not None
         address = str(net.address)
         services: dict[str, str] = {}
-        for decl in [p for p in net.open_ports if p.proto == "tcp"]:
-            svc = decl.service or identify_login_service(address, decl.port)
+        tcp = [p for p in net.open_ports if p.proto == "tcp"]
+        parts = {d.port: ctx.part(f"{d.port}/tcp", f"{d.port}/tcp (declared open): its service demands authentication and refuses defaults",
+                                  interface="network", proto="tcp", port=d.port) for d in tcp}
+        udp_parts = {d.port: ctx.part(f"{d.port}/udp", f"{d.port}/udp (declared open): SNMP refuses the default communities",
+                                      interface="network", proto="udp", port=d.port) for d in net.open_ports if d.proto == "udp"}
+        found: dict[int, LoginService] = {}
+        for decl in tcp:
+            found[decl.port] = LoginService(decl.service, True, f"service {decl.service} (declared)") if decl.service \
+                else identify_login_service(address, decl.port)
+        device_answered = any(ls.answered for ls in found.values())
+        for decl in tcp:
+            ls, part = found[decl.port], parts[decl.port]
+            svc = ls.service
             services[str(decl.port)] = svc or "unknown"
-            check: Callable[[ScenarioContext, str, int], None] | None = {
-                "http": lambda c, a, p: self._http(c, a, p, tls=False),
-                "https": lambda c, a, p: self._http(c, a, p, tls=True),
+            check: Callable[[ScenarioContext, str, int, Part], None] | None = {
+                "http": lambda c, a, p, pt: self._http(c, a, p, pt, tls=False),
+                "https": lambda c, a, p, pt: self._http(c, a, p, pt, tls=True),
+                "tls-client-auth": self._client_certificate,
                 "rtsp": self._rtsp,
                 "ssh": self._ssh,
                 "telnet": self._telnet,
                 "ftp": self._ftp,
             }.get(svc or "")
-            if check is None:
-                if svc is None:
-                    ctx.finding("not-checked", "info", f"{decl.port}/tcp: no login protocol recognised; nothing to check", proto="tcp", port=decl.port)
-                continue
-            ctx.step(f"check {svc}", port=decl.port)
-            check(ctx, address, decl.port)
-        for decl in [p for p in net.open_ports if p.proto == "udp"]:
-            ctx.step("check snmp", port=decl.port)
-            communities, pr = snmp_communities(address, decl.port)
+            if check is not None:
+                ctx.step(f"check {svc}", port=decl.port)
+                check(ctx, address, decl.port, part)
+            elif svc is not None:
+                part.unobserved(f"declared service {svc!r}: interface-auth has no check for it", kind="not-checked")
+            elif ls.answered:
+                part.unobserved(f"{ls.note}: whether it authenticates cannot be told (name it with {{port: {decl.port}, service: ...}})",
+                                kind="not-checked")
+            elif ls.refused and device_answered:
+                part.not_applicable(f"{ls.note}: the port is closed although declared, so nothing listens to authenticate")
+            else:
+                part.unobserved(f"nothing answered: {ls.note}" + ("" if device_answered else f" (no declared port of {address} answered: device off or unplugged?)"),
+                                kind="no-answer")
+        for port, part in udp_parts.items():
+            ctx.step("check snmp", port=port)
+            communities, pr = snmp_communities(address, port)
             if pr.transcript:
-                ctx.artifact(f"snmp-{decl.port}.txt", pr.transcript_bytes(), "text/plain")
-            services[f"{decl.port}/udp"] = "snmp" if communities else (decl.service or "unknown")
+                ctx.artifact(f"snmp-{port}.txt", pr.transcript_bytes(), "text/plain")
+            services[f"{port}/udp"] = "snmp" if communities else "unknown"
             if communities:
                 ctx.finding("default-credential-accepted", "critical" if "private" in communities else "high",
-                            f"SNMP on {decl.port}/udp answers the default communit{'ies' if len(communities) > 1 else 'y'} {', '.join(communities)}",
-                            interface="network", proto="udp", port=decl.port, service="snmp", evidence=ctx.evidence_of(f"snmp-{decl.port}.txt"),
+                            f"SNMP on {port}/udp answers the default communit{'ies' if len(communities) > 1 else 'y'} {', '.join(communities)}",
+                            interface="network", proto="udp", port=port, service="snmp", evidence=ctx.evidence_of(f"snmp-{port}.txt"),
                             detail={"communities": communities})
+                part.observed(f"SNMP answers {', '.join(communities)}", communities=communities)
+            else:
+                part.unobserved("no answer to SNMP with the default communities public and private: an agent stays silent to a community it "
+                                "refuses, so a refusal cannot be told from no agent", kind="not-checked")
         ctx.measure("services", services)
         if ctx.device.privacy_level == 3:
             ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
-        return Verdict.FAIL if any(f.severity != "info" for f in ctx.findings) else Verdict.PASS
+
+    # -- TLS client certificates ----------------------------------------------------------
+    def _client_certificate(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
+        """A TLS port that alerts ``certificate_required``: the certificate is its authentication.
+        A client with a self-made certificate must be refused too."""
+        tr, _ = ctx.transcript(f"tls-auth-{port}.jsonl")
+        ca = tlsprobe.client_auth(address, port, 5.0, ctx.device.network.client_certificate, ctx.folder.dir.parent / ".tls-work")  # type: ignore[union-attr]
+        for label, outcome in (("no certificate", ca.no_certificate), ("a self-made certificate", ca.self_made_certificate),
+                               ("the configured certificate", ca.configured_certificate)):
+            if outcome is not None:
+                tr.record("info", f"client with {label}: {outcome}")
+        evidence = ctx.evidence_of(f"tls-auth-{port}.jsonl")
+        if ca.self_made_certificate.startswith("accepted"):
+            ctx.finding("unauthenticated-endpoint", "high", f"{port}/tcp asks for a client certificate but accepts a self-made one: anyone can make one",
+                        interface="network", proto="tcp", port=port, service="tls", evidence=evidence)
+        if ca.no_certificate.startswith("accepted"):
+            part.unobserved(f"the TLS server alerted certificate_required once but then accepted a client without one ({ca.no_certificate})")
+            return
+        part.observed(f"TLS demands a client certificate: none {ca.no_certificate}; self-made {ca.self_made_certificate}"
+                      + (f"; configured {ca.configured_certificate}" if ca.configured_certificate else ""), evidence=evidence)
 
     # -- HTTP -------------------------------------------------------------------------
-    def _http(self, ctx: ScenarioContext, address: str, port: int, tls: bool) -> None:
+    def _http(self, ctx: ScenarioContext, address: str, port: int, part: Part, tls: bool) -> None:
         tr, _ = ctx.transcript(f"http-{port}.jsonl")
         evidence = ctx.evidence_of(f"http-{port}.jsonl")
         scheme = "https" if tls else "http"
         paths = list(dict.fromkeys([*ctx.device.network.auth_paths, *HTTP_PATHS]))  # type: ignore[union-attr]
         protected: list[str] = []
+        answered: dict[str, int] = {}
         # soft 404: servers that answer 200 to everything (single-page UIs, s_server -WWW).
         # A path whose answer matches the answer for a path that cannot exist is "not found".
         probe_path = f"/privrig-no-such-{secrets.token_hex(6)}"
@@ -133,6 +184,7 @@ class InterfaceAuth(Scenario):
             status, headers, body = _http_get(address, port, path, tls, tr)
             if status is None:
                 continue
+            answered[path] = status
             if soft404 and 200 <= status < 300 and _normalise(body, path) == baseline:
                 continue  # the same answer as for a path that cannot exist
             if 200 <= status < 300:
@@ -141,6 +193,12 @@ class InterfaceAuth(Scenario):
                             interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence)
             elif status == 401 and "basic" in headers.get("www-authenticate", "").lower():
                 protected.append(path)
+        if not answered:
+            part.unobserved(f"{scheme} on {port}/tcp answered none of {len(paths)} requests", kind="no-answer", evidence=evidence)
+            return
+        part.observed(f"{len(answered)} of {len(paths)} paths answered over {scheme}"
+                      + (f"; {len(protected)} ask for Basic auth" if protected else ""),
+                      statuses={k: v for k, v in list(answered.items())[:20]}, evidence=evidence)
         if not protected:
             return
         path = protected[0]
@@ -152,33 +210,58 @@ class InterfaceAuth(Scenario):
                             interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence,
                             detail=_cred_detail(ctx, user, password, index))
                 break
-        delays, locked = [], False
+        attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
             t0 = time.monotonic()
             status, _, _ = _http_get(address, port, path, tls, tr, auth=("admin", secrets.token_hex(8)), label="wrong password")
-            delays.append(round(time.monotonic() - t0, 3))
-            locked = locked or status in (None, 423, 429, 503)  # refused, locked, throttled
-        self._judge_rate(ctx, f"{scheme} basic auth on {port}/tcp", port, scheme, delays, locked, evidence)
+            outcome = "rejected" if status in (401, 403) else "locked" if status in (423, 429, 503) else "no-answer" if status is None else "other"
+            attempts.append((round(time.monotonic() - t0, 3), outcome))
+        self._judge_rate(ctx, f"{scheme} basic auth on {port}/tcp", port, scheme, attempts, evidence)
 
     # -- RTSP -------------------------------------------------------------------------
-    def _rtsp(self, ctx: ScenarioContext, address: str, port: int) -> None:
+    def _rtsp(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
         tr, _ = ctx.transcript(f"rtsp-{port}.jsonl")
         evidence = ctx.evidence_of(f"rtsp-{port}.jsonl")
         streams = [s.url for s in (ctx.device.camera.streams if ctx.device.camera else []) if s.url.startswith("rtsp://")]
         urls = [u for u in streams if re.match(rf"rtsp://[^/]*:{port}(/|$)", u) or (port == 554 and re.match(r"rtsp://[^/:]*(/|$)", u))] or [f"rtsp://{address}:{port}/"]
+        statuses = {}
         for url in urls:
             status = _rtsp_describe(address, port, url, tr)
+            if status is not None:
+                statuses[url] = status
             if status == 200:
                 ctx.finding("unauthenticated-stream", "high", f"RTSP DESCRIBE {url} answers 200 without credentials: the stream is open to anyone",
                             interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence)
+        if statuses:
+            part.observed(f"RTSP DESCRIBE answered: " + ", ".join(f"{u} {st}" for u, st in statuses.items()), statuses=statuses, evidence=evidence)
+        else:
+            part.unobserved(f"no RTSP answer to DESCRIBE on {port}/tcp", kind="no-answer", evidence=evidence)
 
     # -- SSH --------------------------------------------------------------------------
-    def _ssh(self, ctx: ScenarioContext, address: str, port: int) -> None:
+    def _ssh(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
         tr, _ = ctx.transcript(f"ssh-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"ssh-auth-{port}.jsonl")
-        methods = _ssh_methods(address, port, tr)
-        ctx.measure(f"ssh_{port}_methods", methods)
-        if not {"password", "keyboard-interactive"} & set(methods):
+        methods: list[str] | None = None
+        open_for: list[str] = []
+        for user in NONE_AUTH_USERS:  # the "none" method is per user (an empty password)
+            got = _ssh_methods(address, port, user, tr)
+            if got is None:
+                continue
+            if got == ["none"]:
+                open_for.append(user)
+            else:
+                methods = got
+        if methods is None and not open_for:
+            part.unobserved(f"SSH on {port}/tcp did not complete a handshake", kind="no-answer", evidence=evidence)
+            return
+        ctx.measure(f"ssh_{port}_methods", methods or [])
+        if open_for:
+            ctx.finding("unauthenticated-login", "critical",
+                        f"SSH on {port}/tcp lets {', '.join(repr(u) for u in open_for)} in with the none method: no authentication at all",
+                        interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail={"users": open_for})
+        part.observed(f"SSH offers {', '.join(methods or []) or 'nothing else'}" + (f"; none accepted for {', '.join(open_for)}" if open_for else ""),
+                      methods=methods or [], none_accepted=open_for, evidence=evidence)
+        if not {"password", "keyboard-interactive"} & set(methods or []):
             return  # keys only: nothing to guess, nothing to rate-limit
         for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
             ok, _ = _ssh_password(address, port, user, password, tr, f"default password #{index + 1}")
@@ -186,53 +269,78 @@ class InterfaceAuth(Scenario):
                 ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
                             interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
-        delays, locked = [], False
+        attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
             t0 = time.monotonic()
             ok, refused = _ssh_password(address, port, "root", secrets.token_hex(8), tr, "wrong password")
-            delays.append(round(time.monotonic() - t0, 3))
-            locked = locked or refused
-        self._judge_rate(ctx, f"ssh password on {port}/tcp", port, "ssh", delays, locked, evidence)
+            attempts.append((round(time.monotonic() - t0, 3), "locked" if refused else "accepted" if ok else "rejected"))
+        self._judge_rate(ctx, f"ssh password on {port}/tcp", port, "ssh", attempts, evidence)
 
     # -- telnet -----------------------------------------------------------------------
-    def _telnet(self, ctx: ScenarioContext, address: str, port: int) -> None:
+    def _telnet(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
         tr, _ = ctx.transcript(f"telnet-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"telnet-auth-{port}.jsonl")
+        outcomes = []
         for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
             outcome, _ = _telnet_login(address, port, user, password, tr, f"default password #{index + 1}")
+            outcomes.append(outcome)
             if outcome == "shell":
                 ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
                             interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
             if outcome == "no-login":
+                part.observed("telnet hands out a shell without a login prompt (debug-ports' finding)", evidence=evidence)
                 return  # an unauthenticated telnet shell is debug-ports' finding
-        delays, locked = [], False
+        if "shell" not in outcomes and "rejected" not in outcomes:
+            part.unobserved(f"telnet on {port}/tcp never answered a login attempt ({', '.join(sorted(set(outcomes)))})", kind="no-answer", evidence=evidence)
+            return
+        part.observed(f"telnet login prompt; {outcomes.count('rejected')} default credential(s) refused", evidence=evidence)
+        attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
             outcome, dur = _telnet_login(address, port, "root", secrets.token_hex(8), tr, "wrong password")
-            delays.append(round(dur, 3))
-            locked = locked or outcome == "refused"
-        self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", delays, locked, evidence)
+            attempts.append((round(dur, 3), {"refused": "locked", "failed": "no-answer"}.get(outcome, outcome)))
+        self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", attempts, evidence)
 
     # -- FTP --------------------------------------------------------------------------
-    def _ftp(self, ctx: ScenarioContext, address: str, port: int) -> None:
+    def _ftp(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
         tr, _ = ctx.transcript(f"ftp-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"ftp-auth-{port}.jsonl")
+        outcomes = []
         for index, (user, password) in enumerate(FTP_CREDENTIALS):
-            if _ftp_login(address, port, user, password, tr, f"default password #{index + 1}") == "accepted":
+            outcome = _ftp_login(address, port, user, password, tr, f"default password #{index + 1}")
+            outcomes.append(outcome)
+            if outcome == "accepted":
                 ctx.finding("default-credential-accepted", "critical" if user != "anonymous" else "high",
                             f"FTP on {port}/tcp accepts {'anonymous login' if user == 'anonymous' else 'a default credential: user ' + repr(user)}, entry #{index + 1}",
                             interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
                 break
-        delays, locked = [], False
+        if "accepted" not in outcomes and "failed" not in outcomes:
+            part.unobserved(f"FTP on {port}/tcp never answered a login", kind="no-answer", evidence=evidence)
+            return
+        part.observed(f"FTP login: {', '.join(outcomes)}", evidence=evidence)
+        attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
             t0 = time.monotonic()
             outcome = _ftp_login(address, port, "admin", secrets.token_hex(8), tr, "wrong password")
-            delays.append(round(time.monotonic() - t0, 3))
-            locked = locked or outcome == "refused"
-        self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", delays, locked, evidence)
+            attempts.append((round(time.monotonic() - t0, 3), {"refused": "locked", "failed": "rejected"}.get(outcome, outcome)))
+        self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", attempts, evidence)
 
-    def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, delays: list[float], locked: bool, evidence: list[str]) -> None:
-        ctx.measure(f"lockout_{service}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked})
+    def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, attempts: list[tuple[float, str]], evidence: list[str]) -> None:
+        """Ten timed wrong attempts: a lockout counts only after the device was seen refusing a
+        wrong password at least once (a device that vanished is not "locked out")."""
+        part = ctx.part(f"lockout {service} {port}/tcp", f"{what}: ten wrong attempts are slowed down or locked out (ETSI TS 103 701 5.1-5-2)",
+                        clauses=("T/AI 110.1-2020 6.2.4 b 3",), interface="network", proto="tcp", port=port, service=service)
+        delays = [d for d, _ in attempts]
+        outcomes = [o for _, o in attempts]
+        first_rejection = next((i for i, o in enumerate(outcomes) if o == "rejected"), None)
+        locked = first_rejection is not None and "locked" in outcomes[first_rejection:]
+        ctx.measure(f"lockout_{service}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked, "outcomes": outcomes})
+        if first_rejection is None:
+            part.unobserved(f"{what}: no wrong attempt was answered with a refusal ({', '.join(sorted(set(outcomes)))}): "
+                            "the rate limit cannot be measured", kind="no-answer", evidence=evidence)
+            return
+        part.observed(f"{len(delays)} wrong attempts took {sum(delays):.1f} s" + (" and locked out" if locked else ""),
+                      delays_s=delays, locked=locked, evidence=evidence)
         if not rate_limited(delays, locked):
             ctx.finding("no-login-rate-limit", "medium",
                         f"{what}: {len(delays)} wrong attempts took {sum(delays):.1f} s with no slow-down or lockout (delays {delays})",
@@ -325,14 +433,16 @@ def _rtsp_describe(address: str, port: int, url: str, tr: Transcript) -> int | N
     return int(m.group(1)) if m else None
 
 
-def _ssh_methods(address: str, port: int, tr: Transcript) -> list[str]:
+def _ssh_methods(address: str, port: int, user: str, tr: Transcript) -> list[str] | None:
+    """The authentication methods an SSH server offers ``user`` (``["none"]``: it let the user in
+    with no authentication at all); ``None`` when no handshake completed."""
     try:
         with socket.create_connection((address, port), timeout=10) as sock:
             t = paramiko.Transport(sock)
             try:
                 t.start_client(timeout=10)
                 try:
-                    t.auth_none("root")
+                    t.auth_none(user)
                     methods = ["none"]
                 except paramiko.BadAuthenticationType as exc:
                     methods = list(exc.allowed_types)
@@ -340,10 +450,10 @@ def _ssh_methods(address: str, port: int, tr: Transcript) -> list[str]:
                     methods = []
             finally:
                 t.close()
-    except (OSError, paramiko.SSHException) as exc:
-        tr.record("info", f"ssh: {exc}")
-        return []
-    tr.record("info", f"ssh offers: {', '.join(methods) or 'nothing'}")
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        tr.record("info", f"ssh ({user}): {exc or type(exc).__name__}")
+        return None
+    tr.record("info", f"ssh offers {user}: {', '.join(methods) or 'nothing'}")
     return methods
 
 
@@ -372,7 +482,9 @@ def _ssh_password(address: str, port: int, user: str, password: str, tr: Transcr
 
 
 def _telnet_login(address: str, port: int, user: str, password: str, tr: Transcript, label: str) -> tuple[str, float]:
-    """One login on a fresh telnet connection: shell, refused, no-login, or failed; and its duration."""
+    """One login on a fresh telnet connection and its duration: ``shell``, ``rejected`` (back at the
+    login prompt, or told it was wrong), ``refused`` (no connection), ``no-login`` (a shell with no
+    prompt), or ``failed`` (no prompt or answer in time)."""
     t0 = time.monotonic()
     try:
         sock = socket.create_connection((address, port), timeout=5)
@@ -418,7 +530,7 @@ def _telnet_login(address: str, port: int, user: str, password: str, tr: Transcr
         got = read_until([LOGIN_PROMPT, SHELL_PROMPT, INCORRECT], 8)
         if got and SHELL_PROMPT.search(text.rstrip()) and not LOGIN_PROMPT.search(text.rstrip()):
             return "shell", time.monotonic() - t0
-        return "failed", time.monotonic() - t0
+        return ("rejected" if got else "failed"), time.monotonic() - t0
     finally:
         sock.close()
 

@@ -18,6 +18,12 @@ Each residue is a finding with its path: a file that appeared after the baseline
 remains (unless ``storage.ignore`` names it as system churn and it holds no token), a name
 or file holding the token, a raw device holding it (deleted, not wiped). Residue on
 external storage names 6.2.3 d as well.
+
+Parts: ``root <path>`` per searched root (6.2.3 c; external roots 6.2.3 d too), observed
+when it exists and every listing and search reached all of it; ``canary`` (the positive
+control: the token given to the populate actions was found on the device before the wipe,
+or without a token-carrying action, the app created files); ``raw <device>`` per raw device,
+observed with the bytes read (the result says when only the first ``raw_scan_mb`` were).
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ import fnmatch
 import json
 import secrets
 
-from drivers.storage import DeviceStorage, Listing, TokenHits
+from typing import Any
+
+from drivers.storage import DeviceStorage, Listing, RawScan, Reach, TokenHits
 from rig.config import DeviceConfig
-from rig.results import Verdict
 from rig.scenario import Scenario, ScenarioContext, run_action
+
+T = "T/AI 110.1-2020 "
+TOKEN_RE = r"privrig-[0-9a-f]{20}"
 
 #: the actions that put the app, the user and their data on the device, in order
 POPULATE = ("app-install", "user-create", "data-create")
@@ -48,6 +58,12 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def _reach_of(reach: Reach, root: str) -> bool:
+    """``reach`` says something under ``root`` was not reached."""
+    return root in reach.missing_roots or any(_under(p, [root]) for p in reach.unreadable) or \
+        any(not p.startswith("/") for p in reach.unreadable)
+
+
 class UninstallWipe(Scenario):
     """The uninstall-wipe scenario (see the module docstring for its phases)."""
 
@@ -64,10 +80,30 @@ class UninstallWipe(Scenario):
             return "no user-delete or app-uninstall action: nothing to wipe"
         return None
 
-    def run(self, ctx: ScenarioContext) -> Verdict | None:
+    @classmethod
+    def replay_inputs(cls, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A rerun hands back the canary only, and only in the form :func:`new_token` draws."""
+        import re
+
+        extra = set(inputs) - {"canary"}
+        if extra:
+            raise ValueError(f"uninstall-wipe takes only a canary to replay (got {', '.join(sorted(extra))})")
+        token = inputs.get("canary")
+        if not isinstance(token, str) or not re.fullmatch(TOKEN_RE, token):
+            raise ValueError(f"the replayed canary {str(token)[:40]!r} is not a privrig canary (privrig- and 20 hex digits)")
+        return {"canary": token}
+
+    def run(self, ctx: ScenarioContext) -> None:
         st = ctx.device.storage
         assert st is not None
         roots = list(dict.fromkeys(st.data_roots + st.external_roots))
+        root_parts = {r: ctx.part(f"root {r}", f"{r}: listed before and after, searched for the canary by name and content",
+                                  clauses=(T + "6.2.3 c",) + ((T + "6.2.3 d",) if _under(r, st.external_roots) else ()),
+                                  kind="not-reached", interface="storage", path=r) for r in roots}
+        canary_part = ctx.part("canary", "the app and its user stored data the check can look for (the canary token, or new files)", control=True,
+                               kind="canary-not-stored", interface="storage")
+        raw_parts = {d: ctx.part(f"raw {d}", f"{d}: raw blocks read for the canary after the wipe", kind="raw-device-unreadable",
+                                 interface="storage", path=d) for d in st.raw_devices}
         storage = DeviceStorage(ctx.ssh(), st.search_timeout_s, st.max_files)
         token = ctx.inputs.get("canary") or new_token()
         ctx.inputs["canary"] = token
@@ -78,12 +114,11 @@ class UninstallWipe(Scenario):
         def snap(phase: str) -> Listing:
             listing = storage.snapshot(roots)
             ctx.artifact(f"listing-{phase}.tsv", listing.to_tsv(), "text/tab-separated-values")
-            ctx.step(f"{phase} listing", files=len(listing.files), missing_roots=listing.missing_roots, truncated=listing.truncated)
+            ctx.step(f"{phase} listing", files=len(listing.files), missing_roots=listing.missing_roots, truncated=listing.truncated,
+                     unreadable=listing.unreadable[:20])
             return listing
 
         baseline = snap("baseline")
-        for root in baseline.missing_roots:
-            ctx.finding("root-missing", "info", f"{root} does not exist on the device: nothing there was searched", interface="storage", path=root)
         for action in POPULATE:
             if action in ctx.device.actions:
                 run_action(ctx, action, token=token)
@@ -92,6 +127,7 @@ class UninstallWipe(Scenario):
         created = sorted(set(populated.files) - set(baseline.files))
         ctx.measure("created_files", len(created))
         ctx.measure("canary_placed", sorted(placed.paths)[:MAX_FINDINGS])
+        raw: dict[str, RawScan | None] = {}
         try:
             for action in REMOVE:
                 if action in ctx.device.actions:
@@ -99,29 +135,51 @@ class UninstallWipe(Scenario):
         finally:
             after = snap("after")
             left = storage.find_token(roots, token, known=set(after.files))
-            raw = {dev: storage.scan_raw(dev, token, st.raw_scan_mb << 20) for dev in st.raw_devices}
+            for dev in st.raw_devices:
+                raw[dev] = storage.scan_raw(dev, token, st.raw_scan_mb << 20)
             ctx.measure("ssh_bytes", storage.bytes_moved)
             ctx.artifact("residue.json", json.dumps({"token": token, "created": created, "placed": sorted(placed.paths),
-                                                     "token_after": {"names": left.names, "contents": left.contents}, "raw_devices": raw},
+                                                     "token_after": {"names": left.names, "contents": left.contents},
+                                                     "raw_devices": {d: (r.to_dict() if r else None) for d, r in raw.items()}},
                                                     indent=1).encode(), "application/json")
         self._findings(ctx, st.external_roots, st.ignore, baseline, after, left, raw)
-        if carried and not placed.paths:
-            ctx.finding("canary-not-stored", "info",
-                        f"the canary given to {', '.join(carried)} was found nowhere under {', '.join(roots)} before the wipe: "
-                        "the check cannot show that data is wiped", interface="storage")
-            return Verdict.FAIL if any(f.severity != "info" for f in ctx.findings) else Verdict.INCONCLUSIVE
-        if not carried:
-            ctx.finding("no-canary-action", "info", "no action carries {token}: residue is judged by the file listings alone", interface="storage")
-        if any(f.severity != "info" for f in ctx.findings):
-            return Verdict.FAIL
-        if baseline.truncated or after.truncated:
-            ctx.finding("listing-truncated", "info", f"a listing reached storage.max_files ({ctx.device.storage.max_files}): files beyond it were not compared",  # type: ignore[union-attr]
-                        interface="storage")
-            return Verdict.INCONCLUSIVE
-        return Verdict.PASS
+        evidence = ctx.evidence_of("residue.json", "listing-baseline.tsv", "listing-after.tsv")
+        for r, part in root_parts.items():
+            gaps = [f"{what}: {reach.describe()}" for what, reach in (("baseline listing", baseline.reach), ("listing after", after.reach),
+                                                                        ("canary search", left.reach)) if _reach_of(reach, r)]
+            if baseline.truncated or after.truncated:
+                gaps.append(f"a listing reached storage.max_files ({st.max_files}): files beyond it were not compared")
+            files = sum(1 for p in after.files if _under(p, [r]))
+            if gaps:
+                part.unobserved(f"{r}: " + "; ".join(gaps), files_after=files, evidence=evidence)
+            else:
+                part.observed(f"{r}: listed before ({sum(1 for p in baseline.files if _under(p, [r]))} files) and after ({files} files), "
+                              "searched for the canary", files_after=files, evidence=evidence)
+        if carried:
+            if placed.paths:
+                canary_part.observed(f"the canary given to {', '.join(carried)} was found in {len(placed.paths)} place(s) before the wipe",
+                                     placed=sorted(placed.paths)[:20], evidence=evidence)
+            else:
+                canary_part.unobserved(f"the canary given to {', '.join(carried)} was found nowhere under {', '.join(roots)} before the wipe: "
+                                       "the check cannot show that data is wiped", evidence=evidence)
+        elif created:
+            canary_part.observed(f"no action carries {{token}}: {len(created)} file(s) the app created are followed by the listings alone",
+                                 created=len(created), evidence=evidence)
+        else:
+            canary_part.unobserved("no action carries {token} and the populate actions created no file under the roots: nothing shows "
+                                   "the app stored anything that a wipe could leave", evidence=evidence)
+        for dev, part in raw_parts.items():
+            scan = raw[dev]
+            if scan is None:
+                part.unobserved(f"{dev} could not be read: its raw blocks were not searched")
+            else:
+                mb = scan.bytes_read / (1 << 20)
+                part.observed(f"{dev}: {scan.bytes_read} bytes ({mb:.0f} MiB) read" + (f" of {scan.size}" if scan.size is not None else "")
+                              + (f": only the first {st.raw_scan_mb} MiB (storage.raw_scan_mb)" if scan.partial else ", the whole device")
+                              + f"; canary found {scan.hits} time(s)", **scan.to_dict())
 
     def _findings(self, ctx: ScenarioContext, external: list[str], ignore: list[str], baseline: Listing, after: Listing,
-                  left: TokenHits, raw: dict[str, int | None]) -> None:
+                  left: TokenHits, raw: dict[str, RawScan | None]) -> None:
         """One finding per residue: token in a name or content, a new file that stayed, a raw device."""
         evidence = ctx.evidence_of("residue.json", "listing-baseline.tsv", "listing-after.tsv")
         reasons: dict[str, list[str]] = {}
@@ -149,11 +207,11 @@ class UninstallWipe(Scenario):
             ctx.finding("residue-truncated", "info", f"{count - MAX_FINDINGS} more residues are listed in residue.json and listing-after.tsv",
                         interface="storage", evidence=evidence)
         ctx.measure("residues", count)
-        for dev, hits in raw.items():
-            if hits is None:
-                ctx.finding("raw-device-unreadable", "info", f"{dev} could not be read: its raw blocks were not searched", interface="storage", path=dev)
-            elif hits:
+        for dev, scan in raw.items():
+            if scan is not None and scan.hits:
                 ctx.finding("uninstall-residue", "high",
-                            f"{dev} still holds the canary {hits} time(s) in its raw blocks: the data was deleted, not wiped",
+                            f"{dev} still holds the canary {scan.hits} time(s) in its raw blocks (first {scan.bytes_read} bytes read): "
+                            "the data was deleted, not wiped",
                             interface="storage", path=dev, evidence=ctx.evidence_of("residue.json"),
-                            detail={"storage": "raw-device", "reasons": ["raw blocks hold the canary"], "occurrences": hits})
+                            detail={"storage": "raw-device", "reasons": ["raw blocks hold the canary"], "occurrences": scan.hits,
+                                    "bytes_read": scan.bytes_read, "size": scan.size})

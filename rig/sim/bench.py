@@ -55,6 +55,7 @@ class Profile:
     services: tuple[Service, ...]
     console_password: str | None = None  # None: a random root password nobody can guess
     ssh_password: str | None = None  # set: sshd also takes root's password (a weak one)
+    ssh_open_user: str | None = None  # set: this account has an empty password and sshd lets it in with the none method
     storage: str | None = None  # firmware data and the simapp app (rig.sim.storage): "clean" | "leaky"
     sdcard_mb: int | None = None  # set: /mnt/sdcard is an ext4 card on a loop device, raw at /dev/mmcblk0p1
 
@@ -66,6 +67,7 @@ PROFILES: dict[str, Profile] = {
         (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69),
          Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21)),
         ssh_password="root",
+        ssh_open_user="admin",
         storage="leaky",
         sdcard_mb=16,
     ),
@@ -99,6 +101,11 @@ PROFILES: dict[str, Profile] = {
         Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored", "--deid", "none")),
         Service("rtsp-camera", 8554, options=("--path", "/main", "--source", "http://127.0.0.1:8080/stream.mjpg")),
     )),
+    # a mute camera: it accepts every command (stream-start, the shutter) and sends nothing;
+    # its HTTPS stream wants Digest credentials the bench config does not have (401). Nothing
+    # it does can be observed, so no scenario that needs its media may pass
+    "mute": Profile("mute", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--deny", "--shutter", "works",
+                                                                        "--deid", "pixelate")),)),
 }
 
 #: Debian's Python, which has the GStreamer bindings (python3-gi) the RTSP output runs on
@@ -254,17 +261,24 @@ class SimBench:
         # per-namespace passwd: root's login shell is the device's busybox sh
         etc_ns = Path("/etc/netns") / ns
         etc_ns.mkdir(parents=True, exist_ok=True)
-        (etc_ns / "passwd").write_text(_host_passwd_with_root_shell("/bin/sh"))
+        passwd = _host_passwd_with_root_shell("/bin/sh")
+        if profile.ssh_open_user:  # an account shipped with an empty password (sshd's "none" method lets it in)
+            passwd += f"{profile.ssh_open_user}:x:1001:1001:camera admin:/:/bin/sh\n"
+        (etc_ns / "passwd").write_text(passwd)
         if profile.ssh_password is not None:  # sshd (UsePAM no) checks root's hash in this shadow
             hashed = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=profile.ssh_password, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-            (etc_ns / "shadow").write_text(f"root:{hashed}:19000:0:99999:7:::\n")
+            shadow = f"root:{hashed}:19000:0:99999:7:::\n"
+            if profile.ssh_open_user:
+                shadow += f"{profile.ssh_open_user}::19000:0:99999:7:::\n"
+            (etc_ns / "shadow").write_text(shadow)
             os.chmod(etc_ns / "shadow", 0o600)
         dstate["etc_netns"] = str(etc_ns)
         # sshd
         hostkey = ddir / "ssh_host_ed25519_key"
         subprocess.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C", f"{name}-hostkey", "-f", str(hostkey)], check=True, stdin=subprocess.DEVNULL, timeout=30)
         shutil.copyfile(self.state_dir / "id_ed25519.pub", ddir / "authorized_keys")
-        os.chmod(ddir / "authorized_keys", 0o600)
+        # readable by every account sshd reads keys as (the public half only; StrictModes wants it unwritable)
+        os.chmod(ddir / "authorized_keys", 0o644)
         sshd_cfg = ddir / "sshd_config"
         sshd_cfg.write_text(
             "\n".join(
@@ -277,6 +291,7 @@ class SimBench:
                     f"PermitRootLogin {'yes' if profile.ssh_password is not None else 'prohibit-password'}",
                     "PubkeyAuthentication yes",
                     f"PasswordAuthentication {'yes' if profile.ssh_password is not None else 'no'}",
+                    f"PermitEmptyPasswords {'yes' if profile.ssh_open_user else 'no'}",
                     "KbdInteractiveAuthentication no",
                     "UsePAM no",
                     "StrictModes yes",

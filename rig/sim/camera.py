@@ -26,6 +26,7 @@ import argparse
 import ipaddress
 import os
 import shutil
+import secrets
 import signal
 import socket
 import ssl
@@ -106,7 +107,7 @@ class _Frames:
         return opened[i % len(opened)]
 
 
-def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHandler]:
+def _handler(frames: _Frames, stop: threading.Event, deny: bool = False) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "SimCam/1.0"
         protocol_version = "HTTP/1.0"
@@ -115,6 +116,16 @@ def _handler(frames: _Frames, stop: threading.Event) -> type[BaseHTTPRequestHand
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if deny and self.path.startswith(("/snapshot.jpg", "/stream.mjpg")):
+                # a camera that wants credentials the bench config does not give (a mute device)
+                body = b"<html><body>401 Unauthorized</body></html>\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", f'Digest realm="SimCam", qop="auth", algorithm=MD5, nonce="{secrets.token_hex(16)}"')
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             if self.path.startswith("/snapshot.jpg"):
                 body = frames.at(int(time.time() * FPS))
                 if body is None:
@@ -155,9 +166,10 @@ class _Server(ThreadingHTTPServer):
         print(f"camera: {client_address[0]}: {sys.exc_info()[1]}", file=sys.stderr, flush=True)
 
 
-def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
-    """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``port`` in a daemon thread."""
-    srv = _Server(("0.0.0.0", port), _handler(frames, stop))
+def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None, deny: bool = False) -> ThreadingHTTPServer:
+    """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``port`` in a daemon thread
+    (with ``deny``, its stream and snapshot answer 401 with a Digest challenge)."""
+    srv = _Server(("0.0.0.0", port), _handler(frames, stop, deny))
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         # the handshake happens in the handler thread (on first read), not in accept()
@@ -306,16 +318,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--push", default="")
     ap.add_argument("--shutter", choices=SHUTTER_MODES, default="works")
     ap.add_argument("--deid", choices=media.DEID_MODES, default="none")
+    ap.add_argument("--deny", action="store_true", help="stream and snapshot answer 401 (credentials the bench does not have)")
     args = ap.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     frames = _Frames(args.root, args.state, args.shutter, args.deid)
     servers = []
     if args.http:
-        servers.append(serve_http(args.http, frames, stop))
+        servers.append(serve_http(args.http, frames, stop, deny=args.deny))
     if args.https:
         pki = make_pki(args.state / "tls", args.name)
-        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls)))
+        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls), deny=args.deny))
     pusher = Pusher([k for k in args.push.split(",") if k], args.state, frames)
     (args.root / "run").mkdir(exist_ok=True)
     print(f"camera: serving http={args.http} https={args.https} push={args.push or '-'}", flush=True)

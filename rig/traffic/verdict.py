@@ -76,12 +76,19 @@ class FlowReport:
     details: dict = field(default_factory=dict)
     content: dict[str, dict] = field(default_factory=dict)  # direction -> ContentStats.to_dict()
     incomplete: list[str] = field(default_factory=list)  # holes, retransmissions, sample cut
+    bytes_up: int = 0  # payload bytes client -> server
+    bytes_down: int = 0  # payload bytes server -> client
+
+    def bytes_from(self, address: str) -> int:
+        """Payload bytes the host ``address`` sent in this flow."""
+        return (self.bytes_up if self.client[0] == address else 0) + (self.bytes_down if self.server[0] == address else 0)
 
     def to_dict(self) -> dict:
         """JSON-ready form for flows.json."""
         return {
             "id": self.id, "proto": self.proto, "client": f"{self.client[0]}:{self.client[1]}", "server": f"{self.server[0]}:{self.server[1]}",
-            "packets": self.packets, "bytes": self.bytes, "protocol": self.protocol, "channel": self.channel.value,
+            "packets": self.packets, "bytes": self.bytes, "bytes_up": self.bytes_up, "bytes_down": self.bytes_down,
+            "protocol": self.protocol, "channel": self.channel.value,
             "reasons": self.reasons, "details": self.details, "content": self.content, "incomplete": self.incomplete,
         }
 
@@ -112,7 +119,8 @@ def analyse_capture(path: str | Path, sample_limit: int = 4 << 20) -> Analysis:
 
 def judge(flow: Flow) -> FlowReport:
     """The verdict on one flow with its reasons (see the module docstring for the order)."""
-    rep = FlowReport(flow.id, flow.proto, flow.client, flow.server, flow.packets, flow.bytes, "raw", Channel.UNDETERMINED)
+    rep = FlowReport(flow.id, flow.proto, flow.client, flow.server, flow.packets, flow.bytes, "raw", Channel.UNDETERMINED,
+                     bytes_up=flow.up.bytes, bytes_down=flow.down.bytes)
     for name, d in (("client", flow.up), ("server", flow.down)):
         if d.holes:
             rep.incomplete.append(f"{name} stream has {d.holes} hole(s) in the capture")

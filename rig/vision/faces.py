@@ -166,3 +166,43 @@ def check_face(frame: np.ndarray, ref: np.ndarray, region: Box) -> FaceCheck:
     s = ssim(g, gr)
     detected = cf >= CENTERFACE_THRESHOLD or hr
     return FaceCheck(region, cf, hr, s, detected and s >= SSIM_RECOGNISABLE)
+
+
+#: width the scene check compares frames at (the reference's aspect kept)
+SCENE_WIDTH = 256
+#: band-pass detail finer than this (pixels at SCENE_WIDTH) is compared
+SCENE_SIGMA = 2.0
+#: correlation of the background with the reference at and above which a frame shows the
+#: reference scene (labelled set in tests/rig/vision/test_faces.py; README gives the rates)
+SCENE_MATCH = 0.5
+
+
+def scene_match(frame: np.ndarray, ref: np.ndarray, regions: list[Box]) -> float:
+    """How well ``frame`` shows the reference scene outside the face regions: the normalised
+    correlation of their band-pass detail (grey, at :data:`SCENE_WIDTH`), the face regions and a
+    margin masked out. About 1 for the same framing (noise and compression lower it a little,
+    a face filter does not touch it), near 0 for another framing, a blank card or a black frame.
+    A frame that does not show the scene proves nothing about its faces."""
+    import cv2
+
+    h, w = ref.shape[:2]
+    size = (SCENE_WIDTH, max(8, round(h * SCENE_WIDTH / w)))
+    scale = size[0] / w
+
+    def detail(img: np.ndarray) -> np.ndarray:
+        g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+        if g.shape[:2] != (h, w):
+            g = cv2.resize(g, (w, h), interpolation=cv2.INTER_AREA)
+        g = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        return g - cv2.GaussianBlur(g, (0, 0), SCENE_SIGMA)
+
+    mask = np.ones((size[1], size[0]), dtype=bool)
+    for x, y, bw, bh in regions:
+        mx, my = bw * MARGIN, bh * MARGIN
+        x0, y0 = max(0, int((x - mx) * scale)), max(0, int((y - my) * scale))
+        x1, y1 = min(size[0], int((x + bw + mx) * scale) + 1), min(size[1], int((y + bh + my) * scale) + 1)
+        mask[y0:y1, x0:x1] = False
+    a, b = detail(frame)[mask], detail(ref)[mask]
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 1e-6 else 0.0

@@ -32,6 +32,13 @@ TEXTURE_RATIO = 0.25
 LEAK_FRACTION = 0.1
 #: fraction of regions that must show the reference again after reopening
 REOPEN_FRACTION = 0.75
+#: band-pass detail (grey levels, std at analysis resolution) a region of the open reference
+#: needs to count as showing a scene: sensor noise averaged by the median and the 1/4 scale
+#: stays well under it, a lit scene is far above
+SCENE_DETAIL = 1.5
+#: fraction of the reference's regions that must show a scene (the positive control: a black,
+#: flat or frozen-blank open window proves nothing about a closed one)
+SCENE_FRACTION = 0.25
 
 
 def _gray_small(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -69,6 +76,17 @@ class Reference:
         h, w = frames[0].shape[:2]
         size = (max(8, w // SCALE), max(8, h // SCALE))
         return cls(np.median(np.stack([_gray_small(f, size) for f in frames]), axis=0), size)
+
+
+def scene_regions(ref: Reference) -> list[tuple[int, int]]:
+    """The regions of the open reference that carry scene detail (see :data:`SCENE_DETAIL`)."""
+    det = _detail(ref.image)
+    return [(r, c) for r, c, d in _regions(det) if float(d.std()) >= SCENE_DETAIL]
+
+
+def shows_a_scene(ref: Reference) -> bool:
+    """The open window shows a scene: at least :data:`SCENE_FRACTION` of its regions carry detail."""
+    return len(scene_regions(ref)) >= SCENE_FRACTION * GRID[0] * GRID[1]
 
 
 @dataclass

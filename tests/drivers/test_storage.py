@@ -15,7 +15,7 @@ from drivers.storage import DeviceStorage
 from tests.conftest import need_tools
 
 TOKEN = "privrig-0123456789abcdef0123"
-APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat", "blockdev", "strings")
+APPLETS = ("sh", "find", "xargs", "stat", "sha256sum", "grep", "sed", "head", "tr", "gzip", "timeout", "cut", "cp", "mv", "dd", "sync", "printf", "true", "cat", "blockdev", "strings", "setsid", "sleep")
 
 
 class BusyboxShell:
@@ -117,7 +117,8 @@ def test_read_tamper_restore(shell: BusyboxShell, device: Path) -> None:
     st = DeviceStorage(shell, timeout_s=20)
     conf = f"{device}/data/app/app.conf"
     before = (device / "data/app/app.conf").read_bytes()
-    assert st.read(conf, 8) == before[:8] and st.read(f"{device}/data/app", 8) is None and st.read(f"{device}/none", 8) is None
+    assert st.read(conf, 8).data == before[:8] and st.read(conf, 8).ok
+    assert st.read(f"{device}/data/app", 8).state == "not-a-file" and st.read(f"{device}/none", 8).state == "missing"
     info = st.file_info(conf)
     assert info is not None and info.size == len(before) and st.file_info(f"{device}/none") is None
     original = info.sha256
@@ -133,12 +134,91 @@ def test_raw_scan_counts_the_token_and_bounds_the_read(shell: BusyboxShell, tmp_
     img = tmp_path / "disk.img"
     img.write_bytes(os.urandom(4096) + TOKEN.encode() + os.urandom(4096) + b"x" + TOKEN.encode() + b"\0" + os.urandom(1 << 20) + TOKEN.encode())
     st = DeviceStorage(shell, timeout_s=20)
-    assert st.scan_raw(str(img), TOKEN, 2 << 20) == 3
-    assert st.scan_raw(str(img), TOKEN, 64 << 10) == 2  # only the first 64 KiB read
+    whole = st.scan_raw(str(img), TOKEN, 2 << 20)
+    assert whole is not None and whole.hits == 3 and whole.bytes_read == whole.size == img.stat().st_size and not whole.partial
+    head = st.scan_raw(str(img), TOKEN, 64 << 10)
+    assert head is not None and head.hits == 2 and head.bytes_read == 64 << 10 and head.partial  # only the first 64 KiB read, and said so
     assert st.scan_raw(str(tmp_path / "absent"), TOKEN, 1 << 20) is None
 
 
 def test_a_search_that_runs_too_long_is_killed_on_the_device(shell: BusyboxShell, device: Path) -> None:
+    import time
+
     st = DeviceStorage(shell, timeout_s=1)
+    t0 = time.monotonic()
+    with pytest.raises(DeviceError, match="killed on the device"):
+        st._run("sleep 5 | cat; sleep 5", max_output=100)  # a pipeline: every process of it is killed, so the output ends
+    assert time.monotonic() - t0 < 4
+    (Path(shell.env["PATH"]) / "setsid").unlink()  # a device without setsid: timeout bounds it
     with pytest.raises(DeviceError, match="killed on the device"):
         st._run("sleep 5", max_output=100)
+
+
+class NobodyShell(BusyboxShell):
+    """The device shell of an SSH user that is not root (uid 65534): some files are out of reach."""
+
+    def run(self, command: str, timeout: float | None = None, check: bool = False, max_output: int = 1 << 20, record_stdout: bool = True) -> CommandResult:
+        import shutil
+
+        p = subprocess.run([shutil.which("setpriv") or "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(Path(self.env["PATH"]) / "sh"), "-c", command],
+                           capture_output=True, timeout=timeout, env=self.env)
+        return CommandResult(command, p.returncode, p.stdout[:max_output], p.stderr[:max_output], 0.0, len(p.stdout) > max_output)
+
+
+@pytest.fixture
+def unreadable_device():
+    """A device tree an unprivileged user can enter, with a folder and a shadow file it cannot read."""
+    import shutil
+    import tempfile
+
+    need_tools("setpriv")
+    top = Path(tempfile.mkdtemp(prefix="privrig-nobody-"))
+    bindir = top / "bin"
+    bindir.mkdir()
+    busybox = subprocess.run(["sh", "-c", "command -v busybox"], capture_output=True, text=True).stdout.strip()
+    for a in APPLETS:
+        (bindir / a).symlink_to(busybox)
+    (top / "data/open").mkdir(parents=True)
+    (top / "data/locked").mkdir(parents=True)
+    (top / "data/open/a.txt").write_text(f"x {TOKEN}\n")
+    (top / "data/locked/b.txt").write_text(f"y {TOKEN}\n")
+    (top / "etc").mkdir()
+    (top / "etc/shadow").write_text("root:$1$abc$def:1::::::\n")
+    os.chmod(top / "data/locked", 0o700)
+    os.chmod(top / "etc/shadow", 0o600)
+    for d in (top, top / "data", top / "data/open", top / "etc", bindir):
+        os.chmod(d, 0o755)
+    os.chmod(top / "data/open/a.txt", 0o644)
+    try:
+        yield top, NobodyShell(bindir)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_what_a_search_cannot_read_is_said_never_taken_as_empty(unreadable_device) -> None:
+    top, shell = unreadable_device
+    st = DeviceStorage(shell, timeout_s=20)
+    listing = st.snapshot([f"{top}/data", f"{top}/nothing"])
+    assert f"{top}/data/open/a.txt" in listing.files and f"{top}/data/locked/b.txt" not in listing.files
+    assert listing.unreadable == [f"{top}/data/locked"] and listing.missing_roots == [f"{top}/nothing"]
+    assert not listing.reach.complete and "unreadable" in listing.reach.describe()
+    hits = st.find_token([f"{top}/data"], TOKEN)
+    assert hits.contents == [f"{top}/data/open/a.txt"] and hits.reach.unreadable == [f"{top}/data/locked"]
+    st.heads([f"{top}/data"], 4)
+    assert st.last_reach.unreadable == [f"{top}/data/locked"]
+    st.grep([f"{top}/data"], "privrig")
+    assert st.last_reach.unreadable == [f"{top}/data/locked"]
+    shadow = st.read(f"{top}/etc/shadow", 100)
+    assert shadow.state == "unreadable" and shadow.data == b""  # not an empty file with no accounts
+
+
+def test_a_listing_cut_short_in_transit_is_incomplete(shell: BusyboxShell, device: Path) -> None:
+    from drivers.storage import SearchIncomplete
+
+    import gzip
+
+    st = DeviceStorage(shell, timeout_s=20)
+    whole = gzip.compress(b"12 /data/a\n" * 1000)
+    assert st._gunzip(whole, 1 << 20)[0].count(b"\n") == 1000
+    with pytest.raises(SearchIncomplete, match="ends early"):
+        st._gunzip(whole[: len(whole) // 2], 1 << 20)

@@ -156,3 +156,62 @@ def test_rtsp_and_video_device_failures_are_one_line_each() -> None:
     not_video = grab_frames("device:///dev/null", seconds=1)
     assert not_video.frames == [] and "did not open" in (not_video.error or "")
     assert "device:///dev/videoN" in (grab_frames("device://camera0", seconds=1).error or "")
+
+
+class Refuses(BaseHTTPRequestHandler):
+    """A camera that wants credentials (401 with a Digest challenge) or is busy (503)."""
+
+    def log_message(self, *a) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        code = 503 if "busy" in self.path else 401
+        body = b"<html>no</html>"
+        self.send_response(code)
+        if code == 401:
+            self.send_header("WWW-Authenticate", 'Digest realm="cam", qop="auth", nonce="abc"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class HeadThenSilence(BaseHTTPRequestHandler):
+    """A stream that answers 200 and then sends nothing: an output that stopped."""
+
+    def log_message(self, *a) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=x")
+        self.end_headers()
+        time.sleep(3)
+
+
+def test_a_stream_that_answers_401_or_503_is_an_error_never_no_frames() -> None:
+    with served(Refuses) as port:
+        g = grab_frames(f"http://127.0.0.1:{port}/stream.mjpg", seconds=1.0)
+        assert g.frames == [] and g.status == 401 and g.error == "the stream answered HTTP/1.0 401 Unauthorized"
+        g = grab_frames(f"http://127.0.0.1:{port}/busy", seconds=1.0)
+        assert g.status == 503 and "503" in (g.error or "")
+        p = pull(f"http://127.0.0.1:{port}/stream.mjpg", seconds=0.5)
+        assert p.status == 401 and not p.delivered and "401" in (p.error or "") and p.bytes > 0
+    with served(HeadThenSilence) as port:
+        g = grab_frames(f"http://127.0.0.1:{port}/stream.mjpg", seconds=1.0)
+        assert g.error is None and g.status == 200 and g.frames == []  # answered 2xx, then stopped sending: the only "no frames"
+
+
+def test_a_slow_device_that_never_answers_is_an_error() -> None:
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # accepts (the kernel does) and never says a word
+    try:
+        t0 = time.monotonic()
+        g = grab_frames(f"http://127.0.0.1:{srv.getsockname()[1]}/stream.mjpg", seconds=1.0)
+        assert g.error == "no HTTP answer within 1 s" and g.status is None and time.monotonic() - t0 < 3
+        p = pull(f"http://127.0.0.1:{srv.getsockname()[1]}/stream.mjpg", seconds=0.5)
+        assert not p.delivered and p.error == "no HTTP answer"
+    finally:
+        srv.close()

@@ -39,7 +39,13 @@ def test_results_json_follows_the_contract(run_all) -> None:
                         "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
                                        **no_storage},
                         "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail",
-                                      **no_storage}}
+                                      **no_storage},
+                        # answers, sends nothing: whatever needed its media is inconclusive (tests/integration/test_absent_and_mute.py)
+                        "cam-mute": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "inconclusive", "camera-shutter": "inconclusive",
+                                     "deidentification": "inconclusive", **no_storage},
+                        # never powered on: nothing passes
+                        "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
+                                       "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error"}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
     [dp] = [s for s in viol["scenarios"] if s["id"] == "debug-ports"]
     ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in dp["findings"] if f.get("kind") == "open-debug-service"}
@@ -53,7 +59,7 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     _, bundle = run_all
     suite = ET.parse(bundle / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky")
+    devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-absent")
     assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
                                                              "uninstall-wipe", "storage-at-rest")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None

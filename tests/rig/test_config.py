@@ -69,7 +69,8 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
 
 def test_shipped_sim_bench_config_is_valid() -> None:
     cfg = load_config(SIM_CONFIG)
-    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky"}
+    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-absent"}
+    assert "cam-absent" not in cfg.bench.simulator.devices  # type: ignore[union-attr]  # configured, never built: the device that is not there
     assert cfg.bench.devices["cam-secure"].network.tls.mutual_auth == [8443]
     assert cfg.bench.simulator is not None
     assert str(cfg.bench.simulator.subnet) == "198.18.0.0/24"

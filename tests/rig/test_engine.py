@@ -51,8 +51,8 @@ class OnlyD1(Scenario):
         return None if device.privacy_level == 3 else "level 3 only"
 
     def run(self, ctx: ScenarioContext):
-        ctx.artifact("note.txt", b"checked", "text/plain")
-        return Verdict.PASS
+        ref = ctx.artifact("note.txt", b"checked", "text/plain")
+        ctx.part("note", "a note was written").observed("written", evidence=ref.path)
 
 
 @pytest.fixture()
@@ -91,7 +91,7 @@ class SlowOnD1(Scenario):
         if ctx.device_name == "d1":
             time.sleep(1.5)
         ctx.artifact("done.txt", ctx.device_name.encode(), "text/plain")
-        return Verdict.PASS
+        ctx.part("done", "slept").observed("done")
 
 
 def test_devices_run_side_by_side_in_config_order(scenario_registry, tmp_path: Path) -> None:
@@ -105,3 +105,92 @@ def test_devices_run_side_by_side_in_config_order(scenario_registry, tmp_path: P
     serial = execute(RunPlan.select(cfg, None, None, tmp_path / "ev2", jobs=1))
     ends = [json.loads(l)["device"] for l in (serial.bundle / "journal.jsonl").read_text().splitlines() if '"scenario-end"' in l]
     assert ends == ["d1", "d2"]
+
+
+class SaysPassSawNothing(Scenario):
+    """Runs, finds nothing wrong, and never records an observation."""
+
+    id = "x-blind"
+    title = "observes nothing"
+    clauses = ("test",)
+
+    def run(self, ctx: ScenarioContext):
+        ctx.measure("looked", 0)
+
+
+class HalfSeen(Scenario):
+    """Declares two parts and observes one: a gap the verdict must show."""
+
+    id = "x-half"
+    title = "one part unobserved"
+    clauses = ("a", "b")
+
+    def run(self, ctx: ScenarioContext):
+        ctx.part("first", "the first thing", clauses=("a",)).observed("seen")
+        ctx.part("second", "the second thing", clauses=("b",), port=554, interface="network")
+
+
+def test_no_observation_is_never_a_pass(scenario_registry, tmp_path: Path) -> None:
+    scenario_registry(SaysPassSawNothing, HalfSeen)
+    cfg = parse_config(CFG, tmp_path / "c.yaml")
+    out = execute(RunPlan.select(cfg, ["d1"], None, tmp_path / "ev"))
+    v = {s.id: s for s in out.record.devices[0].scenarios}
+    assert v["x-blind"].verdict is Verdict.INCONCLUSIVE and v["x-blind"].findings[0].kind == "nothing-observed"
+    half = v["x-half"]
+    assert half.verdict is Verdict.INCONCLUSIVE
+    [gap] = half.findings
+    assert (gap.kind, gap.port, gap.interface) == ("not-observed", 554, "network") and gap.summary.startswith("second: not observed")
+    doc = out.record.to_dict()["devices"][0]["scenarios"][1]
+    assert [(p["name"], p["state"]) for p in doc["coverage"]["parts"]] == [("first", "observed"), ("second", "unset")]
+    assert out.exit_code == 3
+
+
+class CrashesWhileIdentifying(Scenario):
+    id = "x-after-identify"
+    title = "never reached"
+    clauses = ("test",)
+
+    def run(self, ctx: ScenarioContext):
+        ctx.part("p", "p").observed("seen")
+
+
+def test_planned_scenarios_without_a_result_are_errors(scenario_registry, monkeypatch, tmp_path: Path) -> None:
+    scenario_registry(CrashesWhileIdentifying)
+    import rig.engine
+
+    def boom(*_a, **_k):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(rig.engine, "_identify", boom)
+    cfg = parse_config(CFG, tmp_path / "c.yaml")
+    out = execute(RunPlan.select(cfg, None, None, tmp_path / "ev"))
+    for d in out.record.devices:
+        [sc] = d.scenarios
+        assert sc.verdict is Verdict.ERROR and sc.findings[0].kind == "no-result" and "worker died" in sc.findings[0].summary
+    assert out.exit_code == 3
+    assert verify_bundle(out.bundle).status == VERIFIED
+
+
+def test_identify_with_a_placeholder_it_is_never_given_is_refused_and_never_crashes(scenario_registry, tmp_path: Path) -> None:
+    import pytest as _pytest
+
+    from rig.config import ConfigError, DeviceConfig
+
+    with _pytest.raises(ConfigError, match="never filled in"):
+        parse_config(CFG.replace("d1: {privacy_level: 3}", "d1: {privacy_level: 3, actions: {identify: {via: host, argv: [echo, '{token}']}}}"),
+                     tmp_path / "c.yaml")
+    # a config that slipped past validation (built in code) still ends as a warning, not a lost device
+    scenario_registry(CrashesWhileIdentifying)
+    cfg = parse_config(CFG, tmp_path / "c.yaml")
+    d1 = cfg.bench.devices["d1"]
+    act = d1.actions.get("identify")
+    assert act is None
+    from rig.config import Action
+
+    bad = DeviceConfig.model_construct(**{**dict(d1), "actions": {"identify": Action.model_construct(via="host", argv=["echo", "{token}"], command=None,
+                                                                                                          timeout_s=5.0, expect_exit=0)}})
+    cfg.bench.devices["d1"] = bad  # type: ignore[index]
+    out = execute(RunPlan.select(cfg, ["d1"], None, tmp_path / "ev2"))
+    [sc] = out.record.devices[0].scenarios
+    assert sc.verdict is Verdict.PASS
+    assert "identify-failed" in (out.bundle / "journal.jsonl").read_text()

@@ -91,6 +91,20 @@ def test_since_when_a_clause_fails_and_where_it_last_passed(db_url: str, tmp_pat
     assert h.clause_history("cam-99") == []
 
 
+def test_only_a_pass_ends_a_fail_streak(db_url: str, tmp_path: Path) -> None:
+    """fail, error, inconclusive, fail: nothing between the fails observed a pass, so the clause
+    has been failing since the first; the latest run's error still shows as the latest verdict."""
+    h = History(db_url)
+    runs = [night(1, "1.0.0", "pass"), night(2, "1.1.0", "fail"), night(3, "1.1.0", "error"), night(4, "1.1.1", "inconclusive"),
+            night(5, "1.1.1", "fail"), night(6, "1.1.2", "error")]
+    for doc in runs:
+        h.index(doc, tmp_path / doc["run_id"])
+    [a] = h.clause_history("cam-07", clause=A)
+    assert a.verdict == "error" and a.runs == 6
+    assert a.failing_since is not None and a.failing_since["run_id"] == runs[1]["run_id"]
+    assert a.last_pass is not None and a.last_pass["run_id"] == runs[0]["run_id"]
+
+
 def test_cli_answers_and_exit_codes(db_url: str, tmp_path: Path) -> None:
     bundles = []
     for doc in NIGHTS:

@@ -29,13 +29,20 @@ class Draws(Scenario):
     title = "draws an input"
     clauses = ("test",)
 
+    @classmethod
+    def replay_inputs(cls, inputs):
+        import re
+
+        if set(inputs) != {"seed"} or not re.fullmatch(r"[0-9a-f]{16}", str(inputs["seed"])):
+            raise ValueError(f"not a seed: {inputs!r}")
+        return dict(inputs)
+
     def run(self, ctx: ScenarioContext):
         seed = ctx.inputs.setdefault("seed", secrets.token_hex(8))
         ref = ctx.artifact("seed.txt", seed.encode(), "text/plain")
+        ctx.part("seed", "the seed was used").observed(f"seed {seed}", evidence=ref.path)
         if ctx.device_name == "d1":
             ctx.finding("planted", "high", f"seed {seed}", evidence=[ref.path])
-            return Verdict.FAIL
-        return Verdict.PASS
 
 
 @pytest.fixture
@@ -83,3 +90,62 @@ def test_rerun_cli_exit_codes(first_run, tmp_path: Path) -> None:
 
     bad = rig("rerun", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "not an evidence bundle" in bad.stderr
+
+
+def _resign(bundle: Path, key) -> None:  # noqa: ANN001 - a BenchKey
+    """Sign ``bundle`` again with ``key``: what someone with another bench's key could hand over."""
+    from rig.evidence import JOURNAL, canonical
+    import base64
+    import hashlib
+
+    lines, prev = [], "0" * 64
+    from rig.evidence import GENESIS
+
+    prev = GENESIS
+    for raw in (bundle / JOURNAL).read_text().splitlines():
+        e = json.loads(raw)
+        e.pop("sig")
+        e["prev"] = prev
+        e["sig"] = base64.b64encode(key.sign(canonical(e))).decode()
+        line = canonical(e)
+        lines.append(line)
+        prev = hashlib.sha256(line).hexdigest()
+    (bundle / JOURNAL).write_bytes(b"\n".join(lines) + b"\n")
+    from rig.signing import public_pem
+    from rig.evidence import write_manifest
+
+    (bundle / "bench.pub").write_bytes(public_pem(key.public_key))
+    write_manifest(bundle, bundle.name, key, "complete")
+
+
+def test_rerun_replays_only_bundles_of_this_bench_or_a_pinned_key(first_run, tmp_path: Path) -> None:
+    from rig.signing import BenchKey, public_pem
+    from rig.verify import VERIFIED, verify_bundle
+
+    other = BenchKey.load_or_create(tmp_path / "other-bench.pem")
+    _resign(first_run.bundle, other)
+    assert verify_bundle(first_run.bundle).status == VERIFIED  # a sound bundle, only not ours
+    with pytest.raises(RerunError, match="neither this bench's key nor one given with --pubkey"):
+        load_rerun(first_run.bundle)
+    from rig.signing import load_public_pem
+
+    src = load_rerun(first_run.bundle, load_public_pem(public_pem(other.public_key)))
+    assert src.devices == ["d1", "d2"]
+    from tests.conftest import rig
+
+    pub = tmp_path / "other.pub"
+    pub.write_bytes(public_pem(other.public_key))
+    refused = rig("rerun", str(first_run.bundle))
+    assert refused.returncode == 2 and "neither this bench's key" in refused.stderr
+
+
+def test_replayed_inputs_are_checked_before_anything_runs(first_run, tmp_path: Path) -> None:
+    from rig.signing import BenchKey
+
+    results = first_run.bundle / "results.json"
+    doc = json.loads(results.read_text())
+    doc["devices"][0]["scenarios"][0]["measurements"]["inputs"]["seed"] = "$(reboot)"
+    results.write_text(json.dumps(doc))
+    _resign(first_run.bundle, BenchKey.load_or_create())  # signed by this bench: trusted, but its inputs are still checked
+    with pytest.raises(RerunError, match="d1/x-draws: not a seed"):
+        load_rerun(first_run.bundle)

@@ -46,7 +46,13 @@ def test_protected_device_passes_with_each_channel_seen_encrypted(outcome) -> No
     https = by[("tls", "8443")]
     assert https["channel"] == "encrypted" and https["details"]["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
     assert https["bytes"] > 100_000  # the MJPEG stream the rig pulled went through it
-    assert by[("ssh", "22")]["channel"] == "encrypted"
+    ssh = by[("ssh", "22")]  # the rig's own session that ran stream-start: control, never the device's evidence
+    assert ssh["channel"] == "control" and ssh["details"]["rig_session"] is True and ssh["id"] in table["rig_sessions"]
+    parts = {p.name: p for p in sc.coverage}
+    assert {n: p.state.value for n, p in parts.items()} == {"capture": "observed", "push": "observed", "pull main": "observed",
+                                                            "device traffic": "observed", "tls 8443": "observed"}
+    assert parts["push"].control and parts["push"].seen["bytes_from_device"] > 10_000 and parts["push"].seen["sink_bytes"] > 10_000
+    assert parts["pull main"].seen["status"] == 200 and parts["pull main"].seen["bytes"] > 100_000
     tls = json.loads((outcome.bundle / "devices/cam-secure/channel-encryption/tls-8443.json").read_text())
     assert [v["version"] for v in tls["versions"] if v["accepted"]] == ["TLSv1.2", "TLSv1.3"]
     assert tls["client_auth"]["no_certificate"].startswith("refused") and tls["client_auth"]["self_made_certificate"].startswith("refused")
@@ -95,7 +101,28 @@ def test_a_capture_that_sees_nothing_judgeable_is_inconclusive(sim_bench: dict, 
     assert sc.verdict is Verdict.INCONCLUSIVE
     kinds = {f.kind for f in sc.findings}
     assert {"stream-unavailable", "capture-inconclusive"} <= kinds
-    assert any("no flow carried enough data" in f.summary for f in sc.findings)
+    assert any("no flow the device sent carried enough to judge" in f.summary for f in sc.findings)
+    assert any(f.kind == "stream-unavailable" and "Connection refused" in f.summary for f in sc.findings)
+
+
+def test_a_device_that_sends_nothing_is_inconclusive_though_the_rigs_own_ssh_is_encrypted(sim_bench: dict, tmp_path: Path) -> None:
+    """stream-start is accepted over SSH and the device sends nothing: the only flow in the capture is
+    the rig's own encrypted SSH session, which once passed the scenario. It is the rig's control
+    traffic, found by the endpoints the rig opened, and the sink's empty byte count is checked."""
+    def edit(dev: dict) -> None:
+        dev["actions"]["stream-start"] = {"via": "ssh", "command": "echo streaming to {sink_host}:{sink_port}"}
+        dev["capture"] = {"duration_s": 3, "pull_s": 1}
+
+    out, sc = run_scenario(tmp_path / "ev", "cam-compliant", "channel-encryption", sim_config_variant(tmp_path, "cam-compliant", edit))
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    parts = {p.name: p for p in sc.coverage}
+    assert parts["push"].state.value == "unobserved" and "sent nothing to the sink" in parts["push"].summary
+    assert parts["push"].seen["sink_bytes"] == 0 and parts["push"].seen["bytes_from_device"] == 0
+    assert parts["device traffic"].state.value == "unobserved" and "rig's own session" in parts["device traffic"].summary
+    table = json.loads((out.bundle / "devices/cam-compliant/channel-encryption/flows.json").read_text())
+    [rig_ssh] = [f for f in table["flows"] if f["id"] in table["rig_sessions"]]
+    assert rig_ssh["protocol"] == "ssh" and rig_ssh["channel"] == "control" and rig_ssh["server"] == "198.18.0.10:22"
+    assert {f.kind for f in sc.findings} >= {"capture-inconclusive"}
 
 
 def test_devices_without_streams_are_skipped_with_the_reason(sim_bench: dict, tmp_path: Path) -> None:

@@ -212,3 +212,27 @@ def test_missing_console_is_error_naming_the_port(sim_bench: dict, tmp_path: Pat
     [f] = [f for f in sc.findings if f.interface == "serial"]
     assert "ttyGONE" in f.summary and "does not exist" in f.summary
     assert sc.measurements["open_tcp"] == [22]  # the network part still ran and is kept
+
+
+def test_a_silent_console_is_not_a_pass(sim_bench: dict, tmp_path: Path) -> None:
+    """A console nobody answers on (wrong port, or a device that prints nothing at this baud
+    rate) and one whose prompt no pattern matches were once a pass."""
+    import os
+
+    master, slave = os.openpty()  # a real pty with nothing behind it: silent
+    try:
+        _, sc = run_variant(tmp_path / "silent", "port: /run/privrig/sim/cam-compliant/console", f"port: {os.ttyname(slave)}")
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    console = sc.coverage["console"]
+    assert console.state.value == "unobserved" and "stayed silent after 3 carriage returns" in console.summary
+    [f] = [f for f in sc.findings if f.interface == "serial"]
+    assert f.kind == "console-silent"
+    assert sc.coverage["tcp"].state.value == "observed"  # the network part still observed, kept
+    _, sc = run_variant(tmp_path / "unknown", "      timeout_s: 3\n    usb: {bus: 'sim:/run/privrig/sim/usb', serial: SIM-C1-0001}",
+                        "      timeout_s: 3\n      prompts: {login: 'Benutzer: ?$'}\n    usb: {bus: 'sim:/run/privrig/sim/usb', serial: SIM-C1-0001}")
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    console = sc.coverage["console"]
+    assert console.state.value == "unobserved" and "no prompt pattern matches" in console.summary and "login:" in console.summary

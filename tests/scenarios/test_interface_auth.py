@@ -35,6 +35,7 @@ def test_compliant_device_passes(outcome) -> None:
 
 VIOLATING = [
     ("default-credential-accepted", "ssh", 22, None),
+    ("unauthenticated-login", "ssh", 22, None),  # admin, an empty password: let in by the none method
     ("no-login-rate-limit", "ssh", 22, None),
     ("unauthenticated-endpoint", "http", 80, "/"),
     ("unauthenticated-endpoint", "http", 80, "/snapshot.jpg"),
@@ -137,3 +138,44 @@ def test_soft_404_normalisation() -> None:
 ])
 def test_rate_limit_rule(delays, locked, expected) -> None:
     assert rate_limited(delays, locked) is expected
+
+
+def test_ssh_none_method_is_no_authentication_at_all(outcome) -> None:
+    """OpenSSH lets an account with an empty password in with "none" (PermitEmptyPasswords yes):
+    once that was not counted as a way in."""
+    sc = scenario(outcome, "cam-violating")
+    [f] = [f for f in sc.findings if f.kind == "unauthenticated-login"]
+    assert (f.severity, f.port, f.service, f.detail) == ("critical", 22, "ssh", {"users": ["admin"]})
+    lines = [json.loads(line)["data"] for line in (outcome.bundle / f.evidence[0]).read_text().splitlines()]
+    assert "ssh offers admin: none" in lines and any(line.startswith("ssh offers root: ") and "password" in line for line in lines)
+
+
+def test_each_declared_port_records_what_answered(outcome) -> None:
+    compliant = scenario(outcome, "cam-compliant")
+    [part] = [p for p in compliant.coverage if p.name == "22/tcp"]
+    assert part.state.value == "observed" and part.seen["methods"] == ["publickey"]
+    secure = {p.name: p for p in scenario(outcome, "cam-secure").coverage}
+    assert secure["8443/tcp"].state.value == "observed" and "demands a client certificate" in secure["8443/tcp"].summary
+    violating = {p.name: p for p in scenario(outcome, "cam-violating").coverage}
+    lock = violating["lockout ssh 22/tcp"]
+    assert lock.clauses == ("T/AI 110.1-2020 6.2.4 b 3",) and lock.state.value == "observed" and len(lock.seen["delays_s"]) == 10
+
+
+def test_declared_ports_where_nothing_answers_are_never_a_pass(sim_bench: dict, tmp_path) -> None:
+    """Declared 22/80/554/23 at an address where nothing answers was once a pass, exit 0. A port
+    that refuses while the device answers elsewhere is closed: nothing there to authenticate."""
+    from tests.conftest import sim_config_variant
+
+    cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["network"].update({"address": "198.18.0.99",
+                                                                                        "open_ports": ["22/tcp", "80/tcp", "554/tcp", "23/tcp"]}))
+    out = execute(RunPlan.select(load_config(cfg), ["cam-compliant"], ["interface-auth"], tmp_path / "gone"))
+    [sc] = out.record.devices[0].scenarios
+    assert sc.verdict is Verdict.INCONCLUSIVE and out.exit_code == 3
+    assert {p.name: p.state.value for p in sc.coverage} == {f"{n}/tcp": "unobserved" for n in (22, 80, 554, 23)}
+    assert all(f.kind == "no-answer" and "198.18.0.99" in f.summary for f in sc.findings)
+    cfg = sim_config_variant(tmp_path / "closed", "cam-compliant", lambda d: d["network"].update({"open_ports": ["22/tcp", "2222/tcp"]})) \
+        if (tmp_path / "closed").mkdir() is None else None
+    out = execute(RunPlan.select(load_config(cfg), ["cam-compliant"], ["interface-auth"], tmp_path / "closed-ev"))
+    [sc] = out.record.devices[0].scenarios
+    parts = {p.name: p for p in sc.coverage}
+    assert sc.verdict is Verdict.PASS and parts["2222/tcp"].state.value == "not-applicable" and "refused" in parts["2222/tcp"].summary

@@ -63,15 +63,42 @@ def test_level_3_devices_may_keep_raw_images(sim_bench: dict, tmp_path: Path) ->
     cfg = sim_config_variant(tmp_path, "cam-violating", lambda d: d.update({"privacy_level": 3}))
     _, sc = run(tmp_path, "cam-violating", cfg)
     assert sc.verdict is Verdict.FAIL  # the other weaknesses remain
-    assert not [f for f in sc.findings if f.kind == "raw-image-at-rest"] and any(f.kind == "media-not-checked" for f in sc.findings)
+    assert not [f for f in sc.findings if f.kind == "raw-image-at-rest"]
+    media = sc.coverage["media"]
+    assert media.state.value == "not-applicable" and "level 3" in media.summary
+    from rig.clauses import CLAUSES, cell
+
+    annex_a = next(c for c in CLAUSES if c.id == "T/AI 110.1-2020 Annex A")
+    assert cell(annex_a, {sc.id: sc}) == "not applicable"
 
 
-def test_missing_declared_files_are_reported_not_failed(sim_bench: dict, tmp_path: Path) -> None:
+def test_declared_files_that_are_not_there_are_not_observed(sim_bench: dict, tmp_path: Path) -> None:
+    """A declared encrypted file or model that does not exist was once a pass: nothing was judged."""
     def edit(d: dict) -> None:
         d["storage"]["encrypted"] = ["/data/system/nothing.enc"]
         d["storage"]["models"] = [{"path": "/data/system/models/none.bin"}]
 
     cfg = sim_config_variant(tmp_path, "cam-compliant", edit)
     _, sc = run(tmp_path, "cam-compliant", cfg)
-    assert sc.verdict is Verdict.PASS
-    assert {f.kind for f in sc.findings} == {"declared-file-missing", "model-missing"}
+    assert sc.verdict is Verdict.INCONCLUSIVE
+    assert {f.kind for f in sc.findings} == {"declared-file-missing", "model-missing", "tamper-inconclusive"}
+    states = {p.name: p.state.value for p in sc.coverage}
+    assert states == {"media": "observed", "secrets": "observed", "hashes": "observed", "encrypted /data/system/nothing.enc": "unobserved",
+                      "model /data/system/models/none.bin": "unobserved", "tamper /data/system/models/none.bin": "unobserved"}
+    assert "does not exist" in sc.coverage["encrypted /data/system/nothing.enc"].summary
+
+
+def test_a_shadow_file_the_ssh_user_cannot_read_is_not_a_pass(sim_bench: dict, tmp_path: Path) -> None:
+    """Logged in as an unprivileged account, /etc/shadow (mode 0600) cannot be read: once that was
+    an empty file with no weak hash in it."""
+    cfg = sim_config_variant(tmp_path, "cam-violating", lambda d: d["ssh"].update({"user": "admin"}))
+    _, sc = run(tmp_path, "cam-violating", cfg)
+    hashes = sc.coverage["hashes"]
+    assert hashes.state.value == "unobserved" and "/etc/shadow: the device would not let the SSH user read it" in hashes.summary
+    assert not [f for f in sc.findings if f.kind in ("weak-password-hash", "empty-password") and f.path == "/etc/shadow"]
+    assert any(f.kind == "not-reached" and "/etc/shadow" in f.summary for f in sc.findings)
+    assert sc.verdict is Verdict.FAIL  # the raw images and secrets it could read still fail it
+    from rig.clauses import CLAUSES, cell
+
+    by_id = {c.id: c for c in CLAUSES}
+    assert cell(by_id["T/AI 110.1-2020 Annex A"], {sc.id: sc}) == "fail"

@@ -65,6 +65,14 @@ def test_residue_in_cache_and_logs_fails_with_each_path(sim_bench: dict, tmp_pat
     for f in sc.findings:
         if f.kind == "uninstall-residue":
             assert f.evidence[0].endswith("uninstall-wipe/residue.json") and f.interface == "storage"
+    raw = sc.coverage["raw /dev/mmcblk0p1"]  # the raw scan says how much of the card it read
+    assert raw.state.value == "observed" and raw.seen["bytes_read"] == raw.seen["size"] == 16 << 20 and raw.seen["partial"] is False
+    assert "the whole device" in raw.summary
+    (tmp_path / "part").mkdir()
+    cfg = sim_config_variant(tmp_path / "part", "cam-violating", lambda d: d["storage"].update({"raw_scan_mb": 4}))
+    _, part = run(tmp_path / "part", "cam-violating", cfg)
+    raw = part.coverage["raw /dev/mmcblk0p1"]
+    assert raw.seen["bytes_read"] == 4 << 20 and raw.seen["partial"] is True and "only the first 4 MiB" in raw.summary
 
 
 def test_residue_only_on_external_storage(app_mode, tmp_path: Path) -> None:
@@ -97,7 +105,7 @@ def test_clean_wipe_without_a_raw_device_passes_on_the_violating_device(app_mode
 def test_failing_uninstall_is_an_error_and_the_listings_are_kept(sim_bench: dict, tmp_path: Path) -> None:
     cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["actions"].update({"app-uninstall": {"via": "ssh", "command": "simapp uninstall; exit 7"}}))
     out, sc = run(tmp_path, "cam-compliant", cfg)
-    assert sc.verdict is Verdict.ERROR and "exited 7" in sc.findings[-1].summary
+    assert sc.verdict is Verdict.ERROR and any(f.kind == "device-error" and "exited 7" in f.summary for f in sc.findings)
     folder = out.bundle / "devices/cam-compliant/uninstall-wipe"
     assert all((folder / f"listing-{p}.tsv").exists() for p in ("baseline", "populated", "after")) and (folder / "residue.json").exists()
 
@@ -120,3 +128,44 @@ def test_rerun_reproduces_the_failure_with_the_same_canary(sim_bench: dict, tmp_
     assert dev["name"] == "cam-violating" and replayed["verdict"] == "fail"
     assert replayed["measurements"]["inputs"]["canary"] == sc.measurements["inputs"]["canary"]
     assert "/var/log/simapp.log" in {f.get("path") for f in replayed["findings"]}
+
+
+def test_a_root_that_does_not_exist_is_not_a_clean_wipe(sim_bench: dict, tmp_path: Path) -> None:
+    cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["storage"].update({"external_roots": ["/mnt/usb0"]}))
+    _, sc = run(tmp_path, "cam-compliant", cfg)
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    usb = sc.coverage["root /mnt/usb0"]
+    assert usb.state.value == "unobserved" and "missing root(s) /mnt/usb0" in usb.summary and "T/AI 110.1-2020 6.2.3 d" in usb.clauses
+    assert sc.coverage["root /data"].state.value == "observed" and sc.coverage["canary"].state.value == "observed"
+    from rig.clauses import CLAUSES, cell
+
+    by_id = {c.id: c for c in CLAUSES}
+    assert cell(by_id["T/AI 110.1-2020 6.2.3 c"], {sc.id: sc}) == "inconclusive"  # the missing root is external: both clauses
+    assert cell(by_id["T/AI 110.1-2020 6.2.3 d"], {sc.id: sc}) == "inconclusive"
+
+
+def test_a_search_killed_by_its_timeout_over_real_ssh_is_never_an_empty_listing(sim_bench: dict, tmp_path: Path) -> None:
+    """Over the device's real sshd a search killed on the device ends with no exit status (sshd
+    reports the signal, paramiko shows -1); it was once taken as a complete, empty listing."""
+    from drivers.ssh import SshDriver
+    from drivers.storage import DeviceStorage, SearchIncomplete
+    from rig.config import load_config
+    from tests.conftest import SIM_CONFIG
+
+    dev = load_config(SIM_CONFIG).device("cam-compliant")
+    with SshDriver(dev.ssh) as ssh:  # type: ignore[arg-type]
+        st = DeviceStorage(ssh, timeout_s=2)
+        with pytest.raises(SearchIncomplete, match="killed on the device"):
+            st._run("sleep 6; echo late", max_output=100)
+        assert st._run("echo done", max_output=100)[1] == b"done\n"  # the session is still fine
+    big = Path(sim_bench["devices"]["cam-compliant"]["console"]).parent / "rootfs/data/privrig-big.img"
+    with big.open("wb") as fh:
+        fh.truncate(64 << 30)  # 64 GiB of holes: hashing it takes far longer than the search may
+    try:
+        cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["storage"].update({"search_timeout_s": 5, "external_roots": []}))
+        _, sc = run(tmp_path, "cam-compliant", cfg)
+    finally:
+        big.unlink()
+    assert sc.verdict is Verdict.ERROR
+    assert any(f.kind == "search-incomplete" and "storage.search_timeout_s" in f.summary for f in sc.findings)
+    assert sc.coverage["root /data"].state.value == "error"

@@ -100,3 +100,43 @@ def test_centerface_finds_the_face_where_haar_does() -> None:
     [(box, score)] = [(b, s) for b, s in faces.centerface(img) if faces._overlap(b, FACE) >= 0.5]
     assert score > 0.8
     assert any(faces._overlap(b, FACE) >= 0.5 for b in faces.haar(img))
+
+
+def test_scene_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """The background outside the face regions must show the reference scene: measured on the
+    same scene (noise, JPEG, every face filter, dimmed), small shifts, and frames that are not
+    the scene (reframed, zoomed, another picture, a test card, grey, black). The README quotes
+    the ranges printed here."""
+    from skimage import data as skdata
+
+    base = astronaut()
+    rng = np.random.default_rng(11)
+    other = cv2.resize(cv2.cvtColor(skdata.chelsea(), cv2.COLOR_RGB2BGR), base.shape[1::-1])
+    bars = np.zeros_like(base)
+    for i in range(8):
+        bars[:, i * 64:(i + 1) * 64] = [(i & 1) * 255, (i >> 1 & 1) * 255, (i >> 2 & 1) * 255]
+
+    def shift(img, dx):  # noqa: ANN001, ANN202
+        return cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dx // 2]]), img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+    groups: dict[str, tuple[bool | None, list[float]]] = {}
+    for noise in (2.0, 5.0, 12.0):
+        for quality in (90, 60, 30):
+            cases = {f"same scene, {k}": (process(base, k, n), True) for k, n in (("untouched", 0), ("blur", 10), ("pixelate", 8), ("mask", 0))}
+            cases.update({"dimmed to 15 %": ((base * 0.15).astype(np.uint8), True), "shifted 1 px": (shift(base, 1), True),
+                          "shifted 2 px": (shift(base, 2), None), "shifted 4 px": (shift(base, 4), False), "shifted 16 px": (shift(base, 16), False),
+                          "shifted 64 px": (shift(base, 64), False), "zoomed 1.07x": (cv2.resize(base[16:496, 16:496], base.shape[1::-1]), False),
+                          "zoomed 1.33x": (cv2.resize(base[64:448, 64:448], base.shape[1::-1]), False), "another scene": (other, False),
+                          "test card": (bars, False), "grey card": (np.full_like(base, 128), False), "black": (np.zeros_like(base), False)})
+            for name, (img, label) in cases.items():
+                v = faces.scene_match(camera(img, rng, noise, quality), base, [FACE])
+                groups.setdefault(name, (label, []))[1].append(v)
+    with capsys.disabled():
+        print("\ncase                         scene_match min  max   shows the scene (>= %.2f)" % faces.SCENE_MATCH)
+        for name, (label, vals) in groups.items():
+            print(f"{name:28} {min(vals):6.3f} {max(vals):6.3f}   {sum(v >= faces.SCENE_MATCH for v in vals)}/{len(vals)}")
+    for name, (label, vals) in groups.items():
+        if label is True:
+            assert min(vals) >= faces.SCENE_MATCH, name
+        elif label is False:
+            assert max(vals) < faces.SCENE_MATCH, name

@@ -76,3 +76,28 @@ def test_empty_window_is_blocked_and_reference_needs_frames() -> None:
     assert verdict.blocked and verdict.frames == 0 and stats == []
     with pytest.raises(ValueError):
         Reference.from_frames([])
+
+
+def test_the_open_window_must_show_a_scene(capsys: pytest.CaptureFixture[str]) -> None:
+    """The positive control: a reference made of black, flat, noisy or blank frames proves
+    nothing about a closed shutter, however dark the closed window is."""
+    from rig.vision.shutter import SCENE_FRACTION, scene_regions, shows_a_scene
+
+    base = scene(320, 240)
+    h, w = base.shape[:2]
+    need = SCENE_FRACTION * GRID[0] * GRID[1]
+    rows = []
+    for noise in (2.0, 6.0, 12.0):
+        for quality in (90, 60, 30):
+            rng = np.random.default_rng(int(noise * 10 + quality))
+            cases = {"scene": (base, True), "scene dimmed to 15 %": ((base * 0.15).astype(np.uint8), True),
+                     "black sensor": (np.full_like(base, 6), False), "flat grey card": (np.full_like(base, 128), False),
+                     "glare gradient": (np.repeat(np.linspace(10, 90, w)[None, :, None], h, 0).repeat(3, 2).astype(np.uint8), False)}
+            for name, (img, expect) in cases.items():
+                ref = Reference.from_frames([jpeg(img, rng, noise, quality) for _ in range(8)])
+                rows.append((noise, quality, name, len(scene_regions(ref)), expect, shows_a_scene(ref)))
+    with capsys.disabled():
+        print(f"\nnoise quality case                  regions-with-detail (need {need:.0f}) shows-a-scene")
+        for r in rows:
+            print("{:<5} {:<7} {:<21} {:>22} {:>14}".format(r[0], r[1], r[2], r[3], str(r[5])))
+    assert [r for r in rows if r[4] != r[5]] == []
