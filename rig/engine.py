@@ -214,8 +214,8 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
             if cancel.is_set():
                 return
             result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, reveal_credentials, inputs.get(sid))
-            with bundle.gate:
-                if not bundle.sealed:
+            with bundle.gate:  # a scenario already recorded as no-result (the run is being sealed) keeps that record
+                if not bundle.sealed and all(r.id != sid for r in dres.scenarios):
                     dres.scenarios.append(result)
     except BundleSealed:
         return  # the run was sealed without this device's late work

@@ -32,15 +32,21 @@ LENS = (120, 60, 80, 80)  # x, y, w, h of the lens in the observation picture
 FPS = 10
 
 
+_LENS_IMAGE: np.ndarray | None = None
+
+
 def render(cover: float, seed: int) -> bytes:
     """The device seen from outside, its lens ``cover`` (0 open .. 1 closed) covered from the left."""
     import cv2
 
+    global _LENS_IMAGE
     rng = np.random.default_rng(seed)
     img = np.full((HEIGHT, WIDTH, 3), 200, np.uint8)
     cv2.rectangle(img, (60, 30), (260, 210), (70, 70, 75), -1)  # the camera body
     x, y, w, h = LENS
-    lens = cv2.resize(media.scene(), (w, h), interpolation=cv2.INTER_AREA)  # the glass shows the scene's reflection
+    if _LENS_IMAGE is None:
+        _LENS_IMAGE = cv2.resize(media.scene(), (w, h), interpolation=cv2.INTER_AREA)  # the glass shows the scene's reflection
+    lens = _LENS_IMAGE.copy()
     yy, xx = np.mgrid[0:h, 0:w]
     ring = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) > (w / 2 - 2) ** 2
     lens[ring] = (30, 30, 30)
@@ -62,7 +68,9 @@ class Bench:
 
     def __init__(self, state: Path, defaults: dict[str, str]):
         self.state, self.defaults = state, defaults
-        self._frames: dict[float, list[bytes]] = {}
+        # every cover position rendered before the first request: on a loaded bench host a
+        # window must never wait for frames to be drawn (a closed window once got none)
+        self._frames: dict[float, list[bytes]] = {c: [render(c, s) for s in range(10)] for c in set(COVER.values())}
 
     def cover(self, device: str) -> float:
         """How far the device's physical cover is closed right now (0..1)."""
