@@ -500,7 +500,7 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> Log
         return LoginService("telnet", True, "telnet negotiation or a login prompt")
     if banner.startswith(b"220"):
         return LoginService("ftp", True, escape_bytes(banner.split(b"\r")[0][:80]))
-    for name in ASK:
+    for name in ("rtsp", "http"):  # RTSP first: RTSP servers answer an HTTP GET too (their HTTP tunnel, often a 503)
         try:
             c = _Conn(address, port, timeout, res)
         except OSError:

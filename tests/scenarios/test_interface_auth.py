@@ -179,3 +179,14 @@ def test_declared_ports_where_nothing_answers_are_never_a_pass(sim_bench: dict, 
     [sc] = out.record.devices[0].scenarios
     parts = {p.name: p for p in sc.coverage}
     assert sc.verdict is Verdict.PASS and parts["2222/tcp"].state.value == "not-applicable" and "refused" in parts["2222/tcp"].summary
+
+
+def test_an_rtsp_server_that_answers_http_too_is_judged_as_rtsp(outcome) -> None:
+    """GStreamer's RTSP server answers an HTTP GET (its tunnel, with a 503): once taken for a web
+    server whose paths all timed out and said nothing; RTSP is asked first."""
+    sc = scenario(outcome, "cam-leaky")
+    assert sc.measurements["services"]["8554"] == "rtsp"
+    [f] = [f for f in sc.findings if f.port == 8554]
+    assert (f.kind, f.path, f.service) == ("unauthenticated-stream", "rtsp://198.18.0.15:8554/main", "rtsp")
+    assert {p.name: p.state.value for p in sc.coverage} == {"22/tcp": "observed", "8080/tcp": "observed", "8443/tcp": "observed",
+                                                            "8554/tcp": "observed"}
