@@ -139,6 +139,10 @@ class CameraShutter(Scenario):
         ctx.measure(f"{name}_closed", {"frames": len(closed.frames), "leaking_regions": len(c_verdict.leaking), "error": closed.error})
         total = GRID[0] * GRID[1]
         seen.update(scene_regions=len(scene), leaking_regions=len(c_verdict.leaking), evidence=evidence)
+        if len(scene) < SCENE_FRACTION * total:  # judged first: against a reference with no scene, any noise "matches"
+            part.unobserved(f"{s.name}: the open window shows no scene ({len(scene)} of {total} regions carry detail): a black, flat or "
+                            "blank picture cannot show what a closed shutter hides", kind="shutter-inconclusive", **seen)
+            return
         if c_verdict.leaking:
             regions = ", ".join(f"r{r}c{c}" for r, c in c_verdict.leaking)
             what = (f"seen from outside, {len(c_verdict.leaking)} of {total} lens regions stay uncovered with the shutter closed ({regions}): "
@@ -148,10 +152,6 @@ class CameraShutter(Scenario):
                         interface="camera", path=s.url, evidence=evidence,
                         detail={"leaking_regions": [list(x) for x in c_verdict.leaking], "shown_fraction": c_verdict.shown_fraction,
                                 "frames": len(closed.frames)})
-        if len(scene) < SCENE_FRACTION * total:
-            part.unobserved(f"{s.name}: the open window shows no scene ({len(scene)} of {total} regions carry detail): a black, flat or "
-                            "blank picture cannot show what a closed shutter hides", kind="shutter-inconclusive", **seen)
-            return
         if closed.error:
             part.unobserved(f"{s.name}: the closed window could not be grabbed ({closed.error}): a failing stream is not a shutter that "
                             "blocks the view", **seen)

@@ -61,7 +61,7 @@ def make_pki(directory: Path, device: str) -> dict[str, Path]:
 
 # -- HTTP(S) ----------------------------------------------------------------------------------
 
-SHUTTER_MODES = ("works", "ignored", "partial", "dim", "stop")
+SHUTTER_MODES = ("works", "ignored", "partial", "dim", "stop", "refuse")
 
 
 class _Frames:
@@ -88,6 +88,10 @@ class _Frames:
         except OSError:
             mode = self.default_mode
         return mode if mode in SHUTTER_MODES else self.default_mode
+
+    def refusing(self) -> bool:
+        """The camera turns its stream server away while the shutter is closed (``refuse``)."""
+        return self._mode() == "refuse" and self.closed()
 
     def closed(self) -> bool:
         """The shutter is closed (the device's ``/run/shutter`` says so)."""
@@ -139,6 +143,9 @@ def _handler(frames: _Frames, stop: threading.Event, deny: bool = False) -> type
                 return
             if not self.path.startswith("/stream.mjpg"):
                 self.send_error(404)
+                return
+            if frames.refusing():
+                self.send_error(503, "camera off")
                 return
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=privrigframe")

@@ -104,7 +104,8 @@ def shutter_frames(mode: str, count: int = 20, width: int = 320, height: int = 2
     ``works``: closed is a dark sensor (black level plus read noise); ``ignored``: closed
     shows the scene; ``partial``: the cover blocks only the left two thirds; ``dim``: the
     scene at 12 % brightness and defocused (what a failing IR-cut or a half-closed iris
-    gives); ``stop``: no frames while closed (the closed list is empty). ``deid``: the
+    gives); ``stop``: no frames while closed (the closed list is empty); ``refuse``: like
+    ``stop`` here, and the camera app answers new requests 503 while closed. ``deid``: the
     camera's privacy filter on the face (:func:`deidentify`).
     """
     import cv2
@@ -127,6 +128,7 @@ def shutter_frames(mode: str, count: int = 20, width: int = 320, height: int = 2
         "partial": np.concatenate([dark[:, : width * 2 // 3], base[:, width * 2 // 3:]], axis=1),
         "dim": cv2.GaussianBlur(base * 0.12, (0, 0), 4),
         "stop": None,
+        "refuse": None,
     }[mode]
     opened = [enc(base, i) for i in range(count)]
     closed = [] if closed_img is None else [enc(closed_img, i) for i in range(count)]

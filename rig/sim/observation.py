@@ -60,7 +60,7 @@ def render(cover: float, seed: int) -> bytes:
     return buf.tobytes()
 
 
-COVER = {"works": 1.0, "dim": 1.0, "stop": 1.0, "partial": 2 / 3, "ignored": 0.0}
+COVER = {"works": 1.0, "dim": 1.0, "stop": 1.0, "refuse": 1.0, "partial": 2 / 3, "ignored": 0.0}
 
 
 class Bench:

@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from rig.results import Verdict
-from tests.conftest import run_scenario
+from tests.conftest import run_scenario, sim_config_variant
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 g")
 ALL = {(r, c) for r in range(4) for c in range(4)}
@@ -76,10 +76,43 @@ def test_dimmed_and_defocused_scene_is_not_a_closed_shutter(shutter_mode, tmp_pa
 
 
 def test_output_that_stops_while_closed_counts_as_blocked(shutter_mode, tmp_path: Path) -> None:
-    shutter_mode("stop")
-    _, sc = run(tmp_path, "cam-secure")
+    shutter_mode("stop")  # the stream answered 200 and stopped sending: the only "no frames" that is blocked
+    out, sc = run(tmp_path, "cam-secure")
     assert sc.verdict is Verdict.PASS
     assert [f.kind for f in sc.findings] == ["output-stopped"]
+    regions = json.loads((out.bundle / "devices/cam-secure/camera-shutter/main-regions.json").read_text())
+    assert regions["windows"]["closed"]["status"] == 200 and regions["windows"]["closed"]["frames"] == 0
+
+
+def test_a_closed_window_that_answers_503_is_not_a_blocked_view(shutter_mode, tmp_path: Path) -> None:
+    """The camera app turns its stream server away while the shutter is closed (503): once that
+    counted as "the shutter blocked the view" and passed; nothing of the closed window was seen."""
+    shutter_mode("refuse")
+    cfg = sim_config_variant(tmp_path, "cam-secure", lambda d: d["camera"].pop("observation"))
+    _, sc = run_scenario(tmp_path / "ev", "cam-secure", "camera-shutter", cfg)
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    part = sc.coverage["output main"]
+    assert part.state.value == "unobserved" and "503" in part.summary and part.seen["status"]["closed"] == 503
+    assert not [f for f in sc.findings if f.kind == "output-stopped"]
+    [f] = sc.findings
+    assert f.kind == "stream-unavailable" and f.path == "https://198.18.0.14:8443/stream.mjpg"
+
+
+def test_an_open_window_without_a_scene_proves_nothing(sim_bench: dict, tmp_path: Path) -> None:
+    """A camera looking at nothing (a black or capped lens) passes the closed window trivially:
+    the open window must show a scene first (the positive control)."""
+    root = Path(sim_bench["devices"]["cam-secure"]["console"]).parent / "rootfs/run/shutter"
+    cfg = sim_config_variant(tmp_path, "cam-secure", lambda d: (d["camera"].pop("observation"),
+                                                               d["actions"].update({"shutter-open": {"via": "ssh", "command": "echo closed > /run/shutter"}})))
+    try:
+        _, sc = run_scenario(tmp_path / "ev", "cam-secure", "camera-shutter", cfg)  # "open" leaves the sensor dark
+    finally:
+        root.write_text("open\n")
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    part = sc.coverage["output main"]
+    assert part.state.value == "unobserved" and "open window shows no scene" in part.summary
+    assert part.seen["scene_regions"] <= 1  # at most the frame counter's corner (the OSD) carries detail
+    assert not [f for f in sc.findings if f.kind == "shutter-leak"]  # against a scene-less reference nothing is judged, noise never "leaks"
 
 
 def test_devices_without_a_shutter_action_are_skipped(sim_bench: dict, tmp_path: Path) -> None:

@@ -131,9 +131,11 @@ def test_rerun_reproduces_the_failure_with_the_same_canary(sim_bench: dict, tmp_
 
 
 def test_a_root_that_does_not_exist_is_not_a_clean_wipe(sim_bench: dict, tmp_path: Path) -> None:
-    cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["storage"].update({"external_roots": ["/mnt/usb0"]}))
+    cfg = sim_config_variant(tmp_path, "cam-compliant", lambda d: d["storage"].update({"external_roots": ["/mnt/usb0"], "raw_devices": ["/dev/mmcblk9"]}))
     _, sc = run(tmp_path, "cam-compliant", cfg)
     assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    raw = sc.coverage["raw /dev/mmcblk9"]  # a raw device that cannot be read: not "no canary in its blocks"
+    assert raw.state.value == "unobserved" and "could not be read" in raw.summary
     usb = sc.coverage["root /mnt/usb0"]
     assert usb.state.value == "unobserved" and "missing root(s) /mnt/usb0" in usb.summary and "T/AI 110.1-2020 6.2.3 d" in usb.clauses
     assert sc.coverage["root /data"].state.value == "observed" and sc.coverage["canary"].state.value == "observed"
