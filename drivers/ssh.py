@@ -324,8 +324,6 @@ class SshDriver:
         self.transcript.record("info", f"exit {status} after {dur:.3f} s", exit=status)
         result = CommandResult(command, status, bytes(out), bytes(err), dur, truncated)
         if check and status != 0:
-            from drivers.errors import DeviceError
-
             raise DeviceError(f"{self.where}: {command!r} exited {status}: {escape_tail(result.stderr or result.stdout)}")
         return result
 

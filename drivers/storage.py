@@ -228,8 +228,8 @@ class DeviceStorage:
         if res.exit_status in (137, -9) or b"#privrig-exit 137" in res.stderr:
             raise SearchIncomplete(f"storage search killed on the device after {t} s (storage.search_timeout_s): its answer is incomplete")
         if res.exit_status == -1 or b"#privrig-exit " not in res.stderr:
-            raise SearchIncomplete(f"storage search ended without an exit status (killed by a signal, or the session dropped): "
-                                   f"its answer is incomplete")
+            raise SearchIncomplete("storage search ended without an exit status (killed by a signal, or the session dropped): "
+                                   "its answer is incomplete")
         return res.exit_status, res.stdout, res.stderr
 
     def _gunzip(self, data: bytes, limit: int) -> tuple[bytes, bool]:

@@ -237,7 +237,7 @@ class InterfaceAuth(Scenario):
                 ctx.finding("unauthenticated-stream", "high", f"RTSP DESCRIBE {url} answers 200 without credentials: the stream is open to anyone",
                             interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence)
         if statuses:
-            part.observed(f"RTSP DESCRIBE answered: " + ", ".join(f"{u} {st}" for u, st in statuses.items()), statuses=statuses, evidence=evidence)
+            part.observed("RTSP DESCRIBE answered: " + ", ".join(f"{u} {st}" for u, st in statuses.items()), statuses=statuses, evidence=evidence)
         else:
             part.unobserved(f"no RTSP answer to DESCRIBE on {port}/tcp", kind="no-answer", evidence=evidence)
 

@@ -177,6 +177,16 @@ def test_a_session_lost_between_commands_is_reopened_once(sshd: dict) -> None:
     drv.close()
 
 
+def test_a_session_that_cannot_be_reopened_is_link_lost(sshd: dict) -> None:
+    """The reconnect path once raised UnboundLocalError (a local import shadowed DeviceError)."""
+    drv = SshDriver(resource(sshd), None, "cam-01").connect()
+    drv.res = resource(sshd, port=_free_port())  # the device comes back on no port at all
+    drv._client.get_transport().close()  # type: ignore[union-attr]
+    with pytest.raises(LinkLost, match="reconnecting failed"):
+        drv.run("echo never")
+    drv.close()
+
+
 def test_output_kept_in_memory_is_bounded(sshd: dict) -> None:
     sink = io.BytesIO()
     with SshDriver(resource(sshd), Transcript(sink)) as drv:

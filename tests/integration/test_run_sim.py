@@ -10,7 +10,6 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 
 from rig.results import validate_results
 from tests.conftest import RIG, ROOT, SIM_CONFIG, rig
