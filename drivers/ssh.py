@@ -189,7 +189,8 @@ class SshDriver:
             client.close()
             if all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values()):
                 raise Unreachable(f"{self.where}: connection refused (no SSH server on that port)") from None
-            raise Unreachable(f"{self.where}: cannot connect: {exc}") from None
+            why = "; ".join(sorted({getattr(e, "strerror", None) or str(e) for e in exc.errors.values()})) or str(exc)
+            raise Unreachable(f"{self.where}: cannot connect: {why} (device off, unplugged or wrong address?)") from None
         except ConnectionRefusedError:
             client.close()
             raise Unreachable(f"{self.where}: connection refused (no SSH server on that port)") from None
