@@ -145,10 +145,14 @@ class ConsolePrompts(_Model):
     @field_validator("shell", "login", "password", "bootloader")
     @classmethod
     def _compiles(cls, value: str) -> str:
+        if len(value) > 500:
+            raise ValueError("a prompt pattern is at most 500 characters")
         try:
-            re.compile(value)
-        except re.error as exc:
+            re.compile(value, re.MULTILINE)  # as the serial driver compiles it
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
+        if re.search(r"\{\s*\d{5,}", value):
+            raise ValueError("a repetition count above 9999 is not a prompt (it would hold the console buffer)")
         return value
 
 
@@ -472,12 +476,19 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
+        """One line, whatever the file held: control characters and newlines are shown as
+        escapes, so a key or value can never forge another line or drive the terminal."""
         where = self.file
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.field or '(top level)'}: {self.message}"
+        return _one_line(f"{where}: {self.field or '(top level)'}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every control character (newlines, escape sequences) shown as ``\\xNN``."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class ConfigError(Exception):
@@ -529,18 +540,71 @@ class _Marks:
         return best.start_mark.line + 1, best.start_mark.column + 1
 
 
-def _duplicate_keys(node: yaml.Node | None, path: str, out: list[tuple[str, yaml.Node]]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for k, v in node.value:
-            key = getattr(k, "value", "?")
-            if key in seen:
-                out.append((f"{path}.{key}" if path else str(key), k))
-            seen.add(key)
-            _duplicate_keys(v, f"{path}.{key}" if path else str(key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _duplicate_keys(v, f"{path}[{i}]", out)
+#: a config file larger than this is refused before it is read (the shipped bench is ~10 KiB)
+MAX_CONFIG_BYTES = 1 << 20
+#: nesting deeper than this is refused (the schema needs 6 levels)
+MAX_DEPTH = 40
+#: nodes a document may expand to, aliases followed: an alias bomb ("billion laughs") is
+#: refused long before it is built
+MAX_NODES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loading without the implicit timestamp: ``firmware: 2020-02-30`` is a
+    string (a version, a build date), never a date object that may not exist."""
+
+
+_Loader.yaml_implicit_resolvers = {k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+                                   for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+class _Shape(Exception):
+    """The YAML tree breaks a bound (depth, size, a recursive alias); carries the node."""
+
+    def __init__(self, node: yaml.Node, message: str):
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
+def _check_tree(root: yaml.Node | None) -> list[tuple[str, yaml.Node]]:
+    """Walk the composed tree once, aliases followed, bounded: raises :class:`_Shape` on a
+    recursive alias, nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES`
+    nodes; returns the keys given twice (path, key node)."""
+    dups: list[tuple[str, yaml.Node]] = []
+    count = 0
+    stack: list[tuple[yaml.Node, str, int]] = [(root, "", 0)] if root is not None else []
+    on_path: dict[int, int] = {}  # node id -> depth it is open at (cycle detection)
+    exits: list[tuple[int, int]] = []
+    while stack:
+        node, path, depth = stack.pop()
+        while exits and exits[-1][1] >= depth:  # leave the nodes we are no longer inside
+            on_path.pop(exits.pop()[0], None)
+        count += 1
+        if count > MAX_NODES:
+            raise _Shape(node, f"the document expands to more than {MAX_NODES} values (an alias bomb?)")
+        if depth > MAX_DEPTH:
+            raise _Shape(node, f"nested more than {MAX_DEPTH} levels deep")
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            continue
+        if id(node) in on_path:
+            raise _Shape(node, "a recursive alias (a node that contains itself)")
+        on_path[id(node)] = depth
+        exits.append((id(node), depth))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in reversed(node.value):
+                key = str(getattr(k, "value", "?"))
+                sub = f"{path}.{key}" if path else key
+                stack.append((v, sub, depth + 1))
+            for k, _ in node.value:
+                key = str(getattr(k, "value", "?"))
+                if key in seen:
+                    dups.append((f"{path}.{key}" if path else key, k))
+                seen.add(key)
+        else:
+            for i, v in reversed(list(enumerate(node.value))):
+                stack.append((v, f"{path}[{i}]", depth + 1))
+    return dups
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -595,17 +659,32 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
     valid config.
     """
     fname = str(path)
+
+    def at(mark: Any, message: str) -> ConfigError:
+        return ConfigError([ConfigProblem(fname, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", message)])
+
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            [ConfigProblem(fname, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
-        ) from None
+        try:
+            root = loader.get_single_node()  # parsed once: the tree gives the line numbers and the data
+        except yaml.YAMLError as exc:
+            raise at(getattr(exc, "problem_mark", None), f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        except RecursionError:
+            raise at(None, f"not valid YAML: nested far more than {MAX_DEPTH} levels deep") from None
+        try:
+            dups = _check_tree(root)
+        except _Shape as exc:
+            raise at(exc.node.start_mark, exc.message) from None
+        try:
+            data = loader.construct_document(root) if root is not None else None
+        except yaml.YAMLError as exc:
+            raise at(getattr(exc, "problem_mark", None), f"a value cannot be read: {getattr(exc, 'problem', None) or exc}") from None
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as exc:
+            # an explicit tag the value does not fit (!!int abc, !!bool maybe): PyYAML says not where
+            raise at(None, f"a value does not fit its YAML tag ({type(exc).__name__}: {str(exc)[:80]})") from None
+    finally:
+        loader.dispose()
     marks = _Marks(root)
-    dups: list[tuple[str, yaml.Node]] = []
-    _duplicate_keys(root, "", dups)
     if dups:
         raise ConfigError(
             [ConfigProblem(fname, n.start_mark.line + 1, n.start_mark.column + 1, p, "key given twice") for p, n in dups]
@@ -635,28 +714,37 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
             line, col = marks.locate(loc)
             problems.append(ConfigProblem(fname, line, col, _field_path(loc), msg))
         raise ConfigError(problems)
-    cfg = _resolve_paths(cfg, path.parent)
+    try:
+        cfg = _resolve_paths(cfg, path.parent)
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem(fname, None, None, "", str(exc))]) from None
     return LoadedConfig(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, bench=cfg)
 
 
 def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
-    def res(p: Path | None) -> Path | None:
+    def res(p: Path | None, field: str) -> Path | None:
         if p is None:
             return None
-        p = p.expanduser()
+        try:
+            p = p.expanduser()
+        except RuntimeError:  # ~nosuchuser: no home directory to expand to
+            raise ValueError(f"{field}: {p}: cannot expand ~ (no such user, or no home directory)") from None
         return p if p.is_absolute() else (base / p).resolve()
 
     devices = {}
     for name, dev in cfg.devices.items():
+        at = f"devices.{name}"
         if dev.ssh is not None:
-            dev = dev.model_copy(update={"ssh": dev.ssh.model_copy(update={"key_file": res(dev.ssh.key_file), "known_hosts": res(dev.ssh.known_hosts)})})
+            dev = dev.model_copy(update={"ssh": dev.ssh.model_copy(update={"key_file": res(dev.ssh.key_file, f"{at}.ssh.key_file"),
+                                                                           "known_hosts": res(dev.ssh.known_hosts, f"{at}.ssh.known_hosts")})})
         if dev.camera is not None and dev.camera.reference is not None:
-            dev = dev.model_copy(update={"camera": dev.camera.model_copy(update={"reference": res(dev.camera.reference)})})
+            dev = dev.model_copy(update={"camera": dev.camera.model_copy(update={"reference": res(dev.camera.reference, f"{at}.camera.reference")})})
         if dev.network is not None and dev.network.tls is not None:
-            tls = dev.network.tls.model_copy(update={"client_cert": res(dev.network.tls.client_cert), "client_key": res(dev.network.tls.client_key)})
+            tls = dev.network.tls.model_copy(update={"client_cert": res(dev.network.tls.client_cert, f"{at}.network.tls.client_cert"),
+                                                     "client_key": res(dev.network.tls.client_key, f"{at}.network.tls.client_key")})
             dev = dev.model_copy(update={"network": dev.network.model_copy(update={"tls": tls})})
         devices[name] = dev
-    bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir)})
+    bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir, "bench.evidence_dir")})
     return cfg.model_copy(update={"devices": devices, "bench": bench})
 
 
@@ -666,13 +754,31 @@ def load_config(path: str | Path) -> LoadedConfig:
     Raises :class:`ConfigError` (never a bare OSError or YAML error) when the file is
     missing, unreadable, not YAML or not a valid bench config.
     """
+    import os
+    import stat
+
     p = Path(path)
+
+    def problem(message: str) -> ConfigError:
+        return ConfigError([ConfigProblem(str(p), None, None, "", message)])
+
     try:
-        raw = p.read_bytes()
+        st = os.stat(p)
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero would be read forever, a FIFO waits forever
+            raise problem("not a regular file (a device, a FIFO or a folder); give the path of a YAML file")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise problem(f"config larger than {MAX_CONFIG_BYTES >> 20} MiB ({st.st_size} bytes); is this the right file?")
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for something else after the stat
+                raise problem("not a regular file")
+            raw = os.read(fd, MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(p), None, None, "", f"cannot read config: {exc.strerror or exc}")]) from None
-    if len(raw) > 4 * 1024 * 1024:
-        raise ConfigError([ConfigProblem(str(p), None, None, "", "config larger than 4 MiB; is this the right file?")])
+        raise problem(f"cannot read config: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise problem(f"config larger than {MAX_CONFIG_BYTES >> 20} MiB; is this the right file?")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

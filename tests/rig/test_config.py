@@ -197,3 +197,59 @@ def test_observation_camera_sources(tmp_path: Path, url: str, ok: bool) -> None:
     else:
         [problem] = problems_of(tmp_path, text)
         assert "camera.observation.url" in problem and "device:///dev/videoN" in problem
+
+
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "config"
+HOSTILE = sorted(p.name for p in CORPUS.glob("*.yaml") if p.name != "good.yaml")
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_configs_are_one_line_per_problem_and_exit_2(name: str, tmp_path: Path) -> None:
+    """The smallest inputs that once crashed, hung or forged output (issue 16's fuzzing): each is
+    a ConfigError naming the file, one escaped line per problem, exit 2 from check and from run."""
+    path = CORPUS / name
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    for problem in ei.value.problems:
+        line = str(problem)
+        assert line.startswith(str(path)) and "\n" not in line and "\x1b" not in line
+    res = rig("config", "check", str(path), timeout=30)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert all(line.startswith("rig: config error: ") for line in res.stderr.strip().splitlines())
+    assert "config ok" not in res.stdout + res.stderr.replace("\\n", "")
+    run = rig("run", "-c", str(path), "--out", str(tmp_path / "ev"), timeout=30)
+    assert run.returncode == 2 and not (tmp_path / "ev").exists()
+
+
+def test_special_files_are_refused_before_reading(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "bench.fifo"
+    os.mkfifo(fifo)
+    for p in (fifo, Path("/dev/zero"), tmp_path):
+        [problem] = problems_of_path(p)
+        assert "not a regular file" in problem
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 200_000)
+    [problem] = problems_of_path(big)
+    assert "larger than 1 MiB" in problem
+
+
+def problems_of_path(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    return [str(p) for p in ei.value.problems]
+
+
+def test_a_date_like_firmware_stays_a_string(tmp_path: Path) -> None:
+    text = GOOD.replace("    privacy_level: 2\n", "    identity: {firmware: 2020-02-30, serial: 2026-11-30}\n    privacy_level: 2\n", 1)
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.device("cam-01").identity.firmware == "2020-02-30" and cfg.device("cam-01").identity.serial == "2026-11-30"
+
+
+def test_shared_aliases_within_bounds_still_load(tmp_path: Path) -> None:
+    text = GOOD.replace("    serial:\n      port: /dev/ttyUSB0\n      baud: 115200\n",
+                        "    serial: &console\n      port: /dev/ttyUSB0\n      baud: 115200\n")
+    text += "  cam-02:\n    privacy_level: 2\n    serial: *console\n"
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.device("cam-02").serial.port == "/dev/ttyUSB0"  # type: ignore[union-attr]
