@@ -41,6 +41,7 @@ from drivers import tlsprobe
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.traffic.flows import CaptureError
 from rig.traffic.verdict import Analysis, Channel, FlowReport, analyse_capture
 
 #: channels that are a verdict on the flow's protection (the others say nothing either way)
@@ -122,7 +123,10 @@ class ChannelEncryption(Scenario):
         evidence = ctx.evidence_of(PCAP, FLOWS)
 
         # 3. flows: the rig's own control sessions are not the device's traffic
-        analysis = analyse_capture(stream.path)
+        try:
+            analysis = analyse_capture(stream.path)
+        except CaptureError as exc:
+            raise DeviceError(f"the capture cannot be read: {exc}") from None
         control = _mark_rig_sessions(analysis, ctx.rig_endpoints())
         ctx.artifact(FLOWS, json.dumps({"capture": stats.to_dict(), "pulls": pulls, "rig_sessions": control, **analysis.to_dict()},
                                        indent=1).encode(), "application/json")
@@ -137,6 +141,10 @@ class ChannelEncryption(Scenario):
             problems.append(f"the capture dropped {stats.dropped} packets (kernel {stats.dropped_kernel}, interface {stats.dropped_interface or 0})")
         if stats.truncated:
             problems.append(f"the capture reached its {settings.max_mb} MB limit and stopped early")
+        if analysis.stopped:
+            problems.append(f"the capture could not be read to its end ({analysis.stopped}); the flows before it are judged")
+        if analysis.flow_limit_reached:
+            problems.append(f"more flows than the flow table tracks: {analysis.untracked_packets} packets of further flows were counted, not judged")
         if problems:
             cap_part.unobserved("; ".join(problems), captured=stats.captured, dropped=stats.dropped)
         else:

@@ -7,6 +7,12 @@ out-of-order segments held in a bounded buffer, holes counted); UDP datagrams ar
 kept whole. Per direction at most ``sample_limit`` bytes are kept for analysis;
 packets and bytes beyond that are still counted, so memory stays bounded on a
 capture of any size while the flow table stays exact.
+
+A malformed record (a length no capture can have, framing dpkt cannot read) ends the
+reading there: ``Capture.stopped`` names the offset and why, and the flows read so far are
+kept for judging. A malformed *packet* inside a sound record is counted and skipped. At
+most :data:`MAX_FLOWS` flows are tracked; the packets of further flows are counted in
+``untracked_packets`` and the capture is marked ``flow_limit_reached``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,11 @@ import numpy as np
 SAMPLE_LIMIT = 256 << 10
 #: out-of-order TCP segments held per direction before a hole is declared
 PENDING_LIMIT = 512
+#: flows tracked per capture, at most (a device on a bench makes a few hundred; a flood of
+#: distinct flows would otherwise grow the table without bound)
+MAX_FLOWS = 20_000
+#: the largest record a capture can hold (libpcap's largest snap length)
+MAX_RECORD = 262_144
 
 _U16 = struct.Struct("!H")
 _TCP = struct.Struct("!HHIIBB")  # sport dport seq ack offset flags
@@ -103,6 +114,9 @@ class Capture:
     flows: list[Flow] = field(default_factory=list)
     first_ts: float = 0.0
     last_ts: float = 0.0
+    stopped: str | None = None  # why reading ended before the end of the file (offset and reason)
+    untracked_packets: int = 0  # packets of flows beyond MAX_FLOWS: counted, not analysed
+    flow_limit_reached: bool = False
 
 
 def _ep(ep: tuple[str, int]) -> str:
@@ -138,8 +152,32 @@ def read_flows(path: str | Path, sample_limit: int = SAMPLE_LIMIT) -> Capture:
     with open(path, "rb") as fh:
         reader = _reader(fh)
         cap = Capture(path=str(path), linktype=reader.datalink())
-        _read_generic(cap, reader, sample_limit)
+        _read_generic(cap, _guarded(reader, fh, cap), sample_limit)
     return cap
+
+
+def _guarded(reader, fh, cap: Capture):  # type: ignore[no-untyped-def]
+    """The reader's records until one cannot be read: then ``cap.stopped`` says where and why
+    (a record cut at the very end, a capture killed mid-write, is the normal end)."""
+    import os
+
+    size = os.fstat(fh.fileno()).st_size
+    it = iter(reader)
+    while True:
+        at = fh.tell()
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except (dpkt.dpkt.NeedData, struct.error):
+            left = size - at
+            if left > 0:  # dpkt cannot tell a record cut at the end from a corrupt length: say both
+                cap.stopped = f"malformed record at offset {at}: the capture ends inside it ({left} bytes left; cut while written, or a corrupt length)"
+            return
+        except Exception as exc:  # noqa: BLE001 - any framing error ends the reading, never the run
+            cap.stopped = f"malformed record at offset {at}: {type(exc).__name__}: {str(exc)[:120]}"
+            return
+        yield rec
 
 
 def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ignore[no-untyped-def]
@@ -161,11 +199,12 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
     packets = 0
     first_ts = None
     ts = 0.0
-    try:
-        for ts, buf in records:
-            packets += 1
-            if first_ts is None:
-                first_ts = ts
+    tracked = len(cap.flows)
+    for ts, buf in records:
+        packets += 1
+        if first_ts is None:
+            first_ts = ts
+        try:
             off, ver = l3(buf)
             if ver == 4:
                 if len(buf) < off + 20:
@@ -224,6 +263,10 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
             key = (proto, a, b) if a < b else (proto, b, a)
             entry = table.get(key)
             if entry is None:
+                if tracked + len(table) >= MAX_FLOWS:
+                    cap.flow_limit_reached = True
+                    cap.untracked_packets += 1
+                    continue
                 entry = table[key] = _new_flow(proto, a, b, flags, ts)
             flow, client = entry
             d = flow.up if client == a else flow.down
@@ -241,8 +284,8 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
                 d.kept += n
                 if d.kept >= sample_limit:
                     d.full = True
-    except (dpkt.dpkt.NeedData, struct.error, ValueError):
-        pass  # a capture cut short (tcpdump killed): keep what was read
+        except (struct.error, IndexError, ValueError):
+            cap.other_packets += 1  # a malformed packet in a sound record: counted, skipped
     cap.packets += packets
     if not cap.first_ts:
         cap.first_ts = first_ts or 0.0
@@ -299,8 +342,22 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
             pos += 16 + incl_at(view, pos + 8)[0]
     except struct.error:
         recs.pop()
+    # a record longer than the file's snap length (or any capture's) is not a record: the walk
+    # went astray there, so reading stops at it and what came before is kept
+    snaplen = struct.unpack_from("<I", head, 16)[0] or MAX_RECORD
+    bound = min(max(snaplen, 65535), MAX_RECORD)
+    whole = len(recs)
+    while whole and recs[whole - 1] + 16 > n:  # the header itself is cut: the normal end, below
+        whole -= 1
+    if whole:
+        lens = (_Words(mm, "<u8").at(np.array(recs[:whole], dtype=np.int64) + 8) & 0xFFFFFFFF).astype(np.int64)
+        bad = np.flatnonzero(lens > bound)
+        if len(bad):
+            first_bad = int(bad[0])
+            cap.stopped = f"malformed record at offset {recs[first_bad]}: length {int(lens[first_bad])} exceeds the snap length {snaplen}"
+            del recs[first_bad:]
     while recs and recs[-1] + 16 + incl_at(view, recs[-1] + 8)[0] > n:
-        recs.pop()  # a record cut short (tcpdump killed mid-write)
+        recs.pop()  # a record cut short at the end (tcpdump killed mid-write): the normal end
     view.release()
     rec = np.array(recs, dtype=np.int64)
     cap.packets = len(rec)
@@ -357,8 +414,13 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
     order = np.argsort(inv, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(inv))))
-    # 3. per flow: direction, counts, and the sample
-    for f in np.argsort(first, kind="stable"):
+    # 3. per flow: direction, counts, and the sample (the first MAX_FLOWS flows by first packet)
+    flow_order = np.argsort(first, kind="stable")
+    if len(flow_order) > MAX_FLOWS:
+        cap.flow_limit_reached = True
+        cap.untracked_packets = int(np.diff(bounds)[flow_order[MAX_FLOWS:]].sum())
+        flow_order = flow_order[:MAX_FLOWS]
+    for f in flow_order:
         pk = order[bounds[f]:bounds[f + 1]]
         tcp = bool(is_tcp[pk[0]])
         client = _client_endpoint(pk, tcp, flags, ep_src, ep_dst, sport, dport)

@@ -103,18 +103,24 @@ class Analysis:
     truncated_packets: int
     duration_s: float
     flows: list[FlowReport]
+    stopped: str | None = None  # reading ended early at a malformed record (offset and reason)
+    untracked_packets: int = 0  # packets of flows beyond the flow table's limit
+    flow_limit_reached: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready form for flows.json."""
         return {"pcap": self.path, "packets": self.packets, "other_packets": self.other_packets, "truncated_packets": self.truncated_packets,
-                "duration_s": round(self.duration_s, 3), "flows": [f.to_dict() for f in self.flows]}
+                "duration_s": round(self.duration_s, 3), "stopped": self.stopped, "untracked_packets": self.untracked_packets,
+                "flow_limit_reached": self.flow_limit_reached, "flows": [f.to_dict() for f in self.flows]}
 
 
 def analyse_capture(path: str | Path, sample_limit: int = 4 << 20) -> Analysis:
-    """Read ``path`` and judge every TCP and UDP flow in it."""
+    """Read ``path`` and judge every TCP and UDP flow in it. A malformed record ends the reading
+    (``stopped`` says where) and the flows read so far are judged; raises
+    :class:`rig.traffic.flows.CaptureError` only when the file is not a capture at all."""
     cap: Capture = read_flows(path, sample_limit=sample_limit)
     return Analysis(str(path), cap.packets, cap.other_packets, cap.truncated_packets, max(0.0, cap.last_ts - cap.first_ts),
-                    [judge(f) for f in cap.flows])
+                    [judge(f) for f in cap.flows], cap.stopped, cap.untracked_packets, cap.flow_limit_reached)
 
 
 def judge(flow: Flow) -> FlowReport:

@@ -101,3 +101,111 @@ def test_ipv6_flow(tmp_path: Path) -> None:
     wrpcap(str(tmp_path / "v6.pcap"), [E() / IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=9, dport=10) / b"hi"])
     [flow] = read_flows(tmp_path / "v6.pcap").flows
     assert flow.id == "udp [2001:db8::1]:9 > [2001:db8::2]:10"
+
+
+def test_a_record_with_an_impossible_length_stops_the_reading_there(tmp_path: Path) -> None:
+    """A bit flipped in a record header's length once sent the walk astray silently: reading
+    stops at it, says where, and keeps the flows before it."""
+    import struct
+
+    wrpcap(str(tmp_path / "c.pcap"), _tcp_packets([(0, b"x" * 500)]) + [E() / IP(src=A, dst=B) / UDP(sport=9, dport=9) / b"late"])
+    data = bytearray((tmp_path / "c.pcap").read_bytes())
+    pos, offsets = 24, []
+    while pos < len(data):
+        offsets.append(pos)
+        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
+    struct.pack_into("<I", data, offsets[3] + 8, 0x7FFF0000)  # the UDP record's length: larger than any capture
+    (tmp_path / "flip.pcap").write_bytes(bytes(data))
+    cap = read_flows(tmp_path / "flip.pcap")
+    assert cap.stopped == f"malformed record at offset {offsets[3]}: length {0x7FFF0000} exceeds the snap length 65535"
+    [flow] = cap.flows
+    assert flow.proto == "tcp" and bytes(flow.up.data) == b"x" * 500
+
+
+def test_a_corrupt_pcapng_block_stops_the_reading_without_a_crash(tmp_path: Path) -> None:
+    from scapy.utils import PcapNgWriter
+
+    w = PcapNgWriter(str(tmp_path / "c.pcapng"))
+    for p in _tcp_packets([(0, b"GET / HTTP/1.1\r\n\r\n"), (18, b"more")]):
+        w.write(p)
+    w.close()
+    import struct
+
+    data = bytearray((tmp_path / "c.pcapng").read_bytes())
+    pos, blocks = 0, []
+    while pos + 8 <= len(data):
+        blocks.append(pos)
+        pos += struct.unpack_from("<I", data, pos + 4)[0]
+    struct.pack_into("<I", data, blocks[-2] + 4, 0x7FFFFFF0)  # the last-but-one block: a length no file has
+    (tmp_path / "bad.pcapng").write_bytes(bytes(data))
+    cap = read_flows(tmp_path / "bad.pcapng")
+    assert cap.stopped is not None and cap.stopped.startswith("malformed record at offset ")
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_the_flow_table_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import rig.traffic.flows as flows
+
+    monkeypatch.setattr(flows, "MAX_FLOWS", 5)
+    pkts = [E() / IP(src=A, dst=B) / UDP(sport=10000 + i, dport=5004) / b"x" for i in range(12) for _ in range(2)]
+    if kind == "pcap":
+        wrpcap(str(tmp_path / "many.pcap"), pkts)
+    else:
+        from scapy.utils import PcapNgWriter
+
+        w = PcapNgWriter(str(tmp_path / "many.pcap"))
+        for p in pkts:
+            w.write(p)
+        w.close()
+    cap = read_flows(tmp_path / "many.pcap")
+    assert len(cap.flows) == 5 and cap.flow_limit_reached and cap.untracked_packets == 14
+    assert sorted(f.client[1] for f in cap.flows) == [10000, 10001, 10002, 10003, 10004]  # the first five, in order
+
+
+def _small_captures(tmp: Path) -> dict[str, bytes]:
+    from scapy.utils import PcapNgWriter
+
+    pkts = _tcp_packets([(0, b"GET / HTTP/1.1\r\n\r\n"), (18, b"x" * 300)]) + [E() / IP(src=B, dst=A) / UDP(sport=5004, dport=5004) / (b"\x80" + b"y" * 200)]
+    wrpcap(str(tmp / "s.pcap"), pkts)
+    w = PcapNgWriter(str(tmp / "s.pcapng"))
+    for p in pkts:
+        w.write(p)
+    w.close()
+    return {"pcap": (tmp / "s.pcap").read_bytes(), "pcapng": (tmp / "s.pcapng").read_bytes()}
+
+
+def test_mutated_captures_never_crash_the_reader(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Property: whatever bytes are flipped, cut or inserted, reading a capture returns a
+    Capture (perhaps stopped early) or raises CaptureError; never anything else, never a hang.
+    The flows of whatever was read are judged without an exception too."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from rig.traffic.verdict import analyse_capture
+
+    tmp = tmp_path_factory.mktemp("fuzz")
+    seeds = _small_captures(tmp)
+
+    @settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @given(kind=st.sampled_from(sorted(seeds)), edits=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255), st.sampled_from(["flip", "cut", "insert"])),
+                                                                  min_size=1, max_size=6))
+    def check(kind: str, edits: list) -> None:  # noqa: ANN001
+        data = bytearray(seeds[kind])
+        for pos, val, how in edits:
+            if not data:
+                break
+            pos %= len(data)
+            if how == "flip":
+                data[pos] ^= val or 1
+            elif how == "cut":
+                del data[pos:]
+            else:
+                data[pos:pos] = bytes([val]) * 4
+        path = tmp / f"m.{kind}"
+        path.write_bytes(bytes(data))
+        try:
+            analyse_capture(path)
+        except CaptureError:
+            pass
+
+    check()
