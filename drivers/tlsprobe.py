@@ -135,8 +135,7 @@ def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
     return reason is not None and any(m in reason for m in ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE", "PROTOCOL_VERSION"))
 
 
-def probe(host: str, port: int, timeout: float = 5.0, client_cert: tuple[Path, Path] | None = None, mutual: bool = False,
-          work_dir: Path | None = None) -> TlsReport:
+def probe(host: str, port: int, timeout: float = 5.0, client_cert: tuple[Path, Path] | None = None, mutual: bool = False) -> TlsReport:
     """Versions accepted, weak suites accepted per legacy version, certificate facts, and
     (``mutual``) whether clients without a valid certificate are refused."""
     rep = TlsReport(host, port)
@@ -171,7 +170,7 @@ def probe(host: str, port: int, timeout: float = 5.0, client_cert: tuple[Path, P
     if der:
         rep.certificate = certificate_facts(der)
     if mutual:
-        rep.client_auth = client_auth(host, port, timeout, client_cert, work_dir)
+        rep.client_auth = client_auth(host, port, timeout, client_cert)
     return rep
 
 
@@ -201,13 +200,14 @@ def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
         sock.close()
 
 
-def client_auth(host: str, port: int, timeout: float, client_cert: tuple[Path, Path] | None, work_dir: Path | None) -> ClientAuthResult:
+def client_auth(host: str, port: int, timeout: float, client_cert: tuple[Path, Path] | None) -> ClientAuthResult:
     """How the TLS service on ``host:port`` treats a client with no certificate, with a certificate
-    the rig made itself, and with the configured one (``None`` when none is configured)."""
+    the rig made itself, and with the configured one (``None`` when none is configured). The
+    self-made key lives in a private temporary folder, removed at once: it never reaches a bundle."""
     none = _request_outcome(host, port, _context(None, "DEFAULT"), timeout)
-    work = work_dir or Path(tempfile.mkdtemp(prefix="privrig-tls-"))
-    forged = self_signed(work, "privrig-untrusted-client")
-    selfmade = _request_outcome(host, port, _context(None, "DEFAULT", cert=forged), timeout)
+    with tempfile.TemporaryDirectory(prefix="privrig-tls-") as work:
+        forged = self_signed(Path(work), "privrig-untrusted-client")
+        selfmade = _request_outcome(host, port, _context(None, "DEFAULT", cert=forged), timeout)
     configured = _request_outcome(host, port, _context(None, "DEFAULT", cert=client_cert), timeout) if client_cert else None
     return ClientAuthResult(none, selfmade, configured)
 

@@ -88,6 +88,8 @@ class SecretHit:
     kind: str  # "plaintext-secret" | "private-key"
     key: str
     masked: str  # first and last character, length: never the secret itself
+    sha256: str = ""  # of the value: the finding can be checked against the device later, the value is never kept
+    length: int = 0
 
 
 def mask(value: str) -> str:
@@ -126,7 +128,9 @@ def judge_secret_line(line: bytes) -> SecretHit | None:
         return None
     if val[:1] in "{[":  # a nested object opens here; its members get their own lines
         return None
-    return SecretHit("plaintext-secret", m.group("key"), mask(val))
+    import hashlib
+
+    return SecretHit("plaintext-secret", m.group("key"), mask(val), hashlib.sha256(val.encode()).hexdigest(), len(val))
 
 
 def private_key_state(data: bytes) -> str:

@@ -179,7 +179,7 @@ class ChannelEncryption(Scenario):
         for port in sorted(_tls_ports(ctx, analysis, address)):
             ctx.step("tls check", port=port)
             mutual = bool(net.tls and port in net.tls.mutual_auth)
-            rep = tlsprobe.probe(address, port, client_cert=client_cert, mutual=mutual, work_dir=ctx.folder.dir.parent / ".tls-work")
+            rep = tlsprobe.probe(address, port, client_cert=client_cert, mutual=mutual)
             name = f"tls-{port}.json"
             ctx.artifact(name, json.dumps(rep.to_dict(), indent=1).encode(), "application/json")
             part = ctx.part(f"tls {port}", f"{port}/tcp: TLS versions, suites and certificate, checked by handshakes", kind="tls-unreachable",

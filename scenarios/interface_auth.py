@@ -150,7 +150,7 @@ class InterfaceAuth(Scenario):
         """A TLS port that alerts ``certificate_required``: the certificate is its authentication.
         A client with a self-made certificate must be refused too."""
         tr, _ = ctx.transcript(f"tls-auth-{port}.jsonl")
-        ca = tlsprobe.client_auth(address, port, 5.0, ctx.device.network.client_certificate, ctx.folder.dir.parent / ".tls-work")  # type: ignore[union-attr]
+        ca = tlsprobe.client_auth(address, port, 5.0, ctx.device.network.client_certificate)  # type: ignore[union-attr]
         for label, outcome in (("no certificate", ca.no_certificate), ("a self-made certificate", ca.self_made_certificate),
                                ("the configured certificate", ca.configured_certificate)):
             if outcome is not None:

@@ -151,7 +151,8 @@ class StorageAtRest(Scenario):
                         reach.unreadable.append(path)
                 if keys_checked[path] != "unencrypted":
                     continue
-            hits.append({"path": path, "line": lineno, "kind": hit.kind, "key": hit.key, "value": hit.masked})
+            hits.append({"path": path, "line": lineno, "kind": hit.kind, "key": hit.key, "value": hit.masked, "value_sha256": hit.sha256,
+                         "length": hit.length})
         ctx.artifact("secrets.json", json.dumps({"lines_examined": len(lines), "not_reached": reach.__dict__, "private_keys": keys_checked,
                                                  "secrets": hits}, indent=1).encode(), "application/json")
         part = ctx.coverage["secrets"]
@@ -169,7 +170,8 @@ class StorageAtRest(Scenario):
                             interface="storage", path=h["path"], evidence=ctx.evidence_of("secrets.json"), detail={"line": h["line"]})
             else:
                 ctx.finding("plaintext-secret", "high", f"{h['path']} line {h['line']}: {h['key']} is stored in the clear ({h['value']})",
-                            interface="storage", path=h["path"], evidence=ctx.evidence_of("secrets.json"), detail={"line": h["line"], "key": h["key"]})
+                            interface="storage", path=h["path"], evidence=ctx.evidence_of("secrets.json"),
+                            detail={"line": h["line"], "key": h["key"], "value_sha256": h["value_sha256"], "length": h["length"]})
 
     # -- 3 -------------------------------------------------------------------------------
     def _hashes(self, ctx: ScenarioContext, storage: DeviceStorage, roots: list[str]) -> None:

@@ -68,3 +68,24 @@ def test_a_run_of_only_absent_and_mute_devices_exits_3_within_its_timeouts(sim_b
     verdicts = {(d["name"], s["id"]): s["verdict"] for d in doc["devices"] for s in d["scenarios"]}
     assert "pass" not in {v for (dev, sid), v in verdicts.items() if sid in MEDIA} and "fail" not in verdicts.values()
     assert took < 150, took  # bounded by connect and window timeouts, never a hang
+
+
+def test_no_device_secret_and_no_rig_key_is_in_the_bundle(run_all, sim_bench: dict) -> None:
+    """cam-violating keeps admin_password=Sup3rSecret! and an unencrypted EC key: storage-at-rest
+    finds both, and neither (nor any private key the rig made for its TLS checks, nor the bench
+    key) is anywhere in the bundle; the finding carries the secret's hash and length instead."""
+    import hashlib
+
+    from rig.signing import privrig_home
+
+    bundle = run_all[1]
+    blobs = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    device_key = Path(sim_bench["devices"]["cam-violating"]["console"]).parent / "rootfs/data/system/etc/device.key"
+    for needle in (b"Sup3rSecret!", b"c2VjcmV0LXRva2Vu-4f1a", device_key.read_bytes().split(b"\n")[1][:40],
+                   (privrig_home() / "bench-ed25519.pem").read_bytes().split(b"\n")[1], b"PRIVATE KEY-----\\nMI", b"PRIVATE KEY-----\nMI"):
+        assert not [str(p) for p, data in blobs.items() if needle in data], needle
+    assert not any(".tls-work" in str(p) for p in blobs)
+    doc = json.loads((bundle / "results.json").read_text())
+    [sec] = [f for d in doc["devices"] if d["name"] == "cam-violating" for s in d["scenarios"] if s["id"] == "storage-at-rest"
+             for f in s["findings"] if f["kind"] == "plaintext-secret" and f["detail"]["key"] == "admin_password"]
+    assert sec["detail"]["value_sha256"] == hashlib.sha256(b"Sup3rSecret!").hexdigest() and sec["detail"]["length"] == 12
