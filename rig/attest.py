@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.clauses import CLAUSES
-from rig.evidence import Journal, sha256_file, write_manifest
+from rig.evidence import output_hashes, Journal, sha256_file, write_manifest
 from rig.results import record_from_dict, utcnow, iso
 from rig.signing import BenchKey
 from rig.verify import VERIFIED, verify_bundle
@@ -103,10 +103,11 @@ def attest(bundle: Path, device: str, clause: str, verdict: str, note: str, by: 
         digest, size = sha256_file(path)
         journal.append("artifact", path=f"devices/{device}/attest/{path.name}", sha256=digest, size=size, media_type="application/json")
         journal.append("attestation", device=device, clause=clause, verdict=verdict, by=att.by, artifact=f"devices/{device}/attest/{path.name}")
+        from rig.outputs import report_html
+
+        (bundle / "report.html").write_bytes(report_html(record_from_dict(results), bundle, key.fingerprint, attestations(bundle)))
+        journal.append("outputs-resealed", outputs=output_hashes(bundle))  # the new report, bound to the chain like the first
     finally:
         journal.close()
-    from rig.outputs import report_html
-
-    (bundle / "report.html").write_bytes(report_html(record_from_dict(results), bundle, key.fingerprint, attestations(bundle)))
     write_manifest(bundle, results["run_id"], key, results.get("status", "complete"))
     return att

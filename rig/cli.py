@@ -194,20 +194,62 @@ def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], pub
     _execute_and_exit(plan, quiet, as_json)
 
 
+@main.group()
+def keys() -> None:
+    """The bench key and the keys of other benches whose bundles this bench trusts."""
+
+
+@keys.command("show")
+def keys_show() -> None:
+    """Print this bench's public key (PEM), to hand to a lab that verifies its bundles."""
+    from rig.signing import BenchKey, public_pem
+
+    key = BenchKey.load_or_create()
+    click.echo(public_pem(key.public_key).decode().rstrip())
+    click.echo(f"# {key.fingerprint}", err=True)
+
+
+@keys.command("trust")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--name", required=True, help="what to call the bench it belongs to, e.g. lab-b-bench-3")
+def keys_trust(file: str, name: str) -> None:
+    """Trust another bench's public key (PEM): rig verify then accepts its bundles, exit 0. Exit 2 bad key."""
+    from rig.signing import trust_key
+
+    try:
+        fp = trust_key(Path(file).read_bytes()[:65536], name)
+    except (OSError, ValueError) as exc:
+        click.echo(f"rig: {file}: {_safe(exc)}", err=True)
+        sys.exit(2)
+    click.echo(f"trusted {fp} as {name}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """This bench's key and every trusted key, by fingerprint."""
+    from rig.signing import local_public_key, trusted_keys, fingerprint
+
+    local = local_public_key()
+    click.echo(f"{fingerprint(local) if local else '(no bench key yet)'}  this bench")
+    for fp, path in trusted_keys().items():
+        click.echo(f"{fp}  {path.stem}")
+
+
 @main.command()
 @click.argument("bundle", type=click.Path())
 @click.option("--pubkey", type=click.Path(dir_okay=False, exists=True), help="PEM public key the bundle must be signed by")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def verify(bundle: str, pubkey: str | None, as_json: bool) -> None:
-    """Check a bundle byte for byte: 0 verified, 1 tampered, 2 not a bundle, 3 incomplete."""
+    """Check a bundle byte for byte: 0 verified, 1 tampered, 2 not a bundle, 3 incomplete,
+    4 intact but signed by a key that is neither this bench's, a trusted one, nor --pubkey."""
     from rig.signing import load_public_pem
     from rig.verify import verify_bundle
 
     pinned = None
     if pubkey:
         try:
-            pinned = load_public_pem(Path(pubkey).read_bytes())
-        except ValueError as exc:
+            pinned = load_public_pem(Path(pubkey).read_bytes()[:65536])
+        except (OSError, ValueError) as exc:
             click.echo(f"rig: --pubkey {pubkey}: {exc}", err=True)
             sys.exit(2)
     rep = verify_bundle(Path(bundle), pinned)
@@ -216,7 +258,10 @@ def verify(bundle: str, pubkey: str | None, as_json: bool) -> None:
     else:
         click.echo(f"{bundle}: {rep.status.upper()}")
         if rep.key_fingerprint:
-            trust = {"pinned": "the pinned key", "this-bench": "this bench's key", "unpinned": "a key that is not this bench's; pin it with --pubkey"}.get(rep.key_trust, rep.key_trust)
+            trust = {"pinned": "the pinned key", "not-pinned": "NOT the pinned key", "this-bench": "this bench's key",
+                     "trusted": "a key added with rig keys trust",
+                     "unknown": "an unknown key: neither this bench's nor a trusted one; pin it with --pubkey or add it with rig keys trust"
+                     }.get(rep.key_trust, rep.key_trust)
             click.echo(f"  signed by {rep.key_fingerprint} ({trust})")
         click.echo(f"  {rep.files_checked} files checked, {rep.journal_entries} journal entries")
         for p in rep.problems:

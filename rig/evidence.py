@@ -92,14 +92,25 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+#: the files a sealed bundle's journal binds by hash (so removing the manifest after editing
+#: one reads as tampering, not as an incomplete run)
+OUTPUTS = ("results.json", "junit.xml", "report.html")
+
+
+def output_hashes(root: Path) -> dict[str, str]:
+    """SHA-256 of each of :data:`OUTPUTS` present in the bundle at ``root``."""
+    return {name: sha256_file(root / name)[0] for name in OUTPUTS if (root / name).is_file()}
+
+
 def write_manifest(root: Path, run_id: str, key: BenchKey, status: str) -> None:
-    """manifest.json (SHA-256 and size of every file) and manifest.sig over it, for the bundle at
-    ``root``: how a run seals its bundle, and how ``rig attest`` seals it again."""
-    files = []
+    """manifest.json (SHA-256 and size of every file, and every folder) and manifest.sig over it,
+    for the bundle at ``root``: how a run seals its bundle, and how ``rig attest`` seals it again."""
+    files, dirs = [], []
     for path in sorted(root.rglob("*")):
-        if path.is_dir():
-            continue
         rel = path.relative_to(root).as_posix()
+        if path.is_dir():
+            dirs.append(rel)
+            continue
         if rel in (MANIFEST, SIGNATURE):
             continue
         digest, size = sha256_file(path)
@@ -112,6 +123,7 @@ def write_manifest(root: Path, run_id: str, key: BenchKey, status: str) -> None:
         "key_fingerprint": key.fingerprint,
         "public_key_pem": public_pem(key.public_key).decode(),
         "files": files,
+        "dirs": dirs,
     }
     data = json.dumps(manifest, indent=2).encode() + b"\n"
     _write_atomic(root / MANIFEST, data)
@@ -342,6 +354,6 @@ class Bundle:
         self.write_top(RESULTS, json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n")
         for name, data in outputs:
             self.write_top(name, data)
-        self.journal.append("bundle-sealed", status=record.status)
+        self.journal.append("bundle-sealed", status=record.status, outputs=output_hashes(self.root))
         self.journal.close()
         self.write_manifest(record.status)

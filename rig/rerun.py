@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from rig.config import ConfigError, LoadedConfig, parse_config
-from rig.verify import INCOMPLETE, VERIFIED, verify_bundle
+from rig.verify import INCOMPLETE, UNTRUSTED, VERIFIED, verify_bundle
 
 CONFIG_SNAPSHOT = "devices/_run/config/config.yaml"
 
@@ -49,12 +49,12 @@ def load_rerun(bundle: Path, pinned_key: Ed25519PublicKey | None = None) -> Reru
     verification, is signed by neither this bench's key nor ``pinned_key``, its config snapshot
     does not match its results, or an input it would replay is not one its scenario draws."""
     report = verify_bundle(bundle, pinned_key)
-    if report.status not in (VERIFIED, INCOMPLETE):
+    if report.status not in (VERIFIED, INCOMPLETE, UNTRUSTED):
         raise RerunError(f"{bundle}: bundle is {report.status}" + (f" ({report.problems[0]})" if report.problems else "")
                          + ": its inputs cannot be trusted")
-    if report.key_trust not in ("this-bench", "pinned"):
+    if report.key_trust not in ("this-bench", "pinned", "trusted"):
         raise RerunError(f"{bundle}: signed by {report.key_fingerprint}, which is neither this bench's key nor one given with --pubkey: "
-                         "a rerun runs the bundle's config (host actions included) here, so it replays only bundles it can trust")
+                         "or added with `rig keys trust`: a rerun runs the bundle's config (host actions included) here, so it replays only bundles it can trust")
     try:
         results = json.loads((bundle / "results.json").read_text())
     except (OSError, ValueError) as exc:

@@ -99,6 +99,41 @@ class BenchKey:
         return cls(key, path)
 
 
+def trusted_dir() -> Path:
+    """Where the public keys of other benches this bench trusts are kept (``rig keys trust``)."""
+    return privrig_home() / "trusted-keys"
+
+
+def trusted_keys() -> dict[str, Path]:
+    """Fingerprint -> file of every key added with ``rig keys trust`` (unreadable files skipped)."""
+    out: dict[str, Path] = {}
+    folder = trusted_dir()
+    if not folder.is_dir():
+        return out
+    for path in sorted(folder.glob("*.pub")):
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > 64 << 10:
+                continue
+            out[fingerprint(load_public_pem(path.read_bytes()))] = path
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def trust_key(pem: bytes, name: str) -> str:
+    """Add a bench's public key (PEM) to the trusted keys under ``name``; returns its fingerprint.
+    Raises ValueError for a key that is not Ed25519 or a name that is not a plain word."""
+    import re
+
+    key = load_public_pem(pem)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ValueError(f"--name {name!r}: letters, digits, '.', '_' and '-' only")
+    folder = trusted_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.pub").write_bytes(public_pem(key))
+    return fingerprint(key)
+
+
 def local_public_key() -> Ed25519PublicKey | None:
     """This bench's public key, if a bench key exists here (never creates one)."""
     path = privrig_home() / KEY_FILE_NAME

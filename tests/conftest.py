@@ -140,3 +140,33 @@ def scenario_registry(monkeypatch):
         return reg
 
     return use
+
+
+def resign_bundle(root: Path, key, edit=None) -> None:  # noqa: ANN001 - a BenchKey; edit(results_doc) changes the results first
+    """What someone holding another (or this) bench's key can do to a bundle: change its results,
+    then sign the journal, the outputs' hashes and the manifest again with ``key``."""
+    import base64
+    import hashlib
+    import json
+
+    from rig.evidence import GENESIS, JOURNAL, canonical, output_hashes, write_manifest
+    from rig.signing import public_pem
+
+    if edit is not None:
+        doc = json.loads((root / "results.json").read_text())
+        edit(doc)
+        (root / "results.json").write_text(json.dumps(doc))
+    lines, prev = [], GENESIS
+    for raw in (root / JOURNAL).read_text().splitlines():
+        e = json.loads(raw)
+        e.pop("sig")
+        e["prev"] = prev
+        if isinstance(e.get("outputs"), dict):
+            e["outputs"] = output_hashes(root)
+        e["sig"] = base64.b64encode(key.sign(canonical(e))).decode()
+        line = canonical(e)
+        lines.append(line)
+        prev = hashlib.sha256(line).hexdigest()
+    (root / JOURNAL).write_bytes(b"\n".join(lines) + b"\n")
+    (root / "bench.pub").write_bytes(public_pem(key.public_key))
+    write_manifest(root, root.name, key, "complete")

@@ -47,7 +47,9 @@ def test_attestation_is_signed_in_and_shown(bundle: Path, tmp_path: Path) -> Non
     assert verify_bundle(bundle).status == VERIFIED  # re-sealed: journal chain, artifacts and manifest agree
     assert (bundle / "results.json").read_bytes() == before  # the run's results stay as the run wrote them
     journal = [json.loads(line) for line in (bundle / "journal.jsonl").read_text().splitlines()]
-    assert journal[-1]["event"] == "attestation" and journal[-1]["clause"] == CLAUSE and journal[-1]["by"] == "Li Wei"
+    [att] = [e for e in journal if e["event"] == "attestation"]
+    assert att["clause"] == CLAUSE and att["by"] == "Li Wei"
+    assert journal[-1]["event"] == "outputs-resealed" and set(journal[-1]["outputs"]) == {"results.json", "junit.xml", "report.html"}
     html = (bundle / "report.html").read_text()
     matrix = html[html.index("id=matrix"):]
     assert "6.2.1 c</b>" in matrix and "<td class=fail>fail<br><small>attested by Li Wei</small></td>" in matrix

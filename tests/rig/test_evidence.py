@@ -24,8 +24,15 @@ from tests.conftest import ROOT, rig
 
 
 @pytest.fixture()
-def key(tmp_path: Path) -> BenchKey:
-    return BenchKey.load_or_create(tmp_path / "key" / "bench.pem")
+def key() -> BenchKey:
+    """This bench's key (the test run's own, under its PRIVRIG_HOME)."""
+    return BenchKey.load_or_create()
+
+
+def bench_key_path() -> str:
+    from rig.signing import KEY_FILE_NAME, privrig_home
+
+    return str(privrig_home() / KEY_FILE_NAME)
 
 
 def make_bundle(tmp_path: Path, key: BenchKey) -> Path:
@@ -143,7 +150,7 @@ WRITER = textwrap.dedent(
 
 
 def test_sigkill_mid_run_leaves_incomplete_but_checkable_bundle(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "ev"), str(tmp_path / "k.pem")],
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "ev"), bench_key_path()],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
@@ -204,7 +211,7 @@ APPENDER = textwrap.dedent(
 
 @pytest.mark.parametrize("delay", [0.05, 0.11, 0.17, 0.23, 0.31, 0.43])
 def test_sigterm_never_leaves_a_half_written_journal_entry(tmp_path: Path, delay: float) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path / "ev"), str(tmp_path / "k.pem")],
+    proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(tmp_path / "ev"), bench_key_path()],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     time.sleep(delay)
@@ -228,3 +235,86 @@ def test_writes_after_sealing_are_refused(tmp_path: Path, key: BenchKey) -> None
     with pytest.raises(BundleSealed):
         b.folder("cam-01", "debug-ports").write("late.txt", b"late", "text/plain")
     assert verify_bundle(root).status == VERIFIED
+
+
+
+def _resign(root: Path, other: BenchKey) -> None:
+    """Every verdict turned to pass, everything signed again with ``other``."""
+    from tests.conftest import resign_bundle
+
+    def all_pass(doc: dict) -> None:
+        for d in doc["devices"]:
+            for sc in d["scenarios"]:
+                sc["verdict"], sc["findings"] = "pass", []
+
+    resign_bundle(root, other, all_pass)
+
+
+def test_a_bundle_resigned_with_an_unknown_key_is_not_verified(tmp_path: Path, key: BenchKey) -> None:
+    """Results all turned to pass and re-signed with another Ed25519 key once exited 0."""
+    from rig.signing import public_pem
+    from rig.verify import UNTRUSTED
+
+    root = make_bundle(tmp_path, key)
+    other = BenchKey.load_or_create(tmp_path / "other.pem")
+    _resign(root, other)
+    rep = verify_bundle(root)
+    assert rep.status == UNTRUSTED and rep.exit_code == 4 and rep.key_trust == "unknown"
+    res = rig("verify", str(root))
+    assert res.returncode == 4 and "UNTRUSTED" in res.stdout and "an unknown key" in res.stdout
+    wrong = tmp_path / "mine.pub"
+    wrong.write_bytes(public_pem(key.public_key))
+    res = rig("verify", str(root), "--pubkey", str(wrong))
+    assert res.returncode == 1 and "NOT the pinned key" in res.stdout and "(the pinned key)" not in res.stdout
+    theirs = tmp_path / "theirs.pub"
+    theirs.write_bytes(public_pem(other.public_key))
+    assert rig("verify", str(root), "--pubkey", str(theirs)).returncode == 0
+    trusted = rig("keys", "trust", str(theirs), "--name", "lab-b")
+    try:
+        assert trusted.returncode == 0 and other.fingerprint in trusted.stdout
+        res = rig("verify", str(root))
+        assert res.returncode == 0 and "a key added with rig keys trust" in res.stdout
+    finally:
+        from rig.signing import trusted_dir
+
+        (trusted_dir() / "lab-b.pub").unlink()
+
+
+@pytest.mark.parametrize("how", ["symlink-to-dev-zero", "fifo", "pubkey-to-dev-zero", "empty-folder", "symlink-to-identical-file"])
+def test_only_regular_files_are_read_and_anything_else_is_tampering(tmp_path: Path, key: BenchKey, how: str) -> None:
+    import shutil
+
+    root = make_bundle(tmp_path, key)
+    art = root / "devices/cam-01/debug-ports/nmap-tcp.xml"
+    if how == "symlink-to-dev-zero":
+        art.unlink()
+        art.symlink_to("/dev/zero")
+    elif how == "fifo":
+        art.unlink()
+        os.mkfifo(art)
+    elif how == "pubkey-to-dev-zero":
+        (root / "bench.pub").unlink()
+        (root / "bench.pub").symlink_to("/dev/zero")
+    elif how == "empty-folder":
+        (root / "devices/cam-01/extra").mkdir()
+    else:
+        outside = tmp_path / "copy.xml"
+        shutil.copyfile(art, outside)
+        art.unlink()
+        art.symlink_to(outside)
+    t0 = time.monotonic()
+    rep = verify_bundle(root)
+    assert rep.status == TAMPERED and time.monotonic() - t0 < 5, rep.problems
+    assert rep.problems
+
+
+def test_removing_the_manifest_after_editing_the_results_is_tampering(tmp_path: Path, key: BenchKey) -> None:
+    """Once read as an interrupted run (incomplete, exit 3)."""
+    root = make_bundle(tmp_path, key)
+    results = root / "results.json"
+    results.write_text(results.read_text().replace('"fail"', '"pass"'))
+    (root / "manifest.json").unlink()
+    (root / "manifest.sig").unlink()
+    rep = verify_bundle(root)
+    assert rep.status == TAMPERED and rep.exit_code == 1
+    assert any("manifest.json was removed" in p for p in rep.problems) and any("results.json: content differs" in p for p in rep.problems)

@@ -93,38 +93,18 @@ def test_rerun_cli_exit_codes(first_run, tmp_path: Path) -> None:
 
 
 def _resign(bundle: Path, key) -> None:  # noqa: ANN001 - a BenchKey
-    """Sign ``bundle`` again with ``key``: what someone with another bench's key could hand over."""
-    from rig.evidence import JOURNAL, canonical
-    import base64
-    import hashlib
+    from tests.conftest import resign_bundle
 
-    lines, prev = [], "0" * 64
-    from rig.evidence import GENESIS
-
-    prev = GENESIS
-    for raw in (bundle / JOURNAL).read_text().splitlines():
-        e = json.loads(raw)
-        e.pop("sig")
-        e["prev"] = prev
-        e["sig"] = base64.b64encode(key.sign(canonical(e))).decode()
-        line = canonical(e)
-        lines.append(line)
-        prev = hashlib.sha256(line).hexdigest()
-    (bundle / JOURNAL).write_bytes(b"\n".join(lines) + b"\n")
-    from rig.signing import public_pem
-    from rig.evidence import write_manifest
-
-    (bundle / "bench.pub").write_bytes(public_pem(key.public_key))
-    write_manifest(bundle, bundle.name, key, "complete")
+    resign_bundle(bundle, key)
 
 
 def test_rerun_replays_only_bundles_of_this_bench_or_a_pinned_key(first_run, tmp_path: Path) -> None:
     from rig.signing import BenchKey, public_pem
-    from rig.verify import VERIFIED, verify_bundle
+    from rig.verify import UNTRUSTED, verify_bundle
 
     other = BenchKey.load_or_create(tmp_path / "other-bench.pem")
     _resign(first_run.bundle, other)
-    assert verify_bundle(first_run.bundle).status == VERIFIED  # a sound bundle, only not ours
+    assert verify_bundle(first_run.bundle).status == UNTRUSTED  # a sound bundle, only not ours
     with pytest.raises(RerunError, match="neither this bench's key nor one given with --pubkey"):
         load_rerun(first_run.bundle)
     from rig.signing import load_public_pem
@@ -142,10 +122,11 @@ def test_rerun_replays_only_bundles_of_this_bench_or_a_pinned_key(first_run, tmp
 def test_replayed_inputs_are_checked_before_anything_runs(first_run, tmp_path: Path) -> None:
     from rig.signing import BenchKey
 
-    results = first_run.bundle / "results.json"
-    doc = json.loads(results.read_text())
-    doc["devices"][0]["scenarios"][0]["measurements"]["inputs"]["seed"] = "$(reboot)"
-    results.write_text(json.dumps(doc))
-    _resign(first_run.bundle, BenchKey.load_or_create())  # signed by this bench: trusted, but its inputs are still checked
+    from tests.conftest import resign_bundle
+
+    def poison(doc: dict) -> None:
+        doc["devices"][0]["scenarios"][0]["measurements"]["inputs"]["seed"] = "$(reboot)"
+
+    resign_bundle(first_run.bundle, BenchKey.load_or_create(), poison)  # signed by this bench: trusted, but its inputs are still checked
     with pytest.raises(RerunError, match="d1/x-draws: not a seed"):
         load_rerun(first_run.bundle)
