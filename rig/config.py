@@ -663,12 +663,15 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
     def at(mark: Any, message: str) -> ConfigError:
         return ConfigError([ConfigProblem(fname, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", message)])
 
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as exc:
+        raise at(None, f"not valid YAML: {str(exc).splitlines()[0][:120]}") from None
     try:
         try:
             root = loader.get_single_node()  # parsed once: the tree gives the line numbers and the data
         except yaml.YAMLError as exc:
-            raise at(getattr(exc, "problem_mark", None), f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+            raise at(getattr(exc, "problem_mark", None), f"not valid YAML: {getattr(exc, 'problem', None) or str(exc).splitlines()[0][:120]}") from None
         except RecursionError:
             raise at(None, f"not valid YAML: nested far more than {MAX_DEPTH} levels deep") from None
         try:
