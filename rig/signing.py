@@ -41,7 +41,12 @@ def public_pem(public_key: Ed25519PublicKey) -> bytes:
 
 def load_public_pem(data: bytes) -> Ed25519PublicKey:
     """Parse a PEM public key; raises ValueError if it is not an Ed25519 key."""
-    key = serialization.load_pem_public_key(data)
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        key = serialization.load_pem_public_key(data)
+    except UnsupportedAlgorithm as exc:  # a damaged key names an algorithm nobody has
+        raise ValueError(f"not a public key this rig knows ({exc})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError("not an Ed25519 public key")
     return key

@@ -280,7 +280,7 @@ def test_a_bundle_resigned_with_an_unknown_key_is_not_verified(tmp_path: Path, k
         (trusted_dir() / "lab-b.pub").unlink()
 
 
-@pytest.mark.parametrize("how", ["symlink-to-dev-zero", "fifo", "pubkey-to-dev-zero", "empty-folder", "symlink-to-identical-file"])
+@pytest.mark.parametrize("how", ["symlink-to-dev-zero", "fifo", "pubkey-to-dev-zero", "empty-folder", "symlink-to-identical-file", "pubkey-bit-flip"])
 def test_only_regular_files_are_read_and_anything_else_is_tampering(tmp_path: Path, key: BenchKey, how: str) -> None:
     import shutil
 
@@ -297,6 +297,10 @@ def test_only_regular_files_are_read_and_anything_else_is_tampering(tmp_path: Pa
         (root / "bench.pub").symlink_to("/dev/zero")
     elif how == "empty-folder":
         (root / "devices/cam-01/extra").mkdir()
+    elif how == "pubkey-bit-flip":  # found by benchmarks/fuzz.py: the key then names an algorithm nobody has
+        pem = bytearray((root / "bench.pub").read_bytes())
+        pem[36] = ord("B") if pem[36] != ord("B") else ord("C")  # inside the algorithm OID
+        (root / "bench.pub").write_bytes(bytes(pem))
     else:
         outside = tmp_path / "copy.xml"
         shutil.copyfile(art, outside)
