@@ -203,6 +203,7 @@ class ArtifactStream:
         with bundle.gate:
             if bundle.sealed:
                 raise BundleSealed(f"bundle sealed; {rel} not created")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh: IO[bytes] = self.path.open("xb")
         self._hash = hashlib.sha256()
         self._size = 0
@@ -251,8 +252,7 @@ class ArtifactFolder:
     def _rel(self, name: str) -> str:
         if not _SAFE_NAME.match(name):
             raise ValueError(f"artifact name {name!r} is not a safe file name")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        return f"{self.rel_dir}/{name}"
+        return f"{self.rel_dir}/{name}"  # the folder is made with the file, under the gate (never after sealing)
 
     def unique_name(self, name: str) -> str:
         """``name`` if unused in this folder, else ``stem-2.ext``, ``stem-3.ext``…"""

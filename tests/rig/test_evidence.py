@@ -234,6 +234,9 @@ def test_writes_after_sealing_are_refused(tmp_path: Path, key: BenchKey) -> None
     b.sealed = True
     with pytest.raises(BundleSealed):
         b.folder("cam-01", "debug-ports").write("late.txt", b"late", "text/plain")
+    with pytest.raises(BundleSealed):  # a late scenario's first artifact: not even its folder appears
+        b.folder("cam-02", "camera-shutter").write("late.txt", b"late", "text/plain")
+    assert not (root / "devices/cam-02").exists()
     assert verify_bundle(root).status == VERIFIED
 
 
