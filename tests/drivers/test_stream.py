@@ -175,15 +175,11 @@ class Refuses(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class HeadThenSilence(BaseHTTPRequestHandler):
+class HeadThenSilence(Mjpeg):
     """A stream that answers 200 and then sends nothing: an output that stopped."""
-
-    def log_message(self, *a) -> None:
-        pass
 
     def do_GET(self) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=x")
         self.end_headers()
         time.sleep(3)
 
