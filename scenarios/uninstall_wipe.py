@@ -58,10 +58,12 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def _reach_of(reach: Reach, root: str) -> bool:
-    """``reach`` says something under ``root`` was not reached."""
-    return root in reach.missing_roots or any(_under(p, [root]) for p in reach.unreadable) or \
-        any(not p.startswith("/") for p in reach.unreadable)
+def _gap_under(reach: Reach, root: str) -> str | None:
+    """What ``reach`` says was not reached under ``root`` (one line), or None."""
+    if root in reach.missing_roots:
+        return f"missing root(s) {root}: it does not exist"
+    denied = [p for p in reach.unreadable if _under(p, [root])]
+    return f"{len(denied)} folder(s) or file(s) not readable, such as {', '.join(denied[:3])}" if denied else None
 
 
 class UninstallWipe(Scenario):
@@ -145,8 +147,8 @@ class UninstallWipe(Scenario):
         self._findings(ctx, st.external_roots, st.ignore, baseline, after, left, raw)
         evidence = ctx.evidence_of("residue.json", "listing-baseline.tsv", "listing-after.tsv")
         for r, part in root_parts.items():
-            gaps = [f"{what}: {reach.describe()}" for what, reach in (("baseline listing", baseline.reach), ("listing after", after.reach),
-                                                                        ("canary search", left.reach)) if _reach_of(reach, r)]
+            gaps = [f"{what}: {gap}" for what, reach in (("baseline listing", baseline.reach), ("listing after", after.reach),
+                                                        ("canary search", left.reach)) if (gap := _gap_under(reach, r))]
             if baseline.truncated or after.truncated:
                 gaps.append(f"a listing reached storage.max_files ({st.max_files}): files beyond it were not compared")
             files = sum(1 for p in after.files if _under(p, [r]))

@@ -344,13 +344,14 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
         recs.pop()
     # a record longer than the file's snap length (or any capture's) is not a record: the walk
     # went astray there, so reading stops at it and what came before is kept
+    le = _Words(mm, "<u8")
     snaplen = struct.unpack_from("<I", head, 16)[0] or MAX_RECORD
     bound = min(max(snaplen, 65535), MAX_RECORD)
     whole = len(recs)
     while whole and recs[whole - 1] + 16 > n:  # the header itself is cut: the normal end, below
         whole -= 1
     if whole:
-        lens = (_Words(mm, "<u8").at(np.array(recs[:whole], dtype=np.int64) + 8) & 0xFFFFFFFF).astype(np.int64)
+        lens = (le.at(np.array(recs[:whole], dtype=np.int64) + 8) & 0xFFFFFFFF).astype(np.int64)
         bad = np.flatnonzero(lens > bound)
         if len(bad):
             first_bad = int(bad[0])
@@ -363,7 +364,7 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     cap.packets = len(rec)
     if not len(rec):
         return cap
-    be, le = _Words(mm, ">u8"), _Words(mm, "<u8")
+    be = _Words(mm, ">u8")
     w0, w8 = le.at(rec), le.at(rec + 8)  # record header: ts_sec ts_frac | incl orig
     ts = (w0 & 0xFFFFFFFF).astype(np.float64) + (w0 >> 32).astype(np.float64) * (1e-9 if nanos else 1e-6)
     incl = (w8 & 0xFFFFFFFF).astype(np.int64)

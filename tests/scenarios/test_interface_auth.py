@@ -173,8 +173,8 @@ def test_declared_ports_where_nothing_answers_are_never_a_pass(sim_bench: dict, 
     assert sc.verdict is Verdict.INCONCLUSIVE and out.exit_code == 3
     assert {p.name: p.state.value for p in sc.coverage} == {f"{n}/tcp": "unobserved" for n in (22, 80, 554, 23)}
     assert all(f.kind == "no-answer" and "198.18.0.99" in f.summary for f in sc.findings)
-    cfg = sim_config_variant(tmp_path / "closed", "cam-compliant", lambda d: d["network"].update({"open_ports": ["22/tcp", "2222/tcp"]})) \
-        if (tmp_path / "closed").mkdir() is None else None
+    (tmp_path / "closed").mkdir()
+    cfg = sim_config_variant(tmp_path / "closed", "cam-compliant", lambda d: d["network"].update({"open_ports": ["22/tcp", "2222/tcp"]}))
     out = execute(RunPlan.select(load_config(cfg), ["cam-compliant"], ["interface-auth"], tmp_path / "closed-ev"))
     [sc] = out.record.devices[0].scenarios
     parts = {p.name: p for p in sc.coverage}
