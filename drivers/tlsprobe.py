@@ -1,10 +1,10 @@
-"""Active TLS check of one port: versions, weak suites, certificate, client authentication.
+"""TLS handshakes the rig makes itself: whether a port speaks TLS, how a server treats
+clients with no, a self-made and the configured certificate (mutual TLS), and the facts
+of a certificate. Versions, suites and vulnerabilities are sslyze's (:mod:`drivers.tlsscan`).
 
-Uses this host's OpenSSL through :mod:`ssl` at security level 0, so the client can
-still *offer* TLS 1.0/1.1 and legacy suites and see whether the device accepts them
-(a modern client negotiating TLS 1.3 says nothing about what else the server takes).
-Each handshake is a fresh connection with a deadline; certificate facts come from the
-DER the server sent, parsed by :mod:`cryptography`.
+Uses this host's OpenSSL through :mod:`ssl` at security level 0; each handshake is a fresh
+connection with a deadline; certificate facts come from the DER the server sent, parsed by
+:mod:`cryptography`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import ssl
 import warnings
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -22,22 +22,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from rig.certs import self_signed
-from rig.traffic.protocols import suite_is_weak
-
-VERSIONS = (("TLSv1.0", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1), ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
-WEAK_VERSIONS = ("TLSv1.0", "TLSv1.1")
-_REFUSED_MARKERS = ("PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "WRONG_VERSION_NUMBER", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW", "VERSION_TOO_HIGH",
-                    "NO_SHARED_CIPHER", "HANDSHAKE_FAILURE", "INSUFFICIENT_SECURITY", "NO_CIPHERS_AVAILABLE")
-
-
-@dataclass
-class VersionResult:
-    """One protocol version offered alone: accepted with a suite, or refused with the reason."""
-
-    version: str
-    accepted: bool
-    suite: str | None = None  # what the server chose when offered everything
-    reason: str | None = None  # why it was not accepted
 
 
 @dataclass
@@ -62,27 +46,6 @@ class ClientAuthResult:
     no_certificate: str  # "refused" | "accepted" | "error: ..."
     self_made_certificate: str
     configured_certificate: str | None  # None: no client certificate configured
-
-
-@dataclass
-class TlsReport:
-    """Everything the active check learned about one TLS port."""
-
-    host: str
-    port: int
-    versions: list[VersionResult] = field(default_factory=list)
-    weak_suites: dict[str, list[str]] = field(default_factory=dict)
-    certificate: CertFacts | None = None
-    client_auth: ClientAuthResult | None = None
-
-    @property
-    def accepted(self) -> list[str]:
-        """Versions the server completed a handshake with."""
-        return [v.version for v in self.versions if v.accepted]
-
-    def to_dict(self) -> dict:
-        """JSON-ready form for tls-<port>.json."""
-        return asdict(self)
 
 
 def _context(version: ssl.TLSVersion | None, ciphers: str = "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
@@ -133,51 +96,6 @@ def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
         sock.close()
         return True
     return reason is not None and any(m in reason for m in ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE", "PROTOCOL_VERSION"))
-
-
-def probe(host: str, port: int, timeout: float = 5.0, client_cert: tuple[Path, Path] | None = None, mutual: bool = False) -> TlsReport:
-    """Versions accepted, weak suites accepted per legacy version, certificate facts, and
-    (``mutual``) whether clients without a valid certificate are refused."""
-    rep = TlsReport(host, port)
-    der: bytes | None = None
-    for name, version in VERSIONS:
-        sock, reason = _handshake(host, port, _context(version, cert=client_cert), timeout)
-        if sock is None:
-            rep.versions.append(VersionResult(name, False, reason=reason))
-            continue
-        try:
-            suite = sock.cipher()[0] if sock.cipher() else None
-            der = der or sock.getpeercert(binary_form=True)
-        finally:
-            sock.close()
-        rep.versions.append(VersionResult(name, True, suite=suite))
-    for v in rep.versions:
-        if not v.accepted or v.version == "TLSv1.3":
-            continue  # every TLS 1.3 suite is an AEAD
-        version = dict(VERSIONS)[v.version]
-        weak = []
-        for cipher in _weak_candidates():
-            try:
-                ctx = _context(version, ciphers=f"{cipher}:@SECLEVEL=0", cert=client_cert)
-            except ssl.SSLError:
-                continue
-            sock, _ = _handshake(host, port, ctx, timeout)
-            if sock is not None:
-                weak.append(cipher)
-                sock.close()
-        if weak:
-            rep.weak_suites[v.version] = weak
-    if der:
-        rep.certificate = certificate_facts(der)
-    if mutual:
-        rep.client_auth = client_auth(host, port, timeout, client_cert)
-    return rep
-
-
-def _weak_candidates() -> list[str]:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
-    return [c["name"] for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3" and suite_is_weak(c["name"])]
 
 
 def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> str:

@@ -1,7 +1,7 @@
 """Certificates privrig makes for itself: the simulated devices' PKI, and the self-made
 client certificate the active TLS check offers to prove a server refuses strangers.
 
-Every key is EC P-256, every signature SHA-256, written as PEM with the key file mode
+Every key is EC P-256 (RSA 2048 where a legacy TLS stack needs it), every signature SHA-256, written as PEM with the key file mode
 0600. A certificate that already exists on disk is reused, never overwritten.
 """
 
@@ -13,18 +13,19 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
 def issue(cert_path: Path, key_path: Path, common_name: str, issuer: tuple[Path, Path] | None = None, ca: bool = False,
-          usage: x509.ObjectIdentifier | None = None, days: int = 30) -> tuple[Path, Path]:
+          usage: x509.ObjectIdentifier | None = None, days: int = 30, key_type: str = "ec") -> tuple[Path, Path]:
     """A certificate for ``common_name`` at ``cert_path`` (key at ``key_path``), signed by
-    ``issuer`` (its certificate and key files) or self-signed; made once."""
+    ``issuer`` (its certificate and key files) or self-signed; made once. ``key_type`` is
+    ``ec`` (P-256) or ``rsa2048`` (for a legacy TLS stack's static-RSA suites)."""
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     cert_path.parent.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(65537, 2048) if key_type == "rsa2048" else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     if issuer is None:
         issuer_name, signer = name, key

@@ -240,9 +240,66 @@ def _url_of(pattern: str, message: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+class SecretMissing(Exception):
+    """A secret the config names (an environment variable, a file) is not there; the message
+    names the config field and the variable or file, never a value."""
+
+
+class StreamAuth(_Model):
+    """The account the rig gives a stream that asks for credentials (HTTP Basic or Digest,
+    RTSP Digest). The password is never in the config: ``password_env`` names an environment
+    variable, ``password_file`` a file whose first line is the password (a mounted secret)."""
+
+    user: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^:\s]+$")]
+    password_env: Annotated[str, Field(pattern=ENV_RE)] | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "StreamAuth":
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError("give exactly one of password_env (an environment variable) or password_file")
+        return self
+
+    def credentials(self, where: str):  # -> drivers.httpauth.Credentials
+        """The user and password, read now; raises :class:`SecretMissing` naming ``where`` (the
+        config field) and the variable or file when the password cannot be had."""
+        from drivers.httpauth import Credentials
+
+        if self.password_env is not None:
+            import os
+
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise SecretMissing(f"{where}.password_env: environment variable {self.password_env} is not set")
+            return Credentials(self.user, value)
+        assert self.password_file is not None
+        try:
+            with open(self.password_file, "rb") as fh:
+                raw = fh.read(4097)
+        except OSError as exc:
+            raise SecretMissing(f"{where}.password_file: {self.password_file}: {exc.strerror or exc}") from None
+        value = raw[:4096].decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
+        if not value:
+            raise SecretMissing(f"{where}.password_file: {self.password_file} holds no password")
+        return Credentials(self.user, value)
+
+
+def _no_userinfo(value: str) -> str:
+    """A stream URL without ``user:password@``: credentials go in ``auth``, never in a URL that
+    is journaled, rendered and signed into the bundle."""
+    rest = value.split("://", 1)[1] if "://" in value else value
+    if "@" in rest.split("/", 1)[0]:
+        raise ValueError("the URL carries user:password@; give the credentials in auth: {user: ..., password_env: ...} "
+                         "so they never reach the bundle")
+    return value
+
+
 class CameraStream(_Model):
     name: Annotated[str, Field(pattern=NAME_RE)]
-    url: Annotated[str, _url_of(r"^(https?|rtsp|rtsps|file|device)://", "stream url must start with http://, https://, rtsp://, rtsps://, file:// or device://")]
+    url: Annotated[str, _url_of(r"^(https?|rtsp|rtsps|file|device)://", "stream url must start with http://, https://, rtsp://, rtsps://, file:// or device://"),
+                   AfterValidator(_no_userinfo)]
+    #: credentials the stream demands (Basic or Digest, as it asks)
+    auth: StreamAuth | None = None
 
 
 class Observation(_Model):
@@ -250,7 +307,9 @@ class Observation(_Model):
     device as ``device:///dev/videoN``), and where the lens is in its picture."""
 
     url: Annotated[str, _url_of(r"^(https?|rtsps?)://|^device:///dev/",
-                                "the observation camera is an http(s):// MJPEG stream, an rtsp(s):// stream or a local video device (device:///dev/videoN)")]
+                                "the observation camera is an http(s):// MJPEG stream, an rtsp(s):// stream or a local video device (device:///dev/videoN)"),
+                   AfterValidator(_no_userinfo)]
+    auth: StreamAuth | None = None
     lens: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=4, max_length=4)]  # x, y, w, h
 
 
@@ -393,6 +452,8 @@ class DeviceConfig(_Model):
     capture: CaptureSettings = CaptureSettings()
     storage: Storage | None = None
     actions: dict[ActionName, Action] = Field(default_factory=dict)
+    #: the vendor's documented default accounts (user:password lines), tried before the built-in lists
+    credentials: Path | None = None
 
     @field_validator("actions")
     @classmethod
@@ -409,7 +470,7 @@ class DeviceConfig(_Model):
 
 
 class SimDevice(_Model):
-    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader", "stream-secure", "stream-plain", "mute"]
+    profile: Literal["compliant", "violating", "debug-nonstd", "bootloader", "stream-secure", "stream-plain", "mute", "retail", "retail-secure"]
 
 
 class Simulator(_Model):
@@ -458,6 +519,8 @@ class BenchInfo(_Model):
     history: HistoryDb | None = None
     #: write accepted default passwords into findings (off: named by list entry only)
     reveal_credentials: bool = False
+    #: default accounts every device of this bench is tried with (user:password lines), after its own file
+    credentials: Path | None = None
 
 
 class BenchConfig(_Model):
@@ -721,6 +784,9 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
         cfg = _resolve_paths(cfg, path.parent)
     except ValueError as exc:
         raise ConfigError([ConfigProblem(fname, None, None, "", str(exc))]) from None
+    cred_problems = _credential_files(cfg)
+    if cred_problems:
+        raise ConfigError(cred_problems)
     return LoadedConfig(path=path, sha256=hashlib.sha256(text.encode()).hexdigest(), text=text, bench=cfg)
 
 
@@ -742,13 +808,43 @@ def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
                                                                            "known_hosts": res(dev.ssh.known_hosts, f"{at}.ssh.known_hosts")})})
         if dev.camera is not None and dev.camera.reference is not None:
             dev = dev.model_copy(update={"camera": dev.camera.model_copy(update={"reference": res(dev.camera.reference, f"{at}.camera.reference")})})
+        if dev.credentials is not None:
+            dev = dev.model_copy(update={"credentials": res(dev.credentials, f"{at}.credentials")})
+        if dev.camera is not None:
+            cam = dev.camera
+            streams = [s.model_copy(update={"auth": s.auth.model_copy(update={"password_file": res(s.auth.password_file, f"{at}.camera.streams[{i}].auth.password_file")})})
+                       if s.auth is not None and s.auth.password_file is not None else s for i, s in enumerate(cam.streams)]
+            obs = cam.observation
+            if obs is not None and obs.auth is not None and obs.auth.password_file is not None:
+                obs = obs.model_copy(update={"auth": obs.auth.model_copy(update={"password_file": res(obs.auth.password_file, f"{at}.camera.observation.auth.password_file")})})
+            dev = dev.model_copy(update={"camera": cam.model_copy(update={"streams": streams, "observation": obs})})
         if dev.network is not None and dev.network.tls is not None:
             tls = dev.network.tls.model_copy(update={"client_cert": res(dev.network.tls.client_cert, f"{at}.network.tls.client_cert"),
                                                      "client_key": res(dev.network.tls.client_key, f"{at}.network.tls.client_key")})
             dev = dev.model_copy(update={"network": dev.network.model_copy(update={"tls": tls})})
         devices[name] = dev
-    bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir, "bench.evidence_dir")})
+    bench = cfg.bench.model_copy(update={"evidence_dir": res(cfg.bench.evidence_dir, "bench.evidence_dir"),
+                                         "credentials": res(cfg.bench.credentials, "bench.credentials")})
     return cfg.model_copy(update={"devices": devices, "bench": bench})
+
+
+def _credential_files(cfg: BenchConfig) -> list[ConfigProblem]:
+    """Every ``credentials:`` file read and checked now, so ``rig config check`` names a bad
+    line by its file and line (the problem is the file's, not the config's)."""
+    from rig.credentials import CredentialFileError, load_file
+
+    problems = []
+    files = {cfg.bench.credentials: "bench.credentials"}
+    for name, dev in cfg.devices.items():
+        files.setdefault(dev.credentials, f"devices.{name}.credentials")
+    for path, field in files.items():
+        if path is None:
+            continue
+        try:
+            load_file(path)
+        except CredentialFileError as exc:
+            problems.append(ConfigProblem(str(exc.path), exc.line, None, field, str(exc)))
+    return problems
 
 
 def load_config(path: str | Path) -> LoadedConfig:

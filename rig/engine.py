@@ -38,7 +38,7 @@ from rig.evidence import Bundle, BundleSealed
 from rig.locks import DeviceBusy, device_lock
 from rig.outputs import junit_xml, report_html
 from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, exit_code_for, utcnow
-from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.scenario import ScenarioOptions, Scenario, ScenarioContext, run_action
 from rig.signing import BenchKey
 from scenarios import REGISTRY
 
@@ -141,7 +141,7 @@ def _identify(device_name: str, device: DeviceConfig, bundle: Bundle, progress: 
 
 
 def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                   progress: Progress, cancel: threading.Event, reveal_credentials: bool = False, lock_wait_s: float = 0.0,
+                   progress: Progress, cancel: threading.Event, options: ScenarioOptions | None = None, lock_wait_s: float = 0.0,
                    inputs: dict[str, dict] | None = None, crashes: dict[str, str] | None = None) -> None:
     """One device's scenarios, in order, under the device's lock; never raises (a dead or
     busy device ends as error verdicts)."""
@@ -155,7 +155,7 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
         _busy(name, scenario_ids, dres, bundle, progress, f"{name}: cannot take the device lock: {exc}")
         return
     try:
-        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, reveal_credentials, inputs or {},
+        _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, options or ScenarioOptions(), inputs or {},
                           crashes if crashes is not None else {})
     finally:
         lock.release()
@@ -203,7 +203,7 @@ def no_result(scenario_id: str, reason: str) -> ScenarioResult:
 
 
 def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scenario_ids: list[str], bundle: Bundle,
-                      progress: Progress, cancel: threading.Event, reveal_credentials: bool, inputs: dict[str, dict],
+                      progress: Progress, cancel: threading.Event, options: ScenarioOptions, inputs: dict[str, dict],
                       crashes: dict[str, str]) -> None:
     """The scenarios of one locked device (see :func:`_device_worker`). A crash of the worker
     itself is journaled; the scenarios it never ran are recorded by :func:`execute`."""
@@ -213,7 +213,7 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
         for sid in scenario_ids:
             if cancel.is_set():
                 return
-            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, reveal_credentials, inputs.get(sid))
+            result = _run_scenario(REGISTRY[sid](), name, device, bundle, progress, options, inputs.get(sid))
             with bundle.gate:  # a scenario already recorded as no-result (the run is being sealed) keeps that record
                 if not bundle.sealed and all(r.id != sid for r in dres.scenarios):
                     dres.scenarios.append(result)
@@ -228,7 +228,7 @@ def _device_scenarios(name: str, device: DeviceConfig, dres: DeviceResult, scena
 
 
 def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bundle: Bundle, progress: Progress,
-                  reveal_credentials: bool = False, inputs: dict | None = None) -> ScenarioResult:
+                  options: ScenarioOptions | None = None, inputs: dict | None = None) -> ScenarioResult:
     started = utcnow()
     t0 = time.monotonic()
     journal = bundle.journal
@@ -241,7 +241,7 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     journal.append("scenario-start", device=device_name, scenario=scenario.id, clauses=list(scenario.clauses))
     progress.event("scenario-start", device_name, scenario.id)
     folder = bundle.folder(device_name, scenario.id)
-    ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, reveal_credentials)
+    ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, options)
     raised = False
     try:
         if inputs:
@@ -337,7 +337,7 @@ def execute(plan: RunPlan, key: BenchKey | None = None, progress: Progress | Non
     crashes: dict[str, str] = {}
     workers = [
         threading.Thread(target=_device_worker, args=(name, cfg.bench.devices[name], slots[name], plan.scenarios, bundle, progress, cancel,
-                                                      cfg.bench.bench.reveal_credentials, plan.lock_wait_s, plan.inputs.get(name), crashes),
+                                                      ScenarioOptions.of(cfg.bench, name), plan.lock_wait_s, plan.inputs.get(name), crashes),
                          name=f"device-{name}", daemon=True)  # daemon: a hung device never keeps the rig alive
         for name in plan.devices
     ]

@@ -15,13 +15,16 @@ from __future__ import annotations
 import subprocess
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from drivers.errors import CommandTimeout, DeviceError
 from drivers.serial import SerialDriver
 from drivers.ssh import SshDriver
 from drivers.transcript import Transcript, escape_bytes
-from rig.config import Action, CameraStream, DeviceConfig
+from drivers.httpauth import Credentials
+from rig.config import Action, BenchConfig, CameraStream, DeviceConfig, StreamAuth
 from rig.coverage import Coverage, Part
 from rig.evidence import ArtifactFolder, ArtifactStream, Journal
 from rig.results import ArtifactRef, Finding
@@ -52,14 +55,31 @@ class Scenario:
         return {}
 
 
+@dataclass(frozen=True)
+class ScenarioOptions:
+    """What the bench config says about every scenario of a device beyond the device itself."""
+
+    #: the bench config allows accepted default passwords in findings
+    reveal_credentials: bool = False
+    #: the vendor's default-account files, the device's first, then the bench's
+    credential_files: tuple[Path, ...] = ()
+
+    @classmethod
+    def of(cls, bench: BenchConfig, device: str) -> "ScenarioOptions":
+        """The options of ``device`` in ``bench``."""
+        files = tuple(p for p in (bench.devices[device].credentials, bench.bench.credentials) if p is not None)
+        return cls(bench.bench.reveal_credentials, tuple(dict.fromkeys(files)))
+
+
 class ScenarioContext:
     """Everything one scenario run on one device may touch."""
 
     def __init__(self, device_name: str, device: DeviceConfig, scenario_id: str, folder: ArtifactFolder, journal: Journal,
-                 reveal_credentials: bool = False):
+                 options: ScenarioOptions | None = None):
         self.device_name = device_name
+        self.options = options or ScenarioOptions()
         #: the bench config allows accepted default passwords in findings
-        self.reveal_credentials = reveal_credentials
+        self.reveal_credentials = self.options.reveal_credentials
         self.device = device
         self.scenario_id = scenario_id
         self.folder = folder
@@ -72,6 +92,8 @@ class ScenarioContext:
         self._stack = ExitStack()
         self._ssh: SshDriver | None = None
         self._serial: SerialDriver | None = None
+        self._secrets: list[str] = []
+        self._transcripts: list[Transcript] = []
 
     # -- recording --------------------------------------------------------------------
     def step(self, message: str, **fields: Any) -> None:
@@ -106,7 +128,34 @@ class ScenarioContext:
         """A transcript written into the bundle as it grows, sealed when the scenario ends."""
         stream = self.folder.open_stream(name, "application/x-ndjson")
         self._stack.callback(self.folder.adopt, stream)
-        return Transcript(stream), stream
+        tr = Transcript(stream, secrets=list(self._secrets))
+        self._transcripts.append(tr)
+        return tr, stream
+
+    def credentials(self, auth: StreamAuth | None, where: str) -> Credentials | None:
+        """The account the config gives a stream (``None`` without ``auth``), its password
+        redacted from every transcript of this scenario from now on. Raises
+        :class:`~rig.config.SecretMissing` naming ``where`` when the password cannot be read."""
+        if auth is None:
+            return None
+        creds = auth.credentials(where)
+        if creds.password not in self._secrets:
+            self._secrets.append(creds.password)
+            for tr in self._transcripts:
+                tr.add_secret(creds.password)
+        return creds
+
+    def stream_credentials(self, name: str) -> Credentials | None:
+        """:meth:`credentials` of the camera stream ``name`` (or ``observation``)."""
+        cam = self.device.camera
+        if cam is None:
+            return None
+        if cam.observation is not None and name == "observation":
+            return self.credentials(cam.observation.auth, f"devices.{self.device_name}.camera.observation.auth")
+        for i, s in enumerate(cam.streams):
+            if s.name == name:
+                return self.credentials(s.auth, f"devices.{self.device_name}.camera.streams[{i}].auth")
+        return None
 
     # -- drivers ----------------------------------------------------------------------
     def ssh(self) -> SshDriver:

@@ -284,7 +284,6 @@ def _check_sealed_artifacts(root: Path, entries: list[dict[str, Any]], report: V
         if e.get("event") != "artifact":
             continue
         rel = e.get("path", "")
-        path = root / rel
         if ".." in Path(rel).parts or Path(rel).is_absolute():
             report.tamper(f"journal names an artifact outside the bundle: {rel!r}")
             continue

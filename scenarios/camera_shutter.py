@@ -37,6 +37,7 @@ import time
 from drivers.stream import FrameGrab, grab_frames
 from rig.config import CameraStream, DeviceConfig
 from rig.coverage import Part
+from rig.config import SecretMissing
 from rig.scenario import Scenario, ScenarioContext, grabbable_streams, run_action
 from rig.vision.shutter import GRID, REOPEN_FRACTION, SCENE_FRACTION, Reference, judge_window, overlay, scene_regions
 
@@ -72,14 +73,21 @@ class CameraShutter(Scenario):
         if not parts:
             return  # every output was named as unchecked (grabbable_streams): nothing observed
 
-        targets = [(s.name, s.url) for s in streams] + ([(OBSERVATION, cam.observation.url)] if cam.observation else [])
+        targets = []
+        for name, url in [(s.name, s.url) for s in streams] + ([(OBSERVATION, cam.observation.url)] if cam.observation else []):
+            try:
+                targets.append((name, url, ctx.stream_credentials(name)))
+            except SecretMissing as exc:
+                parts[name].error(str(exc), "secret-missing")
+        if not targets:
+            return
 
         def window(phase: str) -> dict[str, FrameGrab]:
             run_action(ctx, f"shutter-{'close' if phase == 'closed' else 'open'}")
             time.sleep(cam.settle_s)
             out = {}
-            for name, url in targets:
-                g = grab_frames(url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if name != OBSERVATION else None)
+            for name, url, creds in targets:
+                g = grab_frames(url, cam.window_s, max_frames=cam.frames, client_cert=client_cert if name != OBSERVATION else None, auth=creds)
                 ctx.step(f"{phase} window", stream=name, **g.to_dict())
                 out[name] = g
             return out
@@ -90,8 +98,9 @@ class CameraShutter(Scenario):
         finally:
             reopened = window("reopened")  # leave the device as found, whatever happened
         for s in streams:
-            self._judge(ctx, s, parts[s.name], opened[s.name], closed[s.name], reopened[s.name])
-        if cam.observation is not None:
+            if s.name in opened:
+                self._judge(ctx, s, parts[s.name], opened[s.name], closed[s.name], reopened[s.name])
+        if cam.observation is not None and OBSERVATION in opened:
             x, y, w, h = cam.observation.lens
             lens = {k: FrameGrab(g.url, [f[y:y + h, x:x + w] for f in g.frames], g.times, g.bytes, g.decoded, g.undecodable, g.error, g.status)
                     for k, g in (("open", opened[OBSERVATION]), ("closed", closed[OBSERVATION]), ("reopened", reopened[OBSERVATION]))}

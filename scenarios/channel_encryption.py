@@ -37,8 +37,8 @@ from drivers.capture import PacketCapture
 from drivers.errors import DeviceError
 from drivers.sink import StreamSink, interface_address
 from drivers.stream import pull
-from drivers import tlsprobe
-from rig.config import DeviceConfig
+from drivers import tlsprobe, tlsscan
+from rig.config import DeviceConfig, SecretMissing
 from rig.coverage import Part
 from rig.scenario import Scenario, ScenarioContext, run_action
 from rig.traffic.flows import CaptureError
@@ -105,7 +105,12 @@ class ChannelEncryption(Scenario):
                         started = True
                     for s in streams:
                         ctx.step(f"pull {s.name}", url=s.url)
-                        res = pull(s.url, settings.pull_s, client_cert=client_cert)
+                        try:
+                            creds = ctx.stream_credentials(s.name)
+                        except SecretMissing as exc:
+                            pull_parts[s.name].error(str(exc), "secret-missing")
+                            continue
+                        res = pull(s.url, settings.pull_s, client_cert=client_cert, auth=creds)
                         pulls.append({"name": s.name, **res.to_dict()})
                     _wait_until(capture, settings.duration_s)
                 finally:
@@ -150,13 +155,21 @@ class ChannelEncryption(Scenario):
         else:
             cap_part.observed(f"{stats.captured} packets captured, none dropped", captured=stats.captured, dropped=0, pcap_bytes=stats.bytes_written)
         device_flows = [f for f in analysis.flows if f.id not in control]
+        # one finding per channel: flows of one protocol between the device's port and one peer, judged
+        # alike (an RTSP DESCRIBE and the media session after it), named by the flow that carried most
+        groups: dict[tuple, list[FlowReport]] = {}
         for f in device_flows:
             if f.channel.fails:
-                device_port = f.server[1] if f.server[0] == address else f.client[1]
-                ctx.finding(_FINDING_KIND[f.channel], "high", f"{f.id}: {f.protocol} {f.channel.value}: " + "; ".join(f.reasons)[:600],
-                            interface="network", proto=f.proto, port=device_port, flow=f.id, evidence=evidence,
-                            detail={"protocol": f.protocol, "channel": f.channel.value, "packets": f.packets, "bytes": f.bytes,
-                                    "from_device": f.bytes_from(address)})
+                device_end, peer = (f.server, f.client) if f.server[0] == address else (f.client, f.server)
+                groups.setdefault((f.channel, f.protocol, f.proto, device_end, peer[0]), []).append(f)
+        for (channel, protocol, proto, device_end, _), group in groups.items():
+            f = max(group, key=lambda g: (g.bytes_from(address), g.bytes))
+            also = [g.id for g in group if g is not f]
+            ctx.finding(_FINDING_KIND[channel], "high", f"{f.id}: {protocol} {channel.value}: " + "; ".join(f.reasons)[:600]
+                        + (f" (and {len(also)} more flow(s) alike)" if also else ""),
+                        interface="network", proto=proto, port=device_end[1], flow=f.id, evidence=evidence,
+                        detail={"protocol": protocol, "channel": channel.value, "packets": f.packets, "bytes": f.bytes,
+                                "from_device": f.bytes_from(address), **({"flows": [f.id, *also]} if also else {})})
         undetermined = [f.id for f in device_flows if f.channel is Channel.UNDETERMINED]
         if undetermined:
             ctx.finding("undetermined-flow", "info", f"{len(undetermined)} flow(s) too short to judge: " + ", ".join(undetermined[:10]),
@@ -172,19 +185,23 @@ class ChannelEncryption(Scenario):
                                evidence=evidence)
         if push is not None:
             _judge_push(push, device_flows, address, str(sink_host), sink_ports, sink_bytes, evidence)
-        for s, p in zip(streams, pulls):
-            _judge_pull(pull_parts[s.name], p, device_flows, address, evidence)
+        for p in pulls:
+            _judge_pull(pull_parts[p["name"]], p, device_flows, address, evidence)
 
         # 4. tls
         for port in sorted(_tls_ports(ctx, analysis, address)):
             ctx.step("tls check", port=port)
             mutual = bool(net.tls and port in net.tls.mutual_auth)
-            rep = tlsprobe.probe(address, port, client_cert=client_cert, mutual=mutual)
+            rep = tlsscan.scan(address, port, client_cert=client_cert)
+            if mutual and rep.handshake:
+                rep.client_auth = tlsprobe.client_auth(address, port, 5.0, client_cert)
             name = f"tls-{port}.json"
             ctx.artifact(name, json.dumps(rep.to_dict(), indent=1).encode(), "application/json")
-            part = ctx.part(f"tls {port}", f"{port}/tcp: TLS versions, suites and certificate, checked by handshakes", kind="tls-unreachable",
-                            interface="network", proto="tcp", port=port, service="tls", evidence=ctx.evidence_of(name))
-            _tls_findings(ctx, rep, ctx.evidence_of(name), part)
+            where = {"interface": "network", "proto": "tcp", "port": port, "service": "tls", "evidence": ctx.evidence_of(name)}
+            part = ctx.part(f"tls {port}", f"{port}/tcp: TLS versions, every accepted suite and the certificate (sslyze)", kind="tls-unreachable", **where)
+            vulns = ctx.part(f"tls {port} vulnerabilities", f"{port}/tcp: Heartbleed, ROBOT, CCS injection, compression and renegotiation (sslyze)",
+                             kind="tls-unreachable", **where)
+            _tls_findings(ctx, rep, ctx.evidence_of(name), part, vulns)
 
 
 def _mark_rig_sessions(analysis: Analysis, endpoints: list[tuple[tuple[str, int], tuple[str, int]]]) -> list[str]:
@@ -221,7 +238,8 @@ def _judge_pull(part: Part, pulled: dict, flows: list[FlowReport], address: str,
     """One configured stream: it delivered media, and a flow from its port was judged."""
     port = urlsplit(pulled["url"]).port or {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322}.get(urlsplit(pulled["url"]).scheme, 0)
     mine = [f for f in flows if f.server == (address, port)]
-    seen = {"status": pulled.get("status"), "bytes": pulled.get("bytes"), "frames": pulled.get("frames"), "flows": [f.id for f in mine]}
+    seen = {"status": pulled.get("status"), "bytes": pulled.get("bytes"), "frames": pulled.get("frames"), "flows": [f.id for f in mine],
+            **({"auth": pulled["auth"]} if pulled.get("auth") else {})}
     if not pulled.get("delivered"):
         part.unobserved(f"{pulled['name']}: {pulled.get('error') or 'no media'}", **seen)
     elif not any(f.channel in JUDGED and f.bytes_from(address) > 0 for f in mine):
@@ -262,23 +280,37 @@ def _tls_ports(ctx: ScenarioContext, analysis: Analysis, address: str) -> set[in
     return ports
 
 
-def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[str], part: Part) -> None:
-    """Findings for one TLS port, and what its part observed."""
+def _tls_findings(ctx: ScenarioContext, rep: tlsscan.TlsScan, evidence: list[str], part: Part, vulns: Part) -> None:
+    """Findings for one TLS port, and what its parts observed: a port where no handshake completed
+    observed nothing (never a pass), and a vulnerability test sslyze could not finish is named."""
     where = {"interface": "network", "proto": "tcp", "port": rep.port, "service": "tls", "evidence": evidence}
-    old = [v for v in rep.versions if v.accepted and v.version in tlsprobe.WEAK_VERSIONS]
+    if not rep.handshake:
+        part.unobserved(f"{rep.port}/tcp completed no TLS handshake: {rep.error}")
+        vulns.unobserved(f"{rep.port}/tcp completed no TLS handshake: nothing to test")
+        return
+    old = [v for v in rep.accepted if v in tlsscan.WEAK_VERSIONS]
     if old:
-        ctx.finding("weak-tls-version", "high", f"{rep.port}/tcp accepts {', '.join(v.version for v in old)} (below TLS 1.2)",
-                    detail={"accepted": rep.accepted}, **where)
-    if not rep.accepted:
-        reasons = sorted({v.reason or "" for v in rep.versions})
-        part.unobserved(f"{rep.port}/tcp completed no TLS handshake: {'; '.join(reasons)[:300]}")
-    else:
-        part.observed(f"{rep.port}/tcp accepts {', '.join(rep.accepted)}", accepted=rep.accepted)
+        ctx.finding("weak-tls-version", "critical" if any(v.startswith("SSL") for v in old) else "high",
+                    f"{rep.port}/tcp accepts {', '.join(old)} (below TLS 1.2)", detail={"accepted": rep.accepted}, **where)
     for version, suites in rep.weak_suites.items():
-        ctx.finding("weak-tls-suite", "high", f"{rep.port}/tcp accepts weak suites over {version}: {', '.join(suites[:8])}" + (" …" if len(suites) > 8 else ""),
+        names = list(suites)
+        ctx.finding("weak-tls-suite", "high", f"{rep.port}/tcp accepts broken suites over {version}: "
+                    + ", ".join(f"{n} ({suites[n]})" for n in names[:6]) + (" …" if len(names) > 6 else ""),
                     detail={"version": version, "suites": suites}, **where)
+    if rep.no_forward_secrecy:
+        versions = list(rep.no_forward_secrecy)
+        suites = sorted({n for v in versions for n in rep.no_forward_secrecy[v]})
+        ctx.finding("tls-no-forward-secrecy", "medium", f"{rep.port}/tcp accepts static key-exchange suites over {', '.join(versions)}: "
+                    f"{', '.join(suites[:4])}" + (" …" if len(suites) > 4 else "") + " (a recorded session opens once the server key leaks)",
+                    detail={"suites": rep.no_forward_secrecy}, **where)
     if rep.certificate and rep.certificate.weaknesses:
         ctx.finding("weak-certificate", "medium", f"{rep.port}/tcp certificate ({rep.certificate.subject}): {'; '.join(rep.certificate.weaknesses)}", **where)
+    if any(v.error for v in rep.versions):
+        part.unobserved(f"{rep.port}/tcp: the suites of {', '.join(v.version for v in rep.versions if v.error)} were not scanned "
+                        f"({'; '.join(v.error or '' for v in rep.versions if v.error)[:300]})")
+    else:
+        part.observed(f"{rep.port}/tcp accepts {', '.join(rep.accepted)}; {sum(len(v.suites) for v in rep.versions)} suite(s) accepted in all",
+                      accepted=rep.accepted, scanner=rep.scanner)
     ca = rep.client_auth
     if ca is not None:
         for label, outcome in (("no client certificate", ca.no_certificate), ("a self-made client certificate", ca.self_made_certificate)):
@@ -288,4 +320,29 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsprobe.TlsReport, evidence: list[
         if ca.configured_certificate is not None and not ca.configured_certificate.startswith("accepted"):
             part.unobserved(f"{rep.port}/tcp refused the configured client certificate too ({ca.configured_certificate}): "
                             "its refusals of other clients prove nothing")
+    hits = []
+    if rep.heartbleed:
+        hits.append(("critical", "Heartbleed (CVE-2014-0160): the server's memory can be read"))
+    if rep.robot_vulnerable:
+        hits.append(("high", f"ROBOT: the RSA decryption is a Bleichenbacher oracle ({rep.robot})"))
+    if rep.ccs_injection:
+        hits.append(("high", "OpenSSL CCS injection (CVE-2014-0224)"))
+    if rep.compression:
+        hits.append(("medium", "TLS compression (CRIME)"))
+    if rep.secure_renegotiation is False:
+        hits.append(("medium", "no secure renegotiation (RFC 5746)"))
+    if rep.client_renegotiation_dos:
+        hits.append(("low", "client-initiated renegotiation accepted (a denial-of-service lever)"))
+    for severity, what in hits:
+        ctx.finding("tls-vulnerability", severity, f"{rep.port}/tcp: {what}", **where)
+    missing = [i for i in rep.incomplete if not i.startswith(("SSL", "TLS", "certificate"))]
+    if missing:
+        vulns.unobserved(f"{rep.port}/tcp: not every test finished: {'; '.join(missing)[:300]}")
+    else:
+        vulns.observed(f"{rep.port}/tcp: Heartbleed {_yn(rep.heartbleed)}, ROBOT {rep.robot}, CCS injection {_yn(rep.ccs_injection)}, "
+                       f"compression {_yn(rep.compression)}, secure renegotiation {_yn(rep.secure_renegotiation)}",
+                       robot=rep.robot, heartbleed=rep.heartbleed, ccs_injection=rep.ccs_injection)
 
+
+def _yn(value: bool | None) -> str:
+    return "yes" if value else "no" if value is not None else "unknown"

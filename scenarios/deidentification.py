@@ -27,6 +27,7 @@ import re
 
 from drivers.stream import grab_frames
 from rig.config import DeviceConfig
+from rig.config import SecretMissing
 from rig.scenario import Scenario, ScenarioContext, grabbable_streams
 from rig.vision import faces
 
@@ -72,7 +73,12 @@ class Deidentification(Scenario):
         client_cert = ctx.device.network.client_certificate if ctx.device.network else None
         for s in streams:
             part = parts[s.name]
-            g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert)
+            try:
+                creds = ctx.stream_credentials(s.name)
+            except SecretMissing as exc:
+                part.error(str(exc), "secret-missing")
+                continue
+            g = grab_frames(s.url, cam.window_s, max_frames=cam.frames, client_cert=client_cert, auth=creds)
             ctx.step("window", stream=s.name, **g.to_dict())
             if g.error or not g.frames:
                 part.unobserved(f"{s.name}: {g.error or f'no frame arrived within {cam.window_s:g} s'}", status=g.status, frames=len(g.frames))

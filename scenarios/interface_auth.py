@@ -29,41 +29,58 @@ observed: declare its ``service``.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import re
 import secrets
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Callable
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import paramiko
 
-from drivers import tlsprobe
+from drivers import httpauth, tlsprobe
+from drivers import rtsp as rtsp_client
+from drivers.httpauth import Credentials
+from drivers.errors import DeviceError
+from drivers.portscan import PortScanner
 from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, LoginService, _telnet_refuse, identify_login_service, snmp_communities
 from drivers.transcript import Transcript, escape_bytes, strip_ansi
 from rig.config import DeviceConfig
 from rig.coverage import Part
-from rig.credentials import CONSOLE_CREDENTIALS, FTP_CREDENTIALS, HTTP_CREDENTIALS, NONE_AUTH_USERS
+from rig.credentials import NONE_AUTH_USERS, Entry, entries
 from rig.scenario import Scenario, ScenarioContext
 
 #: Paths cameras commonly serve; each must answer 401/403 (or 404) without credentials.
 HTTP_PATHS = ("/", "/admin", "/config", "/api", "/snapshot.jpg", "/snapshot.cgi", "/cgi-bin/snapshot.cgi", "/video.mjpg",
               "/stream", "/onvif/device_service", "/ISAPI/System/deviceInfo", "/system.ini", "/backup")
 LOCKOUT_ATTEMPTS = 10
+#: services interface-auth logs in to; an undeclared open port carrying one gets the same checks
+LOGIN_SERVICES = ("ssh", "telnet", "ftp", "http", "https", "rtsp", "tls-client-auth")
+#: undeclared open ports identified at most (a device with thousands open is still bounded)
+UNDECLARED_LIMIT = 64
 #: Ten wrong attempts faster than this in total, with no lockout, are not rate limited.
 RATE_LIMIT_MIN_TOTAL_S = 10.0
 BODY_LIMIT = 64 * 1024
 INCORRECT = re.compile(rb"(?i)incorrect|denied|failed")
 
 
-def _cred_detail(ctx: ScenarioContext, user: str, password: str, index: int) -> dict[str, object]:
-    """What a finding says of an accepted credential: the password only if the bench config allows."""
-    detail: dict[str, object] = {"user": user, "list_entry": index + 1}
+def _cred_detail(ctx: ScenarioContext, entry: Entry) -> dict[str, object]:
+    """What a finding says of an accepted credential: user, list and position; the password only
+    if the bench config allows."""
+    detail: dict[str, object] = {"user": entry.user, "list": entry.source, "list_entry": entry.index}
     if ctx.reveal_credentials:
-        detail["password"] = password
+        detail["password"] = entry.password
     return detail
+
+
+def _entries(ctx: ScenarioContext, kind: str) -> list[Entry]:
+    """The accounts to try for ``kind``: the vendor's files (device, bench), then the built-in list."""
+    return entries(kind, ctx.options.credential_files)
 
 
 def rate_limited(delays: list[float], locked: bool) -> bool:
@@ -95,15 +112,21 @@ class InterfaceAuth(Scenario):
                                   interface="network", proto="tcp", port=d.port) for d in tcp}
         udp_parts = {d.port: ctx.part(f"{d.port}/udp", f"{d.port}/udp (declared open): SNMP refuses the default communities",
                                       interface="network", proto="udp", port=d.port) for d in net.open_ports if d.proto == "udp"}
+        scan_part = ctx.part("scan", f"every TCP port of {address}: login services the vendor did not declare get the same checks",
+                             interface="network", proto="tcp")
         found: dict[int, LoginService] = {}
         for decl in tcp:
             found[decl.port] = LoginService(decl.service, True, f"service {decl.service} (declared)") if decl.service \
                 else identify_login_service(address, decl.port)
+        for port, ls in self._undeclared(ctx, address, set(parts), scan_part).items():
+            found[port] = ls
+            parts[port] = ctx.part(f"{port}/tcp", f"{port}/tcp (open, not declared: {ls.service}): its service demands authentication and refuses defaults",
+                                   interface="network", proto="tcp", port=port)
         device_answered = any(ls.answered for ls in found.values())
-        for decl in tcp:
-            ls, part = found[decl.port], parts[decl.port]
+        for port, part in parts.items():
+            ls = found[port]
             svc = ls.service
-            services[str(decl.port)] = svc or "unknown"
+            services[str(port)] = svc or "unknown"
             check: Callable[[ScenarioContext, str, int, Part], None] | None = {
                 "http": lambda c, a, p, pt: self._http(c, a, p, pt, tls=False),
                 "https": lambda c, a, p, pt: self._http(c, a, p, pt, tls=True),
@@ -114,12 +137,12 @@ class InterfaceAuth(Scenario):
                 "ftp": self._ftp,
             }.get(svc or "")
             if check is not None:
-                ctx.step(f"check {svc}", port=decl.port)
-                check(ctx, address, decl.port, part)
+                ctx.step(f"check {svc}", port=port)
+                check(ctx, address, port, part)
             elif svc is not None:
                 part.unobserved(f"declared service {svc!r}: interface-auth has no check for it", kind="not-checked")
             elif ls.answered:
-                part.unobserved(f"{ls.note}: whether it authenticates cannot be told (name it with {{port: {decl.port}, service: ...}})",
+                part.unobserved(f"{ls.note}: whether it authenticates cannot be told (name it with {{port: {port}, service: ...}})",
                                 kind="not-checked")
             elif ls.refused and device_answered:
                 part.not_applicable(f"{ls.note}: the port is closed although declared, so nothing listens to authenticate")
@@ -145,6 +168,31 @@ class InterfaceAuth(Scenario):
         if ctx.device.privacy_level == 3:
             ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
 
+    # -- discovery --------------------------------------------------------------------------
+    def _undeclared(self, ctx: ScenarioContext, address: str, declared: set[int], part: Part) -> dict[int, LoginService]:
+        """Every open TCP port (nmap, all 65535) that is not declared and carries a login service,
+        by protocol: a telnet on 9527 is checked like one on 23."""
+        ctx.step("tcp scan", address=address, ports="1-65535")
+        try:
+            scan = PortScanner().scan_tcp(address)
+        except DeviceError as exc:
+            part.error(f"the TCP scan was not carried out: {exc.reason}", exc.kind)
+            return {}
+        ref = ctx.artifact("nmap-tcp.xml", scan.xml, "application/xml")
+        if scan.responded == 0:
+            part.unobserved(scan.notes[0] if scan.notes else f"no TCP port of {address} answered the scan", kind="no-answer", evidence=[ref.path])
+            return {}
+        extra = [p for p in scan.open_ports if p not in declared][:UNDECLARED_LIMIT]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            named = dict(zip(extra, pool.map(lambda port: identify_login_service(address, port), extra)))
+        logins = {p: ls for p, ls in named.items() if ls.service in LOGIN_SERVICES}
+        ctx.measure("undeclared_login_services", {str(p): ls.service for p, ls in logins.items()})
+        part.observed(f"{len(scan.open_ports)} open TCP port(s) of {address}; "
+                      + (f"undeclared login service(s): {', '.join(f'{p}/tcp {ls.service}' for p, ls in logins.items())}" if logins
+                         else "no undeclared login service"),
+                      open=scan.open_ports, undeclared={str(p): ls.service for p, ls in named.items()}, evidence=[ref.path])
+        return logins
+
     # -- TLS client certificates ----------------------------------------------------------
     def _client_certificate(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
         """A TLS port that alerts ``certificate_required``: the certificate is its authentication.
@@ -167,79 +215,160 @@ class InterfaceAuth(Scenario):
 
     # -- HTTP -------------------------------------------------------------------------
     def _http(self, ctx: ScenarioContext, address: str, port: int, part: Part, tls: bool) -> None:
+        """Paths without credentials (a 2xx is an open endpoint, a login form is not), the paths of
+        configured streams (they must demand their ``auth``), then the default accounts and the
+        lockout over each login mechanism found: Basic or Digest, and the HTML form."""
         tr, _ = ctx.transcript(f"http-{port}.jsonl")
         evidence = ctx.evidence_of(f"http-{port}.jsonl")
         scheme = "https" if tls else "http"
-        paths = list(dict.fromkeys([*ctx.device.network.auth_paths, *HTTP_PATHS]))  # type: ignore[union-attr]
-        protected: list[str] = []
+        web = Web(address, port, tls, tr)
+        stream_paths = _stream_paths(ctx, address, port, scheme)
+        paths = list(dict.fromkeys([*ctx.device.network.auth_paths, *stream_paths, *HTTP_PATHS]))  # type: ignore[union-attr]
+        protected: list[tuple[str, str]] = []
+        forms: list[LoginForm] = []
         answered: dict[str, int] = {}
         # soft 404: servers that answer 200 to everything (single-page UIs, s_server -WWW).
         # A path whose answer matches the answer for a path that cannot exist is "not found".
         probe_path = f"/privrig-no-such-{secrets.token_hex(6)}"
-        b_status, _, b_body = _http_get(address, port, probe_path, tls, tr)
-        soft404 = b_status is not None and 200 <= b_status < 300
-        baseline = _normalise(b_body, probe_path)
+        b = web.get(probe_path)
+        soft404 = b.status is not None and 200 <= b.status < 300
+        baseline = _normalise(b.body, probe_path)
         ctx.measure(f"http_{port}_soft_404", soft404)
         silent = 0
         for path in paths:
-            status, headers, body = _http_get(address, port, path, tls, tr)
-            if status is None:
+            r = web.get(path)
+            if r.status is None:
                 silent += 1
                 if not answered and silent >= 3:
                     break  # three requests and not one answer: a bounded look, not thirteen timeouts
                 continue
-            answered[path] = status
-            if soft404 and 200 <= status < 300 and _normalise(body, path) == baseline:
-                continue  # the same answer as for a path that cannot exist
-            if 200 <= status < 300:
-                ctx.finding("unauthenticated-endpoint", "high",
-                            f"{scheme}://{address}:{port}{path} answers {status} without credentials ({len(body)} bytes)",
-                            interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence)
-            elif status == 401 and "basic" in headers.get("www-authenticate", "").lower():
-                protected.append(path)
+            answered[path] = r.status
+            if 200 <= r.status < 300:
+                form = LoginForm.find(r.body, path)
+                if form is not None:
+                    if all(f.action != form.action for f in forms):
+                        forms.append(form)
+                    continue  # a login page is the authentication, not an open endpoint
+                if soft404 and _normalise(r.body, path) == baseline:
+                    continue  # the same answer as for a path that cannot exist
+                if path in stream_paths:
+                    ctx.finding("unauthenticated-stream", "high",
+                                f"{scheme}://{address}:{port}{path} answers {r.status} without credentials although the config gives it an account: "
+                                "the stream does not demand its authentication", interface="network", proto="tcp", port=port, path=path,
+                                service=scheme, evidence=evidence)
+                else:
+                    ctx.finding("unauthenticated-endpoint", "high",
+                                f"{scheme}://{address}:{port}{path} answers {r.status} without credentials ({len(r.body)} bytes)",
+                                interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence)
+            elif r.status == 401:
+                chosen = httpauth.choose(r.challenges)
+                if chosen is not None:
+                    protected.append((path, chosen.label()))
         if not answered:
             part.unobserved(f"{scheme} on {port}/tcp answered none of {silent} requests", kind="no-answer", evidence=evidence)
             return
+        mechanisms = sorted({label for _, label in protected}) + (["form login"] if forms else [])
         part.observed(f"{len(answered)} of {len(paths)} paths answered over {scheme}"
-                      + (f"; {len(protected)} ask for Basic auth" if protected else ""),
-                      statuses={k: v for k, v in list(answered.items())[:20]}, evidence=evidence)
-        if not protected:
-            return
-        path = protected[0]
-        for index, (user, password) in enumerate(HTTP_CREDENTIALS):
-            status, _, _ = _http_get(address, port, path, tls, tr, auth=(user, password), label=f"default credential #{index + 1}")
-            if status is not None and 200 <= status < 300:
+                      + (f"; login by {', '.join(mechanisms)}" if mechanisms else ""),
+                      statuses={k: v for k, v in list(answered.items())[:20]}, mechanisms=mechanisms, evidence=evidence)
+        if protected:
+            self._http_challenge_logins(ctx, web, scheme, protected, evidence)
+        for form in forms[:2]:
+            self._form_logins(ctx, web, scheme, form, evidence)
+
+    def _http_challenge_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, protected: list[tuple[str, str]], evidence: list[str]) -> None:
+        """Default accounts, then ten wrong passwords, against the first path that asks for Basic or Digest."""
+        path, label = protected[0]
+        port = web.port
+        for e in _entries(ctx, "http"):
+            r = web.get(path, auth=Credentials(e.user, e.password), label=e.label)
+            if r.status is not None and 200 <= r.status < 300:
                 ctx.finding("default-credential-accepted", "critical",
-                            f"{scheme}://{address}:{port}{path} accepts a default credential: user {user!r}, entry #{index + 1} of the HTTP list (password redacted)",
+                            f"{scheme}://{web.address}:{port}{path} accepts a default account over {r.auth or label}: user {e.user!r}, {e.label} (password redacted)",
                             interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence,
-                            detail=_cred_detail(ctx, user, password, index))
+                            detail={**_cred_detail(ctx, e), "scheme": r.auth or label})
                 break
         attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
             t0 = time.monotonic()
-            status, _, _ = _http_get(address, port, path, tls, tr, auth=("admin", secrets.token_hex(8)), label="wrong password")
-            outcome = "rejected" if status in (401, 403) else "locked" if status in (423, 429, 503) else "no-answer" if status is None else "other"
+            r = web.get(path, auth=Credentials("admin", secrets.token_hex(8)), label="wrong password")
+            outcome = "rejected" if r.status in (401, 403) else "locked" if r.status in (423, 429, 503) else "no-answer" if r.status is None else "other"
             attempts.append((round(time.monotonic() - t0, 3), outcome))
-        self._judge_rate(ctx, f"{scheme} basic auth on {port}/tcp", port, scheme, attempts, evidence)
+        self._judge_rate(ctx, f"{scheme} {label} on {port}/tcp", port, scheme, attempts, evidence, mechanism=label.split()[0].lower())
+
+    def _form_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, form: "LoginForm", evidence: list[str]) -> None:
+        """An HTML login form: a wrong account's answer first (the refusal as this device words it),
+        then each default account, accepted when the answer leaves the login page (a redirect
+        elsewhere, or a page with no password field) where the wrong one did not; then ten wrong
+        passwords timed."""
+        port = web.port
+        refusal = web.submit(form, f"privrig-{secrets.token_hex(3)}", secrets.token_hex(8), "wrong account")
+        if refusal.status is None:
+            return
+        ref_sig = refusal.signature(form)
+        ctx.measure(f"form_{port}", {"page": form.page, "action": form.action, "fields": [form.user_field, form.password_field],
+                                     "refusal": {"status": refusal.status, "location": refusal.location}})
+        for e in _entries(ctx, "form"):
+            r = web.submit(form, e.user, e.password, e.label)
+            if r.status is not None and r.logged_in(form, ref_sig):
+                ctx.finding("default-credential-accepted", "critical",
+                            f"{scheme}://{web.address}:{port}{form.action} (form login at {form.page}) accepts a default account: user {e.user!r}, "
+                            f"{e.label} (password redacted); answered {r.status}" + (f" to {r.location}" if r.location else ""),
+                            interface="network", proto="tcp", port=port, path=form.action, service=scheme, evidence=evidence,
+                            detail={**_cred_detail(ctx, e), "scheme": "form"})
+                break
+        attempts = []
+        for _ in range(LOCKOUT_ATTEMPTS):
+            t0 = time.monotonic()
+            r = web.submit(form, "admin", secrets.token_hex(8), "wrong password")
+            outcome = ("no-answer" if r.status is None else "locked" if r.status in (423, 429, 503) or LOCKED_TEXT.search(r.body)
+                       else "rejected" if r.signature(form) == ref_sig else "other")
+            attempts.append((round(time.monotonic() - t0, 3), outcome))
+        self._judge_rate(ctx, f"{scheme} form login on {port}/tcp", port, scheme, attempts, evidence, mechanism="form")
 
     # -- RTSP -------------------------------------------------------------------------
     def _rtsp(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
+        """DESCRIBE without credentials on each configured stream of this port (or ``/``): a 200 is
+        an open stream; where it asks for Digest or Basic, the default accounts and the lockout."""
         tr, _ = ctx.transcript(f"rtsp-{port}.jsonl")
         evidence = ctx.evidence_of(f"rtsp-{port}.jsonl")
-        streams = [s.url for s in (ctx.device.camera.streams if ctx.device.camera else []) if s.url.startswith("rtsp://")]
-        urls = [u for u in streams if re.match(rf"rtsp://[^/]*:{port}(/|$)", u) or (port == 554 and re.match(r"rtsp://[^/:]*(/|$)", u))] or [f"rtsp://{address}:{port}/"]
-        statuses = {}
+        urls = _stream_urls(ctx, address, port, ("rtsp",)) or [f"rtsp://{address}:{port}/"]
+        statuses: dict[str, int] = {}
+        protected: list[tuple[str, str]] = []
         for url in urls:
-            status = _rtsp_describe(address, port, url, tr)
-            if status is not None:
-                statuses[url] = status
-            if status == 200:
+            ans = _rtsp_request(url, None, tr, "")
+            if ans.status is not None:
+                statuses[url] = ans.status
+            if ans.status == 200:
                 ctx.finding("unauthenticated-stream", "high", f"RTSP DESCRIBE {url} answers 200 without credentials: the stream is open to anyone",
                             interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence)
-        if statuses:
-            part.observed("RTSP DESCRIBE answered: " + ", ".join(f"{u} {st}" for u, st in statuses.items()), statuses=statuses, evidence=evidence)
-        else:
+            elif ans.status == 401 and ans.challenge:
+                chosen = httpauth.choose(httpauth.challenges(*ans.headers.get("www-authenticate", [])))
+                if chosen is not None:
+                    protected.append((url, chosen.label()))
+        if not statuses:
             part.unobserved(f"no RTSP answer to DESCRIBE on {port}/tcp", kind="no-answer", evidence=evidence)
+            return
+        part.observed("RTSP DESCRIBE answered: " + ", ".join(f"{u} {st}" for u, st in statuses.items())
+                      + (f"; login by {', '.join(sorted({lb for _, lb in protected}))}" if protected else ""), statuses=statuses, evidence=evidence)
+        if not protected:
+            return
+        url, label = protected[0]
+        for e in _entries(ctx, "rtsp"):
+            ans = _rtsp_request(url, Credentials(e.user, e.password), tr, e.label)
+            if ans.ok:
+                ctx.finding("default-credential-accepted", "critical",
+                            f"RTSP {url} accepts a default account over {ans.auth or label}: user {e.user!r}, {e.label} (password redacted)",
+                            interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence,
+                            detail={**_cred_detail(ctx, e), "scheme": ans.auth or label})
+                break
+        attempts = []
+        for _ in range(LOCKOUT_ATTEMPTS):
+            t0 = time.monotonic()
+            ans = _rtsp_request(url, Credentials("admin", secrets.token_hex(8)), tr, "wrong password")
+            outcome = "rejected" if ans.status == 401 else "locked" if ans.status in (403, 423, 429, 453, 503) else "no-answer" if ans.status is None else "other"
+            attempts.append((round(time.monotonic() - t0, 3), outcome))
+        self._judge_rate(ctx, f"rtsp {label} on {port}/tcp", port, "rtsp", attempts, evidence)
 
     # -- SSH --------------------------------------------------------------------------
     def _ssh(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
@@ -267,11 +396,11 @@ class InterfaceAuth(Scenario):
                       methods=methods or [], none_accepted=open_for, evidence=evidence)
         if not {"password", "keyboard-interactive"} & set(methods or []):
             return  # keys only: nothing to guess, nothing to rate-limit
-        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
-            ok, _ = _ssh_password(address, port, user, password, tr, f"default password #{index + 1}")
+        for e in _entries(ctx, "console"):
+            ok, _ = _ssh_password(address, port, e.user, e.password, tr, e.label)
             if ok:
-                ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
-                            interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
+                ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {e.user!r}, {e.label} (password redacted)",
+                            interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail=_cred_detail(ctx, e))
                 break
         attempts = []
         for _ in range(LOCKOUT_ATTEMPTS):
@@ -285,12 +414,12 @@ class InterfaceAuth(Scenario):
         tr, _ = ctx.transcript(f"telnet-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"telnet-auth-{port}.jsonl")
         outcomes = []
-        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
-            outcome, _ = _telnet_login(address, port, user, password, tr, f"default password #{index + 1}")
+        for e in _entries(ctx, "telnet"):
+            outcome, _ = _telnet_login(address, port, e.user, e.password, tr, e.label)
             outcomes.append(outcome)
             if outcome == "shell":
-                ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {user!r}, entry #{index + 1} (password redacted)",
-                            interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
+                ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {e.user!r}, {e.label} (password redacted)",
+                            interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail=_cred_detail(ctx, e))
                 break
             if outcome == "no-login":
                 part.observed("telnet hands out a shell without a login prompt (debug-ports' finding)", evidence=evidence)
@@ -310,13 +439,13 @@ class InterfaceAuth(Scenario):
         tr, _ = ctx.transcript(f"ftp-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"ftp-auth-{port}.jsonl")
         outcomes = []
-        for index, (user, password) in enumerate(FTP_CREDENTIALS):
-            outcome = _ftp_login(address, port, user, password, tr, f"default password #{index + 1}")
+        for e in _entries(ctx, "ftp"):
+            outcome = _ftp_login(address, port, e.user, e.password, tr, e.label)
             outcomes.append(outcome)
             if outcome == "accepted":
-                ctx.finding("default-credential-accepted", "critical" if user != "anonymous" else "high",
-                            f"FTP on {port}/tcp accepts {'anonymous login' if user == 'anonymous' else 'a default credential: user ' + repr(user)}, entry #{index + 1}",
-                            interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail=_cred_detail(ctx, user, password, index))
+                ctx.finding("default-credential-accepted", "critical" if e.user != "anonymous" else "high",
+                            f"FTP on {port}/tcp accepts {'anonymous login' if e.user == 'anonymous' else 'a default credential: user ' + repr(e.user)}, {e.label}",
+                            interface="network", proto="tcp", port=port, service="ftp", evidence=evidence, detail=_cred_detail(ctx, e))
                 break
         if "accepted" not in outcomes and "failed" not in outcomes:
             part.unobserved(f"FTP on {port}/tcp never answered a login", kind="no-answer", evidence=evidence)
@@ -329,16 +458,19 @@ class InterfaceAuth(Scenario):
             attempts.append((round(time.monotonic() - t0, 3), {"refused": "locked", "failed": "rejected"}.get(outcome, outcome)))
         self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", attempts, evidence)
 
-    def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, attempts: list[tuple[float, str]], evidence: list[str]) -> None:
+    def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, attempts: list[tuple[float, str]], evidence: list[str],
+                    mechanism: str | None = None) -> None:
         """Ten timed wrong attempts: a lockout counts only after the device was seen refusing a
-        wrong password at least once (a device that vanished is not "locked out")."""
-        part = ctx.part(f"lockout {service} {port}/tcp", f"{what}: ten wrong attempts are slowed down or locked out (ETSI TS 103 701 5.1-5-2)",
+        wrong password at least once (a device that vanished is not "locked out"). ``mechanism``
+        tells apart two logins of one port (``digest``, ``form``)."""
+        tag = f"{service} {mechanism}" if mechanism and mechanism not in ("basic",) else service
+        part = ctx.part(f"lockout {tag} {port}/tcp", f"{what}: ten wrong attempts are slowed down or locked out (ETSI TS 103 701 5.1-5-2)",
                         clauses=("T/AI 110.1-2020 6.2.4 b 3",), interface="network", proto="tcp", port=port, service=service)
         delays = [d for d, _ in attempts]
         outcomes = [o for _, o in attempts]
         first_rejection = next((i for i, o in enumerate(outcomes) if o == "rejected"), None)
         locked = first_rejection is not None and "locked" in outcomes[first_rejection:]
-        ctx.measure(f"lockout_{service}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked, "outcomes": outcomes})
+        ctx.measure(f"lockout_{tag.replace(' ', '_')}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked, "outcomes": outcomes})
         if first_rejection is None:
             part.unobserved(f"{what}: no wrong attempt was answered with a refusal ({', '.join(sorted(set(outcomes)))}): "
                             "the rate limit cannot be measured", kind="no-answer", evidence=evidence)
@@ -362,30 +494,192 @@ def _normalise(body: bytes, path: str) -> bytes:
     return out
 
 
-def _http_get(address: str, port: int, path: str, tls: bool, tr: Transcript, auth: tuple[str, str] | None = None,
-              label: str = "") -> tuple[int | None, dict[str, str], bytes]:
-    if tls:
-        sslctx = ssl.create_default_context()
-        sslctx.check_hostname, sslctx.verify_mode = False, ssl.CERT_NONE  # testing access, not trusting
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(address, port, timeout=5, context=sslctx)
-    else:
-        conn = http.client.HTTPConnection(address, port, timeout=5)
-    headers = {"User-Agent": "privrig", "Connection": "close"}
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    tr.record("tx", f"GET {path}" + (f" (Basic {auth[0]}:[{label}])" if auth else ""))
-    try:
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        body = resp.read(BODY_LIMIT)
-        hdrs = {k.lower(): v for k, v in resp.getheaders()}
-        tr.record("rx", f"{resp.status} {resp.reason} ({len(body)} bytes) " + escape_bytes(body[:200]))
-        return resp.status, hdrs, body
-    except (OSError, http.client.HTTPException) as exc:
-        tr.record("info", f"{type(exc).__name__}: {exc}")
-        return None, {}, b""
-    finally:
-        conn.close()
+@dataclass
+class WebAnswer:
+    """One HTTP answer as interface-auth judges it (body bounded by BODY_LIMIT)."""
+
+    status: int | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    challenges: list[httpauth.Challenge] = field(default_factory=list)
+    location: str | None = None  # a redirect's target path
+    auth: str | None = None  # the scheme the rig answered a challenge with
+
+    def signature(self, form: "LoginForm") -> tuple:
+        """What tells a refused login from an accepted one: status, where it sends the client, and
+        whether the answer is still a page asking for a password."""
+        return (self.status, self.location, LoginForm.find(self.body, form.page) is not None)
+
+    def logged_in(self, form: "LoginForm", refusal: tuple) -> bool:
+        """This answer to a form login left the login page where the refusal did not: a redirect
+        somewhere else than the refusal's and the login page, or a page without a password field."""
+        if self.signature(form) == refusal or self.status in (423, 429, 503) or LOCKED_TEXT.search(self.body):
+            return False
+        if self.status is not None and 300 <= self.status < 400:
+            return bool(self.location) and self.location not in (refusal[1], form.page, form.action)
+        return self.status is not None and 200 <= self.status < 300 and LoginForm.find(self.body, form.page) is None and refusal[2]
+
+
+@dataclass
+class LoginForm:
+    """An HTML form with a password field: where it is, where it posts, and its fields."""
+
+    page: str
+    action: str
+    method: str
+    user_field: str | None
+    password_field: str
+    hidden: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def find(cls, body: bytes, page: str) -> "LoginForm | None":
+        """The first form of ``body`` with a password input (``None``: no login form)."""
+        if b"password" not in body.lower():
+            return None
+        parser = _FormParser()
+        try:
+            parser.feed(body[:BODY_LIMIT].decode("utf-8", "replace"))
+        except Exception:  # noqa: BLE001 (device HTML is untrusted: a parser failure is "no form")
+            return None
+        for f in parser.forms:
+            pw = next((i for i in f["inputs"] if i.get("type", "").lower() == "password" and i.get("name")), None)
+            if pw is None:
+                continue
+            user = next((i for i in f["inputs"] if i.get("type", "text").lower() in ("text", "email", "") and i.get("name")), None)
+            hidden = {i["name"]: i.get("value", "") for i in f["inputs"] if i.get("type", "").lower() == "hidden" and i.get("name")}
+            action = urljoin(page, f.get("action") or page)
+            return cls(page, urlsplit(action).path or page, (f.get("method") or "get").lower(), user and user["name"], pw["name"], hidden)
+        return None
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[dict] = []
+        self._current: dict | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "form" and len(self.forms) < 20:
+            self._current = {"action": a.get("action"), "method": a.get("method"), "inputs": []}
+            self.forms.append(self._current)
+        elif tag == "input":
+            if self._current is None:  # an input outside any form: a script-driven login page
+                self._current = {"action": None, "method": "post", "inputs": []}
+                self.forms.append(self._current)
+            if len(self._current["inputs"]) < 50:
+                self._current["inputs"].append(a)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+
+#: a login answer that says the account is locked or the client must wait
+LOCKED_TEXT = re.compile(rb"(?i)locked|too many|try again later|temporarily")
+
+
+class Web:
+    """HTTP(S) requests to one port of the device, each on a fresh connection, each in the transcript.
+
+    HTTPS reaches every TLS version this host's OpenSSL still has (security level 0): a camera
+    that speaks only TLS 1.0 is still checked. Credentials are answered as the server asks
+    (Basic or Digest); the transcript names the account's list entry, never the password."""
+
+    def __init__(self, address: str, port: int, tls: bool, tr: Transcript):
+        self.address, self.port, self.tls, self.tr = address, port, tls, tr
+        self._sslctx: ssl.SSLContext | None = None
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # testing access, not trusting
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            try:
+                ctx.set_ciphers("ALL:@SECLEVEL=0")
+            except ssl.SSLError:
+                pass
+            self._sslctx = ctx
+
+    def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None, note: str) -> WebAnswer:
+        if self._sslctx is not None:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(self.address, self.port, timeout=5, context=self._sslctx)
+        else:
+            conn = http.client.HTTPConnection(self.address, self.port, timeout=5)
+        self.tr.record("tx", f"{method} {path}" + (f" ({note})" if note else ""))
+        try:
+            conn.request(method, path, body=body, headers={"User-Agent": "privrig", "Connection": "close", **headers})
+            resp = conn.getresponse()
+            data = resp.read(BODY_LIMIT)
+            hdrs = {k.lower(): v for k, v in resp.getheaders()}
+            chs = httpauth.challenges(*resp.headers.get_all("WWW-Authenticate", [])) if resp.status == 401 else []
+            loc = resp.headers.get("Location")
+            self.tr.record("rx", f"{resp.status} {resp.reason} ({len(data)} bytes)" + (f" [{', '.join(c.label() for c in chs)}]" if chs else "")
+                           + (f" -> {loc[:200]}" if loc else "") + " " + escape_bytes(data[:200]))
+            return WebAnswer(resp.status, hdrs, data, chs, urlsplit(urljoin(path, loc)).path if loc else None)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self.tr.record("info", f"{type(exc).__name__}: {exc}")
+            return WebAnswer(None)
+        finally:
+            conn.close()
+
+    def get(self, path: str, auth: Credentials | None = None, label: str = "") -> WebAnswer:
+        """``GET path``; with ``auth``, a 401 is answered (the strongest challenge offered) on a
+        fresh request, and that answer returned with the scheme used."""
+        first = self._request("GET", path, {}, None, "")
+        if auth is None or first.status != 401:
+            return first
+        chosen = httpauth.choose(first.challenges)
+        if chosen is None:
+            return first
+        second = self._request("GET", path, {"Authorization": httpauth.authorization(chosen, auth, "GET", path)}, None,
+                               f"{chosen.label()} {auth.user}:[{label}]")
+        second.auth = chosen.label()
+        return second
+
+    def submit(self, form: LoginForm, user: str, password: str, label: str) -> WebAnswer:
+        """Fill ``form`` (fresh hidden fields from its page first: tokens change) and send it."""
+        page = self._request("GET", form.page, {}, None, "login page")
+        fresh = LoginForm.find(page.body, form.page) if page.status is not None else None
+        hidden = fresh.hidden if fresh is not None and fresh.action == form.action else form.hidden
+        fields = {**hidden, **({form.user_field: user} if form.user_field else {}), form.password_field: password}
+        shown = {**hidden, **({form.user_field: user} if form.user_field else {}), form.password_field: f"[{label}]"}
+        note = "form " + "&".join(f"{k}={v}" for k, v in shown.items())
+        data = urlencode(fields).encode()
+        if form.method == "get":
+            return self._request("GET", f"{form.action}?{data.decode()}", {}, None, note)
+        return self._request("POST", form.action, {"Content-Type": "application/x-www-form-urlencoded"}, data, note)
+
+
+def _stream_urls(ctx: ScenarioContext, address: str, port: int, schemes: tuple[str, ...]) -> list[str]:
+    """The configured streams of ``schemes`` served on ``address:port``."""
+    out = []
+    for s in ctx.device.camera.streams if ctx.device.camera else []:
+        parts = urlsplit(s.url)
+        default = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322}.get(parts.scheme)
+        if parts.scheme in schemes and parts.hostname == address and (parts.port or default) == port:
+            out.append(s.url)
+    return out
+
+
+def _stream_paths(ctx: ScenarioContext, address: str, port: int, scheme: str) -> list[str]:
+    """Request paths of the configured streams with an ``auth`` on this port: each must demand it."""
+    out = []
+    for s in ctx.device.camera.streams if ctx.device.camera else []:
+        parts = urlsplit(s.url)
+        if s.auth is not None and s.url in _stream_urls(ctx, address, port, (scheme,)):
+            out.append((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+    return out
+
+
+def _rtsp_request(url: str, auth: Credentials | None, tr: Transcript, label: str) -> rtsp_client.RtspAnswer:
+    """DESCRIBE ``url`` (answering a challenge with ``auth``), each exchange in the transcript."""
+    ans = rtsp_client.request(url, "DESCRIBE", auth, 5.0)
+    for line, reply in zip(ans.sent, ans.replies + [b""] * len(ans.sent)):
+        tr.record("tx", line.replace(f"user {auth.user}]", f"user {auth.user}, {label}]") if auth else line)
+        if reply:
+            tr.record("rx", reply[:2000])
+    if ans.error:
+        tr.record("info", ans.error)
+    return ans
 
 
 def _ftp_login(address: str, port: int, user: str, password: str, tr: Transcript, label: str) -> str:
@@ -414,27 +708,6 @@ def _ftp_login(address: str, port: int, user: str, password: str, tr: Transcript
             ftp.close()
         except OSError:
             pass
-
-
-def _rtsp_describe(address: str, port: int, url: str, tr: Transcript) -> int | None:
-    req = f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\nUser-Agent: privrig\r\n\r\n".encode()
-    tr.record("tx", req)
-    try:
-        with socket.create_connection((address, port), timeout=5) as s:
-            s.sendall(req)
-            data = b""
-            end = time.monotonic() + 5
-            while b"\r\n\r\n" not in data and len(data) < BODY_LIMIT and time.monotonic() < end:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError as exc:
-        tr.record("info", str(exc))
-        return None
-    tr.record("rx", data[:2000])
-    m = re.match(rb"RTSP/1\.\d (\d{3})", data)
-    return int(m.group(1)) if m else None
 
 
 def _ssh_methods(address: str, port: int, user: str, tr: Transcript) -> list[str] | None:

@@ -99,11 +99,23 @@ def run_scenario(tmp: Path, device: str, scenario: str, config: Path = SIM_CONFI
     return out, out.record.devices[0].scenarios[0]
 
 
+def sim_config_text() -> str:
+    """The shipped bench config's text with its relative ``credentials:`` paths made absolute, so a
+    variant written elsewhere (a test's tmp folder) still finds hil_config/credentials/."""
+    import re
+
+    return re.sub(r"(?m)^(\s*credentials:\s*)(credentials/\S+)", lambda m: m.group(1) + str((SIM_CONFIG.parent / m.group(2)).resolve()),
+                  SIM_CONFIG.read_text())
+
+
 def sim_config_variant(tmp: Path, device: str, edit) -> Path:
     """The shipped bench config with ``edit(device_dict)`` applied to one device, written under ``tmp``."""
     import yaml
 
     raw = yaml.safe_load(SIM_CONFIG.read_text())
+    for dev in raw["devices"].values():  # relative paths stay relative to hil_config/, not to tmp
+        if dev.get("credentials"):
+            dev["credentials"] = str((SIM_CONFIG.parent / dev["credentials"]).resolve())
     edit(raw["devices"][device])
     raw["bench"]["evidence_dir"] = str(tmp)
     cfg = tmp / "bench.yaml"

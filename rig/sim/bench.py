@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -58,6 +59,10 @@ class Profile:
     ssh_open_user: str | None = None  # set: this account has an empty password and sshd lets it in with the none method
     storage: str | None = None  # firmware data and the simapp app (rig.sim.storage): "clean" | "leaky"
     sdcard_mb: int | None = None  # set: /mnt/sdcard is an ext4 card on a loop device, raw at /dev/mmcblk0p1
+    #: the web and RTSP accounts (user, password; None: a strong random one drawn at ``up``), written to
+    #: DIR/accounts for the camera and the RTSP server (``@accounts`` in a service's options) and each
+    #: password to DIR/<user>.pw (0600) for the bench config's ``auth: {password_file: ...}``
+    web_accounts: tuple[tuple[str, str | None], ...] = ()
 
 
 PROFILES: dict[str, Profile] = {
@@ -104,6 +109,22 @@ PROFILES: dict[str, Profile] = {
     # a mute camera: it accepts every command (stream-start, the shutter) and sends nothing;
     # its HTTPS stream wants Digest credentials the bench config does not have (401). Nothing
     # it does can be observed, so no scenario that needs its media may pass
+    # a camera as labs receive them from a shop: its stream over HTTPS and RTSP wants Digest for
+    # the account its quick-start guide documents, its web UI is a form login at /, its TLS
+    # stack still takes TLS 1.0 and static-RSA CBC suites beside TLS 1.3, and a telnet the
+    # vendor never declared listens on 9527 with the root password of its SoC SDK (xc3511)
+    "retail": Profile("retail", "login", (
+        Service("camera", 443, options=("--https", "443", "--legacy-tls", "--accounts", "@accounts", "--auth", "digest", "--login-page",
+                                        "--internal", "8081", "--shutter", "works", "--deid", "pixelate")),
+        Service("rtsp-camera", 554, options=("--path", "/main", "--source", "http://127.0.0.1:8081/stream.mjpg", "--accounts", "@accounts")),
+        Service("telnetd-login", 9527),
+    ), console_password="xc3511", web_accounts=(("admin", "simcam1234"),)),
+    # its compliant twin: a strong password of its own, Digest SHA-256 only, wrong passwords slowed
+    # down, modern TLS only (1.2 and 1.3), no telnet
+    "retail-secure": Profile("retail-secure", "login", (
+        Service("camera", 443, options=("--https", "443", "--tls-min", "TLSv1.2", "--accounts", "@accounts", "--auth", "digest-sha256",
+                                        "--throttle", "--login-page", "--shutter", "works", "--deid", "pixelate")),
+    ), web_accounts=(("viewer", None),)),
     "mute": Profile("mute", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--deny", "--shutter", "works",
                                                                         "--deid", "pixelate")),)),
 }
@@ -318,8 +339,18 @@ class SimBench:
             ["unshare", "--uts", "--", sys.executable, "-m", "rig.sim.console", "--link", str(console_link), "--root", str(root), "--mode", profile.console, "--hostname", name],
             logs / "console.log",
         )
+        if profile.web_accounts:
+            lines = []
+            for user, password in profile.web_accounts:
+                password = password or secrets.token_urlsafe(18)
+                pw = ddir / f"{user}.pw"
+                pw.write_text(password + "\n")
+                os.chmod(pw, 0o600)
+                lines.append(f"{user}:{password}")
+            (ddir / "accounts").write_text("\n".join(lines) + "\n")
+            os.chmod(ddir / "accounts", 0o600)
         for svc in profile.services:
-            argv = self._service_argv(svc, root, ddir, name)
+            argv = [str(ddir / "accounts") if a == "@accounts" else a for a in self._service_argv(svc, root, ddir, name)]
             dstate["pids"][f"{svc.kind}-{svc.port}"] = self._spawn(ns, argv, logs / f"{svc.kind}-{svc.port}.log", supervise=True)
         usb_file = write_gadget(self.state_dir / "usb", name, profile.name, dev.identity.serial or name)
         if usb_file:

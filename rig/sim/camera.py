@@ -37,11 +37,13 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from rig.certs import issue
-from rig.sim import media
+from rig.sim import media, webauth
+from rig.sim.webauth import LOGIN_PAGE, WebAuth
 
 FPS = 10
 STREAM_LIMIT_S = 120  # one client gets at most this much of the MJPEG stream
@@ -51,10 +53,12 @@ XOR_KEY = bytes.fromhex("5a3c9e01f7b2640d")
 # -- PKI --------------------------------------------------------------------------------------
 
 def make_pki(directory: Path, device: str) -> dict[str, Path]:
-    """A device CA, a server certificate for ``device`` and a client certificate for the rig (made once)."""
-    paths = {n: directory / f"{n}.pem" for n in ("ca-cert", "ca-key", "server-cert", "server-key", "client-cert", "client-key")}
+    """A device CA, a server certificate for ``device`` (EC, and an RSA one for a legacy TLS
+    stack) and a client certificate for the rig (made once)."""
+    paths = {n: directory / f"{n}.pem" for n in ("ca-cert", "ca-key", "server-cert", "server-key", "rsa-cert", "rsa-key", "client-cert", "client-key")}
     ca = issue(paths["ca-cert"], paths["ca-key"], f"{device} device CA", ca=True)
     issue(paths["server-cert"], paths["server-key"], device, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    issue(paths["rsa-cert"], paths["rsa-key"], device, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, key_type="rsa2048")
     issue(paths["client-cert"], paths["client-key"], "privrig-bench", issuer=ca, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     return paths
 
@@ -111,7 +115,8 @@ class _Frames:
         return opened[i % len(opened)]
 
 
-def _handler(frames: _Frames, stop: threading.Event, deny: bool = False) -> type[BaseHTTPRequestHandler]:
+def _handler(frames: _Frames, stop: threading.Event, deny: bool = False, auth: WebAuth | None = None,
+             login_page: bool = False) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "SimCam/1.0"
         protocol_version = "HTTP/1.0"
@@ -119,7 +124,50 @@ def _handler(frames: _Frames, stop: threading.Event, deny: bool = False) -> type
         def log_message(self, fmt: str, *args: object) -> None:  # quiet: the bench log is not a web log
             pass
 
+        def _send(self, code: int, body: bytes, ctype: str = "text/html", headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+            self.send_response(code)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _authorised(self) -> bool:
+            """With accounts, the stream and snapshot need Basic/Digest or a form-login session."""
+            if auth is None:
+                return True
+            if auth.session_ok(self.headers.get("Cookie")):
+                return True
+            if auth.check(self.headers.get("Authorization"), "GET", self.client_address[0]):
+                return True
+            self._send(401, b"<html><body>401 Unauthorized</body></html>\n", headers=[("WWW-Authenticate", c) for c in auth.challenges()])
+            return False
+
+        def do_POST(self) -> None:  # noqa: N802
+            if not (login_page and auth is not None and self.path == "/login"):
+                self.send_error(404)
+                return
+            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+            sid = auth.form_login(form.get("username", [""])[0], form.get("password", [""])[0], self.client_address[0])
+            if sid is None:
+                self._send(200, LOGIN_PAGE % b"<p class=error>Invalid user name or password.</p>")
+                return
+            self._send(302, b"", headers=[("Location", "/live.html"), ("Set-Cookie", f"session={sid}; HttpOnly; Path=/")])
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            if login_page and self.path in ("/", "/index.html"):
+                self._send(200, LOGIN_PAGE % b"")
+                return
+            if login_page and self.path.startswith("/live.html"):
+                if auth is not None and not auth.session_ok(self.headers.get("Cookie")):
+                    self._send(302, b"", headers=[("Location", "/")])
+                    return
+                self._send(200, b"<html><body><img src=/stream.mjpg></body></html>\n")
+                return
+            if self.path.startswith(("/snapshot.jpg", "/stream.mjpg")) and not self._authorised():
+                return
             if deny and self.path.startswith(("/snapshot.jpg", "/stream.mjpg")):
                 # a camera that wants credentials the bench config does not give (a mute device)
                 body = b"<html><body>401 Unauthorized</body></html>\n"
@@ -173,10 +221,13 @@ class _Server(ThreadingHTTPServer):
         print(f"camera: {client_address[0]}: {sys.exc_info()[1]}", file=sys.stderr, flush=True)
 
 
-def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None, deny: bool = False) -> ThreadingHTTPServer:
-    """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``port`` in a daemon thread
-    (with ``deny``, its stream and snapshot answer 401 with a Digest challenge)."""
-    srv = _Server(("0.0.0.0", port), _handler(frames, stop, deny))
+def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None, deny: bool = False,
+               auth: WebAuth | None = None, login_page: bool = False, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``host:port`` in a daemon
+    thread. With ``deny`` its stream and snapshot answer 401 to everyone; with ``auth`` they
+    need an account (Basic/Digest as ``auth`` says, or a session from the form login that
+    ``login_page`` serves at ``/``)."""
+    srv = _Server((host, port), _handler(frames, stop, deny, auth, login_page))
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         # the handshake happens in the handler thread (on first read), not in accept()
@@ -184,9 +235,18 @@ def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLCo
     return srv
 
 
-def tls_context(pki: dict[str, Path], minimum: str, mutual: bool) -> ssl.SSLContext:
-    """The device's TLS server context: its certificate, the lowest version it takes, client certificates if ``mutual``."""
+def tls_context(pki: dict[str, Path], minimum: str, mutual: bool, legacy: bool = False) -> ssl.SSLContext:
+    """The device's TLS server context: its certificate, the lowest version it takes, client
+    certificates if ``mutual``. ``legacy`` is an old firmware's TLS stack kept beside TLS 1.3:
+    TLS 1.0 up, an RSA certificate, and static-RSA CBC suites (no forward secrecy) allowed."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if legacy:
+        ctx.load_cert_chain(pki["rsa-cert"], pki["rsa-key"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("AES128-SHA:AES256-SHA:DEFAULT:@SECLEVEL=0")
+        return ctx
     ctx.load_cert_chain(pki["server-cert"], pki["server-key"])
     if minimum == "TLSv1":
         with warnings.catch_warnings():  # serving TLS 1.0 is what this simulated device is for
@@ -326,16 +386,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shutter", choices=SHUTTER_MODES, default="works")
     ap.add_argument("--deid", choices=media.DEID_MODES, default="none")
     ap.add_argument("--deny", action="store_true", help="stream and snapshot answer 401 (credentials the bench does not have)")
+    ap.add_argument("--accounts", type=Path, help="file of user:password lines: the stream and snapshot need one of them")
+    ap.add_argument("--auth", choices=webauth.SCHEMES, default="digest", help="how the stream asks for an account")
+    ap.add_argument("--throttle", action="store_true", help="each wrong password slows the next answer (a rate limit)")
+    ap.add_argument("--login-page", action="store_true", help="a form login at / (POST /login sets a session)")
+    ap.add_argument("--legacy-tls", action="store_true", help="TLS 1.0 and static-RSA CBC suites beside TLS 1.3")
+    ap.add_argument("--internal", type=int, help="plain HTTP on 127.0.0.1 only, no login (the RTSP server's source)")
     args = ap.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     frames = _Frames(args.root, args.state, args.shutter, args.deid)
     servers = []
+    auth = webauth.WebAuth(webauth.read_accounts(args.accounts), args.auth, throttle=args.throttle) if args.accounts else None
     if args.http:
-        servers.append(serve_http(args.http, frames, stop, deny=args.deny))
+        servers.append(serve_http(args.http, frames, stop, deny=args.deny, auth=auth, login_page=args.login_page))
     if args.https:
         pki = make_pki(args.state / "tls", args.name)
-        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls), deny=args.deny))
+        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls, args.legacy_tls), deny=args.deny,
+                                  auth=auth, login_page=args.login_page))
+    if args.internal:
+        servers.append(serve_http(args.internal, frames, stop, host="127.0.0.1"))
     pusher = Pusher([k for k in args.push.split(",") if k], args.state, frames)
     (args.root / "run").mkdir(exist_ok=True)
     print(f"camera: serving http={args.http} https={args.https} push={args.push or '-'}", flush=True)

@@ -9,7 +9,9 @@ gir1.2-gst-rtsp-server-1.0, not from PyPI)::
 Each RTSP client gets its own pipeline that pulls the camera app's MJPEG over HTTP inside
 the namespace and packetises the JPEG frames as RTP/JPEG (RFC 2435). The RTSP output is
 therefore a second real output of the same camera: it follows the shutter and the face
-filter exactly as the HTTP output does. No authentication: a violating device's output.
+filter exactly as the HTTP output does. Without ``--accounts`` there is no authentication
+(a violating device's output); with it, every request needs RTSP Digest (GStreamer's
+RTSPAuth, MD5) for one of the file's ``user:password`` accounts.
 
 SIGTERM and SIGINT stop the main loop.
 """
@@ -35,13 +37,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--path", default="/main")
     ap.add_argument("--source", required=True)
+    ap.add_argument("--accounts", help="file of user:password lines: RTSP Digest for each")
     args = ap.parse_args(argv)
 
     import gi
 
     gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtsp", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
+    from gi.repository import GLib, Gst, GstRtsp, GstRtspServer
 
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -50,6 +54,21 @@ def main(argv: list[str]) -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(pipeline(args.source))
     factory.set_shared(False)  # a client per pipeline: one client's end never ends another's stream
+    if args.accounts:
+        auth = GstRtspServer.RTSPAuth()
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        with open(args.accounts) as fh:
+            for line in fh:
+                if ":" in line and not line.lstrip().startswith("#"):
+                    user, _, password = line.rstrip("\n").partition(":")
+                    auth.add_digest(user, password, token)
+        server.set_auth(auth)
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"rig.sim.rtsp: cannot listen on {args.port}", file=sys.stderr)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
+from drivers.httpauth import Credentials
 from drivers.stream import grab_frames, pull
 from rig.sim import media
 
@@ -104,7 +108,7 @@ class Live(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def rtsp_output(http_port: int) -> Iterator[int]:
+def rtsp_output(http_port: int, accounts: Path | None = None) -> Iterator[int]:
     """GStreamer's RTSP server (rig.sim.rtsp, the simulated camera's RTSP output) on loopback,
     re-serving the MJPEG on ``http_port``; yields its port."""
     import socket
@@ -120,7 +124,8 @@ def rtsp_output(http_port: int) -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([python, "-m", "rig.sim.rtsp", "--port", str(port), "--source", f"http://127.0.0.1:{http_port}/stream.mjpg"],
+    extra = ["--accounts", str(accounts)] if accounts else []
+    proc = subprocess.Popen([python, "-m", "rig.sim.rtsp", "--port", str(port), "--source", f"http://127.0.0.1:{http_port}/stream.mjpg", *extra],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15
@@ -145,7 +150,7 @@ def test_grab_frames_decodes_rtsp_and_pull_plays_it() -> None:
         played = pull(f"rtsp://127.0.0.1:{port}/main", seconds=1.0)
         assert played.error is None and played.status_line and "frames decoded" in played.status_line
         missing = grab_frames(f"rtsp://127.0.0.1:{port}/nothing-here", seconds=1.0)
-        assert missing.frames == [] and "RTSP session did not start" in (missing.error or "")
+        assert missing.frames == [] and missing.status == 404 and "DESCRIBE answered 404" in (missing.error or "")
 
 
 def test_rtsp_and_video_device_failures_are_one_line_each() -> None:
@@ -187,7 +192,8 @@ class HeadThenSilence(Mjpeg):
 def test_a_stream_that_answers_401_or_503_is_an_error_never_no_frames() -> None:
     with served(Refuses) as port:
         g = grab_frames(f"http://127.0.0.1:{port}/stream.mjpg", seconds=1.0)
-        assert g.frames == [] and g.status == 401 and g.error == "the stream answered HTTP/1.0 401 Unauthorized"
+        assert g.frames == [] and g.status == 401
+        assert g.error == "the stream answered HTTP/1.0 401 Unauthorized (Digest MD5): the stream wants credentials; give them in auth: {user, password_env}"
         g = grab_frames(f"http://127.0.0.1:{port}/busy", seconds=1.0)
         assert g.status == 503 and "503" in (g.error or "")
         p = pull(f"http://127.0.0.1:{port}/stream.mjpg", seconds=0.5)
@@ -211,3 +217,58 @@ def test_a_slow_device_that_never_answers_is_an_error() -> None:
         assert not p.delivered and p.error == "no HTTP answer"
     finally:
         srv.close()
+
+
+def _camera_with_accounts(scheme: str):
+    """The simulated camera's real login (rig.sim.webauth) in front of a live MJPEG stream."""
+    from rig.sim.webauth import WebAuth
+
+    auth = WebAuth({"viewer": "c0rrect-h0rse"}, scheme)
+
+    class Guarded(Live):
+        def do_GET(self) -> None:
+            if not auth.check(self.headers.get("Authorization"), "GET", self.client_address[0]):
+                self.send_response(401)
+                for c in auth.challenges():
+                    self.send_header("WWW-Authenticate", c)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+    return Guarded
+
+
+RIGHT, WRONG = Credentials("viewer", "c0rrect-h0rse"), Credentials("viewer", "guess")
+
+
+@pytest.mark.parametrize("scheme,label", [("basic", "Basic"), ("digest-md5", "Digest MD5"), ("digest-sha256", "Digest SHA-256"),
+                                          ("digest", "Digest SHA-256")])
+def test_streams_are_grabbed_through_the_challenge_they_send(scheme: str, label: str) -> None:
+    with served(_camera_with_accounts(scheme)) as port:
+        url = f"http://127.0.0.1:{port}/stream.mjpg"
+        g = grab_frames(url, seconds=1.5, max_frames=3, auth=RIGHT)
+        assert g.error is None and len(g.frames) == 3 and (g.status, g.auth) == (200, label)
+        bad = grab_frames(url, seconds=1.0, auth=WRONG)
+        assert bad.frames == [] and bad.status == 401 and f"to {label} as user 'viewer': wrong user or password" in (bad.error or "")
+        none = grab_frames(url, seconds=1.0)
+        assert none.status == 401 and "give them in auth" in (none.error or "")
+        p = pull(url, seconds=0.5, auth=RIGHT)
+        assert p.delivered and p.auth == label
+        for out in (g.to_dict(), bad.to_dict(), p.to_dict()):
+            assert "c0rrect-h0rse" not in repr(out) and "guess" not in repr(out)
+
+
+def test_rtsp_digest_through_ffmpeg_without_the_password_in_any_url(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts"
+    accounts.write_text("viewer:c0rrect-h0rse\n")
+    with served(Live) as http_port, rtsp_output(http_port, accounts) as port:
+        url = f"rtsp://127.0.0.1:{port}/main"
+        g = grab_frames(url, seconds=1.5, max_frames=4, auth=RIGHT)
+        assert g.error is None and len(g.frames) == 4 and (g.status, g.auth) == (200, "Digest MD5") and g.url == url
+        bad = grab_frames(url, seconds=1.0, auth=WRONG)
+        assert bad.status == 401 and "wrong user or password" in (bad.error or "") and "guess" not in (bad.error or "")
+        none = grab_frames(url, seconds=1.0)
+        assert none.status == 401 and "(Digest MD5): the stream wants credentials" in (none.error or "")
+        p = pull(url, seconds=1.0, auth=RIGHT)
+        assert p.delivered and p.frames > 0 and p.auth == "Digest MD5" and "c0rrect" not in repr(p.to_dict())

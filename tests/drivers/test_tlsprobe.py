@@ -1,4 +1,4 @@
-"""The active TLS check against real OpenSSL servers on loopback."""
+"""The rig's own TLS handshakes (mutual TLS, certificate facts, speaks_tls) against real OpenSSL servers on loopback."""
 
 from __future__ import annotations
 
@@ -63,32 +63,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return make_pki(tmp_path_factory.mktemp("pki"), "dut")
 
 
-def test_modern_server_refuses_old_versions(pki) -> None:
-    with served(tls_context(pki, "TLSv1.2", mutual=False)) as port:
-        rep = tlsprobe.probe("127.0.0.1", port)
-    assert rep.accepted == ["TLSv1.2", "TLSv1.3"] and rep.weak_suites == {}
-    assert rep.certificate and rep.certificate.key == "EC secp256r1" and not rep.certificate.self_signed and not rep.certificate.weaknesses
-
-
-def test_old_server_accepting_tls10_is_seen_even_though_tls13_works(pki) -> None:
-    with served(tls_context(pki, "TLSv1", mutual=False)) as port:
-        rep = tlsprobe.probe("127.0.0.1", port)
-    assert "TLSv1.0" in rep.accepted and "TLSv1.3" in rep.accepted
-
-
 def test_mutual_tls_refuses_strangers_and_takes_the_configured_client(pki) -> None:
     with served(tls_context(pki, "TLSv1.2", mutual=True)) as port:
-        rep = tlsprobe.probe("127.0.0.1", port, client_cert=(pki["client-cert"], pki["client-key"]), mutual=True)
-    ca = rep.client_auth
-    assert ca is not None
+        ca = tlsprobe.client_auth("127.0.0.1", port, 5.0, (pki["client-cert"], pki["client-key"]))
     assert ca.no_certificate.startswith("refused") and ca.self_made_certificate.startswith("refused")
     assert ca.configured_certificate == "accepted"
 
 
 def test_server_without_client_auth_is_caught_when_mutual_is_declared(pki) -> None:
     with served(tls_context(pki, "TLSv1.2", mutual=False)) as port:
-        rep = tlsprobe.probe("127.0.0.1", port, mutual=True)
-    assert rep.client_auth and rep.client_auth.no_certificate == "accepted"
+        ca = tlsprobe.client_auth("127.0.0.1", port, 5.0, None)
+    assert ca.no_certificate == "accepted" and ca.configured_certificate is None
 
 
 def test_weak_certificate_facts(tmp_path: Path) -> None:
@@ -111,8 +96,8 @@ def test_weak_certificate_facts(tmp_path: Path) -> None:
 
 
 def test_nothing_listening_is_a_reason_not_an_exception() -> None:
-    rep = tlsprobe.probe("127.0.0.1", 9, timeout=1)
-    assert rep.accepted == [] and all(v.reason and v.reason.startswith("connect") for v in rep.versions)
+    ca = tlsprobe.client_auth("127.0.0.1", 9, 1.0, None)
+    assert ca.no_certificate.startswith("refused (connect")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not tlsprobe.speaks_tls("127.0.0.1", 9, timeout=1)

@@ -42,6 +42,11 @@ def test_results_json_follows_the_contract(run_all) -> None:
                         # answers, sends nothing: whatever needed its media is inconclusive (tests/integration/test_absent_and_mute.py)
                         "cam-mute": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "inconclusive", "camera-shutter": "inconclusive",
                                      "deidentification": "inconclusive", **no_storage},
+                        # a camera as shops sell them: Digest default account, undeclared telnet, legacy TLS, clear RTSP; and its twin
+                        "cam-retail": {"debug-ports": "fail", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "pass",
+                                       "deidentification": "pass", **no_storage},
+                        "cam-retail-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass",
+                                              "deidentification": "pass", **no_storage},
                         # never powered on: nothing passes
                         "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
                                        "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error"}}
@@ -58,12 +63,13 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     _, bundle = run_all
     suite = ET.parse(bundle / "junit.xml").getroot()
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
-    devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-absent")
+    devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure",
+               "cam-absent")
     assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
                                                              "uninstall-wipe", "storage-at-rest")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "11"
+    assert suite.get("failures") == "14"
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 
@@ -165,3 +171,26 @@ def test_sigterm_mid_run_seals_incomplete_bundle_exit_4(sim_bench: dict, tmp_pat
     assert done[(first["device"], first["scenario"])] == first["verdict"]  # finished scenarios keep their verdicts
     res = rig("verify", str(bundle))
     assert res.returncode == 3 and "INCOMPLETE" in res.stdout
+
+
+def test_no_stream_password_anywhere_in_the_bundle_or_the_output(run_all) -> None:
+    """cam-retail and its twin were grabbed through Digest with the accounts their config names
+    (password_file): not one file of the bundle, nor what `rig run` printed, holds a password."""
+    import base64
+    from urllib.parse import quote
+
+    res, bundle = run_all
+    passwords = [Path(f"/run/privrig/sim/{d}/{u}.pw").read_text().strip() for d, u in (("cam-retail", "admin"), ("cam-retail-secure", "viewer"))]
+    doc = json.loads((bundle / "results.json").read_text())
+    pulls = {d["name"]: next(s for s in d["scenarios"] if s["id"] == "channel-encryption") for d in doc["devices"] if d["name"].startswith("cam-retail")}
+    assert {name: [p["seen"].get("auth") for p in sc["coverage"]["parts"] if p["name"].startswith("pull ")] for name, sc in pulls.items()} == \
+        {"cam-retail": ["Digest SHA-256", "Digest MD5"], "cam-retail-secure": ["Digest SHA-256"]}
+    forms = set()
+    for pw in passwords:
+        forms |= {pw, quote(pw, safe=""), base64.b64encode(f"admin:{pw}".encode()).decode(), base64.b64encode(f"viewer:{pw}".encode()).decode()}
+    files = [f for f in bundle.rglob("*") if f.is_file()]
+    assert len(files) > 100
+    for f in files:
+        data = f.read_bytes()
+        assert not [s for s in forms if s.encode() in data], f
+    assert not [s for s in forms if s in res.stdout or s in res.stderr]

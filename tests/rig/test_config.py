@@ -69,7 +69,8 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
 
 def test_shipped_sim_bench_config_is_valid() -> None:
     cfg = load_config(SIM_CONFIG)
-    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-absent"}
+    assert set(cfg.bench.devices) == {"cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure",
+                                        "cam-absent"}
     assert "cam-absent" not in cfg.bench.simulator.devices  # type: ignore[union-attr]  # configured, never built: the device that is not there
     assert cfg.bench.devices["cam-secure"].network.tls.mutual_auth == [8443]
     assert cfg.bench.simulator is not None
@@ -253,3 +254,52 @@ def test_shared_aliases_within_bounds_still_load(tmp_path: Path) -> None:
     text += "  cam-02:\n    privacy_level: 2\n    serial: *console\n"
     cfg = load_config(write(tmp_path, text))
     assert cfg.device("cam-02").serial.port == "/dev/ttyUSB0"  # type: ignore[union-attr]
+
+
+MAIN = '        - {name: main, url: "https://198.18.1.20/stream.mjpg"}'
+
+
+@pytest.mark.parametrize("url", ["https://admin:12345@198.18.1.20/stream.mjpg", "rtsp://admin@198.18.1.20/main", "rtsp://a:b%40c@198.18.1.20:554/x"])
+def test_a_url_with_userinfo_is_refused_with_the_way_out(tmp_path: Path, url: str) -> None:
+    [problem] = problems_of(tmp_path, GOOD.replace(MAIN, f'        - {{name: main, url: "{url}"}}'))
+    assert "camera.streams[0].url" in problem and "auth: {user" in problem and "12345" not in problem
+    assert problem.startswith(f"{tmp_path / 'bench.yaml'}:")
+
+
+def test_stream_auth_reads_its_password_from_env_or_file_and_says_which_is_missing(tmp_path: Path, monkeypatch) -> None:
+    from rig.config import SecretMissing
+
+    text = GOOD.replace(MAIN, MAIN[:-1] + ", auth: {user: viewer, password_env: CAM01_VIEWER_PW}}")
+    auth = load_config(write(tmp_path, text)).bench.devices["cam-01"].camera.streams[0].auth
+    monkeypatch.delenv("CAM01_VIEWER_PW", raising=False)
+    with pytest.raises(SecretMissing, match=r"^devices.cam-01.camera.streams\[0\].auth.password_env: environment variable CAM01_VIEWER_PW is not set$"):
+        auth.credentials("devices.cam-01.camera.streams[0].auth")
+    monkeypatch.setenv("CAM01_VIEWER_PW", "s3cret")
+    assert auth.credentials("x").password == "s3cret" and "s3cret" not in repr(auth.credentials("x"))
+    (tmp_path / "viewer.pw").write_text("fr0m-file\nsecond line ignored\n")
+    text = GOOD.replace(MAIN, MAIN[:-1] + ", auth: {user: viewer, password_file: viewer.pw}}")
+    auth = load_config(write(tmp_path, text)).bench.devices["cam-01"].camera.streams[0].auth
+    assert auth.password_file == tmp_path / "viewer.pw" and auth.credentials("x").password == "fr0m-file"
+    (tmp_path / "viewer.pw").unlink()
+    with pytest.raises(SecretMissing, match="viewer.pw: No such file"):
+        auth.credentials("devices.cam-01.camera.streams[0].auth")
+    [problem] = problems_of(tmp_path, GOOD.replace(MAIN, MAIN[:-1] + ", auth: {user: viewer, password_env: A, password_file: b}}"))
+    assert "exactly one of password_env" in problem
+
+
+def test_a_credentials_file_is_checked_line_by_line(tmp_path: Path) -> None:
+    assert "  cam-01:\n    privacy_level: 2\n" in GOOD
+    text = GOOD.replace("  cam-01:\n    privacy_level: 2\n", "  cam-01:\n    privacy_level: 2\n    credentials: vendor.txt\n")
+    (tmp_path / "vendor.txt").write_text("# SimCam manual\nadmin:4321\nroot:\n")
+    cfg = load_config(write(tmp_path, text))
+    from rig.credentials import entries, load_file
+
+    assert [(e.user, e.label) for e in load_file(cfg.bench.devices["cam-01"].credentials)] == [("admin", "vendor.txt #1"), ("root", "vendor.txt #2")]
+    got = entries("http", [tmp_path / "vendor.txt"])
+    assert got[0].label == "vendor.txt #1" and got[2].source == "built-in http" and len({(e.user, e.password) for e in got}) == len(got)
+    (tmp_path / "vendor.txt").write_text("admin:4321\nno separator here\n")
+    [problem] = problems_of(tmp_path, text)
+    assert problem.startswith(f"{tmp_path / 'vendor.txt'}:2: devices.cam-01.credentials: expected user:password") and "4321" not in problem
+    (tmp_path / "vendor.txt").unlink()
+    [problem] = problems_of(tmp_path, text)
+    assert "vendor.txt" in problem and "cannot read credentials file" in problem

@@ -23,7 +23,7 @@ def test_collects_devices_by_scenarios_with_clause_markers(tmp_path: Path) -> No
     res = pytest_run(tmp_path, "--rig-config", str(SIM_CONFIG), "--collect-only", "-q", "-m", "clause(id='T/AI 110.1-2020 6.2.3 c')")
     # -m on the clause marker picks uninstall-wipe on every device
     ids = [line for line in res.stdout.splitlines() if "::" in line]
-    assert len(ids) == 8 and all(i.endswith("::uninstall-wipe") for i in ids), res.stdout + res.stderr
+    assert len(ids) == 10 and all(i.endswith("::uninstall-wipe") for i in ids), res.stdout + res.stderr
 
 
 def test_runs_into_one_bundle_and_junit(sim_bench: dict, tmp_path: Path) -> None:

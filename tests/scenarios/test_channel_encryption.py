@@ -19,7 +19,8 @@ pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.2 b")
 
 @pytest.fixture(scope="module")
 def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
-    out = execute(RunPlan.select(load_config(SIM_CONFIG), ["cam-secure", "cam-leaky"], ["channel-encryption"], tmp_path_factory.mktemp("ev")))
+    out = execute(RunPlan.select(load_config(SIM_CONFIG), ["cam-secure", "cam-leaky", "cam-retail", "cam-retail-secure"], ["channel-encryption"],
+                                 tmp_path_factory.mktemp("ev")))
     validate_results(out.record.to_dict())
     return out
 
@@ -50,13 +51,15 @@ def test_protected_device_passes_with_each_channel_seen_encrypted(outcome) -> No
     assert ssh["channel"] == "control" and ssh["details"]["rig_session"] is True and ssh["id"] in table["rig_sessions"]
     parts = {p.name: p for p in sc.coverage}
     assert {n: p.state.value for n, p in parts.items()} == {"capture": "observed", "push": "observed", "pull main": "observed",
-                                                            "device traffic": "observed", "tls 8443": "observed"}
+                                                            "device traffic": "observed", "tls 8443": "observed",
+                                                            "tls 8443 vulnerabilities": "observed"}
     assert parts["push"].control and parts["push"].seen["bytes_from_device"] > 10_000 and parts["push"].seen["sink_bytes"] > 10_000
     assert parts["pull main"].seen["status"] == 200 and parts["pull main"].seen["bytes"] > 100_000
     tls = json.loads((outcome.bundle / "devices/cam-secure/channel-encryption/tls-8443.json").read_text())
     assert [v["version"] for v in tls["versions"] if v["accepted"]] == ["TLSv1.2", "TLSv1.3"]
     assert tls["client_auth"]["no_certificate"].startswith("refused") and tls["client_auth"]["self_made_certificate"].startswith("refused")
     assert tls["client_auth"]["configured_certificate"] == "accepted"
+    assert tls["scanner"].startswith("sslyze") and tls["heartbleed"] is False and tls["robot"].startswith("NOT_VULNERABLE")
 
 
 def test_leaky_device_fails_on_each_planted_channel(outcome) -> None:
@@ -81,6 +84,28 @@ def test_leaky_device_fails_on_each_planted_channel(outcome) -> None:
     assert "H.264" in rtp.summary
     # the pulled HTTPS stream itself negotiated TLS 1.3 and is encrypted: the TLS 1.0 finding comes from the active check
     assert any(f["protocol"] == "tls" and f["channel"] == "encrypted" for f in flows(outcome, "cam-leaky")["flows"])
+
+
+def test_shop_camera_legacy_tls_and_clear_rtsp_behind_digest(outcome) -> None:
+    """Digest in front of RTSP protects nothing on the wire: the session is RTP/JPEG in the clear.
+    Its TLS stack still takes TLS 1.0 and static-RSA suites beside TLS 1.3 (sslyze, suite by suite)."""
+    sc = scenario(outcome, "cam-retail")
+    failing = sorted((f.kind, f.port, f.detail.get("protocol")) for f in sc.findings if f.severity != "info")
+    assert failing == [("plaintext-channel", 554, "rtsp"), ("tls-no-forward-secrecy", 443, None), ("weak-tls-version", 443, None)]
+    [rtsp] = [f for f in sc.findings if f.kind == "plaintext-channel"]
+    assert len(rtsp.detail["flows"]) == 2  # the DESCRIBE that checked the account, then the media session: one finding
+    [pfs] = [f for f in sc.findings if f.kind == "tls-no-forward-secrecy"]
+    assert "TLS_RSA_WITH_AES_128_CBC_SHA" in pfs.detail["suites"]["TLSv1.0"]
+    parts = {p.name: p for p in sc.coverage}
+    assert parts["pull main"].seen["auth"] == "Digest SHA-256" and parts["pull rtsp"].seen["auth"] == "Digest MD5"
+
+
+def test_shop_camera_twin_passes_pulled_through_digest(outcome) -> None:
+    sc = scenario(outcome, "cam-retail-secure")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    parts = {p.name: p for p in sc.coverage}
+    assert parts["pull main"].state.value == "observed" and parts["pull main"].seen["auth"] == "Digest SHA-256"
+    assert parts["tls 443"].seen["accepted"] == ["TLSv1.2", "TLSv1.3"]
 
 
 def test_pcap_in_the_bundle_is_the_evidence(outcome) -> None:

@@ -12,7 +12,7 @@ from rig.config import load_config, parse_config
 from rig.credentials import CONSOLE_CREDENTIALS
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, validate_results
-from tests.conftest import SIM_CONFIG
+from tests.conftest import sim_config_text, SIM_CONFIG
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 b")
 
@@ -184,7 +184,7 @@ def test_usb_findings_are_exactly_the_planted_ones(outcome) -> None:
 def run_variant(tmp_path: Path, old: str, new: str, serial: bool = True):
     """Run debug-ports on cam-compliant with one line of the shipped config changed
     (and, without ``serial``, its console left out: the test is about the network)."""
-    text = SIM_CONFIG.read_text()
+    text = sim_config_text()
     assert old in text
     text = text.replace(old, new)
     if not serial:

@@ -10,7 +10,7 @@ from rig.config import load_config
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, validate_results
 from scenarios.interface_auth import rate_limited
-from tests.conftest import SIM_CONFIG
+from tests.conftest import sim_config_text, SIM_CONFIG
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 d")
 
@@ -64,9 +64,9 @@ def test_violating_device_has_exactly_the_planted_findings(outcome) -> None:
 def test_default_credentials_are_named_by_entry_not_password(outcome) -> None:
     sc = scenario(outcome, "cam-violating")
     [ssh] = [f for f in sc.findings if f.kind == "default-credential-accepted" and f.service == "ssh"]
-    assert ssh.detail == {"user": "root", "list_entry": 2} and "password redacted" in ssh.summary
+    assert ssh.detail == {"user": "root", "list": "built-in console", "list_entry": 2} and "password redacted" in ssh.summary
     lines = [json.loads(l)["data"] for l in (outcome.bundle / ssh.evidence[0]).read_text().splitlines()]
-    assert "ssh password root:[default password #2]" in lines
+    assert "ssh password root:[built-in console #2]" in lines
     assert not any(":root" in l for l in lines)
     rate = sc.measurements["lockout_ssh_22"]
     assert len(rate["delays_s"]) == 10 and rate["total_s"] < 10 and rate["locked"] is False
@@ -75,7 +75,7 @@ def test_default_credentials_are_named_by_entry_not_password(outcome) -> None:
 def test_anonymous_ftp_and_snmp_communities(outcome) -> None:
     sc = scenario(outcome, "cam-violating")
     [ftp] = [f for f in sc.findings if f.service == "ftp" and f.kind == "default-credential-accepted"]
-    assert ftp.detail == {"user": "anonymous", "list_entry": 1} and ftp.severity == "high"
+    assert ftp.detail == {"user": "anonymous", "list": "built-in ftp", "list_entry": 1} and ftp.severity == "high"
     assert "230" in (outcome.bundle / ftp.evidence[0]).read_text()  # vsftpd's own "Login successful"
     [snmp] = [f for f in sc.findings if f.service == "snmp"]
     assert (snmp.proto, snmp.detail["communities"], snmp.severity) == ("udp", ["public", "private"], "critical")
@@ -109,11 +109,11 @@ def test_password_revealed_only_when_the_config_says_so(outcome, tmp_path) -> No
     assert all("password" not in f.detail for d in outcome.record.devices for s in d.scenarios for f in s.findings)
     from rig.config import parse_config
 
-    text = SIM_CONFIG.read_text().replace("  evidence_dir: ../evidence", "  evidence_dir: ../evidence\n  reveal_credentials: true")
+    text = sim_config_text().replace("  evidence_dir: ../evidence", "  evidence_dir: ../evidence\n  reveal_credentials: true")
     cfg = parse_config(text, tmp_path / "reveal.yaml")
     out = execute(RunPlan.select(cfg, ["cam-violating"], ["interface-auth"], tmp_path / "ev"))
     [ssh] = [f for f in out.record.devices[0].scenarios[0].findings if f.kind == "default-credential-accepted" and f.service == "ssh"]
-    assert ssh.detail == {"user": "root", "list_entry": 2, "password": "root"}
+    assert ssh.detail == {"user": "root", "list": "built-in console", "list_entry": 2, "password": "root"}
 
 
 def test_level_3_device_gets_a_manual_mfa_note(outcome) -> None:
@@ -171,7 +171,7 @@ def test_declared_ports_where_nothing_answers_are_never_a_pass(sim_bench: dict, 
     out = execute(RunPlan.select(load_config(cfg), ["cam-compliant"], ["interface-auth"], tmp_path / "gone"))
     [sc] = out.record.devices[0].scenarios
     assert sc.verdict is Verdict.INCONCLUSIVE and out.exit_code == 3
-    assert {p.name: p.state.value for p in sc.coverage} == {f"{n}/tcp": "unobserved" for n in (22, 80, 554, 23)}
+    assert {p.name: p.state.value for p in sc.coverage} == {**{f"{n}/tcp": "unobserved" for n in (22, 80, 554, 23)}, "scan": "unobserved"}
     assert all(f.kind == "no-answer" and "198.18.0.99" in f.summary for f in sc.findings)
     (tmp_path / "closed").mkdir()
     cfg = sim_config_variant(tmp_path / "closed", "cam-compliant", lambda d: d["network"].update({"open_ports": ["22/tcp", "2222/tcp"]}))
@@ -189,4 +189,57 @@ def test_an_rtsp_server_that_answers_http_too_is_judged_as_rtsp(outcome) -> None
     [f] = [f for f in sc.findings if f.port == 8554]
     assert (f.kind, f.path, f.service) == ("unauthenticated-stream", "rtsp://198.18.0.15:8554/main", "rtsp")
     assert {p.name: p.state.value for p in sc.coverage} == {"22/tcp": "observed", "8080/tcp": "observed", "8443/tcp": "observed",
-                                                            "8554/tcp": "observed"}
+                                                            "8554/tcp": "observed", "scan": "observed"}
+
+
+RETAIL = [
+    ("default-credential-accepted", "https", 443, "/stream.mjpg"),  # Digest, the quick-start guide's account
+    ("default-credential-accepted", "https", 443, "/login"),  # the same account through the form login at /
+    ("no-login-rate-limit", "https", 443, None),  # Digest: ten wrong passwords, no slow-down
+    ("no-login-rate-limit", "https", 443, None),  # the form: the same
+    ("default-credential-accepted", "rtsp", 554, "rtsp://198.18.0.17/main"),  # RTSP Digest
+    ("no-login-rate-limit", "rtsp", 554, None),
+    ("default-credential-accepted", "telnet", 9527, None),  # a telnet the vendor never declared
+]
+
+
+def test_shop_camera_fails_on_digest_form_rtsp_and_undeclared_telnet(outcome) -> None:
+    sc = scenario(outcome, "cam-retail")
+    assert sc.verdict is Verdict.FAIL
+    assert sorted(((f.kind, f.service, f.port, f.path) for f in sc.findings), key=str) == sorted(RETAIL, key=str)
+    by = {(f.service, f.path): f for f in sc.findings if f.kind == "default-credential-accepted"}
+    digest, form, rtsp = by[("https", "/stream.mjpg")], by[("https", "/login")], by[("rtsp", "rtsp://198.18.0.17/main")]
+    # the vendor's documented account, named by its list entry, answered as the server asked
+    assert digest.detail == {"user": "admin", "list": "simcam-r1.txt", "list_entry": 1, "scheme": "Digest SHA-256"}
+    assert form.detail["scheme"] == "form" and "302 to /live.html" in form.summary
+    assert rtsp.detail["scheme"] == "Digest MD5" and rtsp.detail["list"] == "simcam-r1.txt"
+    telnet = by[("telnet", None)]
+    assert telnet.detail == {"user": "root", "list": "built-in console", "list_entry": 6}
+    parts = {p.name: p for p in sc.coverage}
+    assert parts["9527/tcp"].state.value == "observed" and "not declared" in parts["9527/tcp"].what
+    assert parts["scan"].seen["undeclared"] == {"9527": "telnet"}
+    assert "Digest SHA-256" in parts["443/tcp"].seen["mechanisms"] and "form login" in parts["443/tcp"].seen["mechanisms"]
+    assert not any("/" == f.path for f in sc.findings)  # the login page at / is the authentication, not an open endpoint
+    evidence = (outcome.bundle / digest.evidence[0]).read_text()
+    assert "simcam1234" not in evidence and "admin:[simcam-r1.txt #1]" in evidence
+
+
+def test_shop_camera_twin_passes_with_its_rate_limit_measured(outcome) -> None:
+    sc = scenario(outcome, "cam-retail-secure")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    parts = {p.name: p for p in sc.coverage}
+    for name in ("lockout https digest 443/tcp", "lockout https form 443/tcp"):
+        assert parts[name].state.value == "observed" and sum(parts[name].seen["delays_s"]) >= 10, name
+    assert parts["443/tcp"].seen["mechanisms"] == ["Digest SHA-256", "form login"]
+
+
+def test_a_stream_that_does_not_demand_its_configured_account_is_a_finding(sim_bench: dict, tmp_path) -> None:
+    """cam-leaky's MJPEG on 8080 answers anyone; the config says it wants an account: that is a finding."""
+    from tests.conftest import sim_config_variant
+
+    cfg = sim_config_variant(tmp_path, "cam-leaky", lambda d: d["camera"]["streams"][0].update(
+        {"auth": {"user": "viewer", "password_env": "PRIVRIG_TEST_UNUSED_PW"}}))
+    out = execute(RunPlan.select(load_config(cfg), ["cam-leaky"], ["interface-auth"], tmp_path / "ev"))
+    sc = out.record.devices[0].scenarios[0]
+    [f] = [f for f in sc.findings if f.port == 8080 and f.path == "/stream.mjpg"]
+    assert f.kind == "unauthenticated-stream" and "does not demand" in f.summary

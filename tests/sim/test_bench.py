@@ -13,20 +13,24 @@ from rig.config import parse_config
 from rig.sim import net
 from rig.sim.bench import SimBench, _alive, _mountpoints
 from rig.sim.net import SimError
-from tests.conftest import BENCH_TOOLS, SIM_CONFIG, need_root, need_tools, rig
+from tests.conftest import sim_config_text, BENCH_TOOLS, SIM_CONFIG, need_root, need_tools, rig
 
 
-SIM_DEVICES = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute")
+SIM_DEVICES = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure")
 
 
 def variant(tmp_path: Path, name: str, subnet: str, bridge: str, state_dir: str, addresses: tuple[str, ...]) -> Path:
     """The shipped bench config on another subnet, bridge, state dir, device names (name-a, name-b, ...) and addresses
     (cam-absent, never built, becomes name-absent at the subnet's .99)."""
-    text = SIM_CONFIG.read_text()
+    text = sim_config_text()
     text = text.replace("198.18.0.0/24", subnet).replace("bridge: rigbr0", f"bridge: {bridge}").replace("/run/privrig/sim", state_dir)
     text = text.replace("198.18.0.30", str(ipaddress.ip_network(subnet)[99])).replace("cam-absent", f"{name}-absent")
-    for i, (dev, addr) in enumerate(zip(SIM_DEVICES, addresses, strict=True)):
-        text = text.replace(f"198.18.0.{10 + i}", addr).replace(dev, f"{name}-{'abcdefg'[i]}")
+    for i, addr in enumerate(addresses):
+        text = text.replace(f"198.18.0.{10 + i}", addr)
+    # longest name first: cam-retail-secure must not become <name>-h-secure
+    for i, dev in sorted(enumerate(SIM_DEVICES), key=lambda t: -len(t[1])):
+        text = text.replace(dev, f"{name}-{'abcdefghi'[i]}")
+    assert len(addresses) == len(SIM_DEVICES)
     p = tmp_path / f"{name}.yaml"
     p.write_text(text)
     return p
@@ -52,7 +56,7 @@ def test_status_shows_real_daemons(sim_bench: dict) -> None:
 
 
 def test_up_refuses_subnet_overlapping_existing_route(sim_bench: dict, tmp_path: Path) -> None:
-    cfg = variant(tmp_path, "overlap", "198.18.0.0/25", "rigbt9", "/run/privrig/sim-overlap", tuple(f"198.18.0.{20 + i}" for i in range(7)))
+    cfg = variant(tmp_path, "overlap", "198.18.0.0/25", "rigbt9", "/run/privrig/sim-overlap", tuple(f"198.18.0.{20 + i}" for i in range(9)))
     res = rig("sim", "up", "-c", str(cfg))
     assert res.returncode == 1
     assert "overlaps the existing route 198.18.0.0/24 on rigbr0" in res.stderr
@@ -81,7 +85,7 @@ def test_overlap_check_reads_every_route_of_a_namespace() -> None:
 def test_down_removes_everything_it_made(tmp_path: Path) -> None:
     need_root()
     need_tools(*BENCH_TOOLS)
-    text = variant(tmp_path, "cam-t3", "198.18.3.0/24", "rigbt3", "/run/privrig/sim-t3", tuple(f"198.18.3.{10 + i}" for i in range(7))).read_text()
+    text = variant(tmp_path, "cam-t3", "198.18.3.0/24", "rigbt3", "/run/privrig/sim-t3", tuple(f"198.18.3.{10 + i}" for i in range(9))).read_text()
     cfg = parse_config(text, tmp_path / "t3.yaml")
     bench = SimBench(cfg)
     bench.down(log=lambda *_: None)

@@ -93,7 +93,7 @@ def test_tls_handshake_facts_and_weak_version(tmp_path: Path, media_cache: Path)
 def test_stun_and_empty_flows_are_not_judged(tmp_path: Path) -> None:
     with (tmp_path / "c.pcap").open("wb") as fh:
         w = PcapWriter(fh)
-        for i in range(3):
+        for _ in range(3):
             w.udp(("198.18.0.10", 3478), ("198.18.0.1", 3478), b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12))
         traffic.tcp_conversation(w, ("198.18.0.1", 40000), ("198.18.0.10", 23), [])
     stun, empty = analyse_capture(tmp_path / "c.pcap").flows

@@ -133,7 +133,7 @@ def test_scene_check(capsys: pytest.CaptureFixture[str]) -> None:
                 groups.setdefault(name, (label, []))[1].append(v)
     with capsys.disabled():
         print("\ncase                         scene_match min  max   shows the scene (>= %.2f)" % faces.SCENE_MATCH)
-        for name, (label, vals) in groups.items():
+        for name, (_label, vals) in groups.items():
             print(f"{name:28} {min(vals):6.3f} {max(vals):6.3f}   {sum(v >= faces.SCENE_MATCH for v in vals)}/{len(vals)}")
     for name, (label, vals) in groups.items():
         if label is True:
