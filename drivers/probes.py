@@ -296,8 +296,7 @@ def _tls(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     """A TLS server (not a debug service by itself): names it so nmap -sV need not."""
     import ssl
 
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # naming the service, not trusting it
+    ctx = naming_context()
     try:
         conn.sock.settimeout(timeout)
         tls = ctx.wrap_socket(conn.sock, do_handshake_on_connect=True)
@@ -313,6 +312,24 @@ def _tls(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
     res.service = "https" if first.startswith(b"HTTP/") else "tls"
     res.summary = f"{res.service} server ({tls.version()})"
     return True
+
+
+def naming_context():  # -> ssl.SSLContext
+    """A TLS client that names a service without trusting it and reaches every version this host's
+    OpenSSL still has (security level 0): a camera that speaks only TLS 1.0 is still named."""
+    import ssl
+    import warnings
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    try:
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    return ctx
 
 
 def _raw_shell(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
@@ -513,8 +530,7 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> Log
             c.close()
     import ssl
 
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # identifying, not trusting
+    ctx = naming_context()
     try:
         with socket.create_connection((address, port), timeout=timeout) as raw, ctx.wrap_socket(raw, server_hostname=address) as tls:
             # listen before speaking: a TLS 1.3 server that wants a client certificate alerts right

@@ -48,6 +48,9 @@ ACTION_NAMES = (
     "user-delete",
     "data-create",
     "model-load",
+    "power-off",
+    "power-on",
+    "power-cycle",
 )
 #: Placeholders an action command may carry.
 ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model"}
@@ -432,6 +435,20 @@ def _action_name(name: str) -> str:
 ActionName = Annotated[str, AfterValidator(_action_name)]
 
 
+class PowerSettings(_Model):
+    """How the rig powers the device and knows it is back (with the ``power-off``/``power-on``
+    or ``power-cycle`` actions: a relay or PDU command ``via: host``, or a soft reboot ``via:
+    ssh`` / ``serial``)."""
+
+    #: what says the device is back: its network address answering on a declared TCP port, an
+    #: SSH login, or a console prompt (login, shell or bootloader)
+    wait_for: Literal["network", "ssh", "console"] = "network"
+    timeout_s: float = Field(default=120.0, gt=0, le=1800)  # from power-on until it must be back
+    off_s: float = Field(default=2.0, ge=0, le=300)  # how long power stays off between power-off and power-on
+    #: debug-ports watches the console this long after power-on for a bootloader's autoboot
+    boot_watch_s: float = Field(default=20.0, gt=0, le=600)
+
+
 class CaptureSettings(_Model):
     """How channel-encryption makes the device talk and how long it listens."""
 
@@ -454,6 +471,7 @@ class DeviceConfig(_Model):
     actions: dict[ActionName, Action] = Field(default_factory=dict)
     #: the vendor's documented default accounts (user:password lines), tried before the built-in lists
     credentials: Path | None = None
+    power: PowerSettings = PowerSettings()
 
     @field_validator("actions")
     @classmethod
@@ -690,6 +708,22 @@ def _cross_checks(cfg: BenchConfig) -> list[tuple[tuple[Any, ...], str]]:
                 problems.append((("devices", name, "actions", aname, "via"), "action uses ssh but the device has no ssh transport"))
             if action.via == "serial" and dev.serial is None:
                 problems.append((("devices", name, "actions", aname, "via"), "action uses serial but the device has no serial transport"))
+        acts = dev.actions
+        if ("power-off" in acts) != ("power-on" in acts):
+            have = "power-off" if "power-off" in acts else "power-on"
+            problems.append((("devices", name, "actions", have), "power-off and power-on come together (or give power-cycle alone)"))
+        for aname in ("power-off", "power-on"):
+            if aname in acts and acts[aname].via != "host":
+                problems.append((("devices", name, "actions", aname, "via"), f"{aname} switches the supply: via host (a relay or PDU command); "
+                                 "a soft reboot over ssh or serial is power-cycle"))
+        if "power" in dev.model_fields_set:
+            pw = dev.power
+            if pw.wait_for == "ssh" and dev.ssh is None:
+                problems.append((("devices", name, "power", "wait_for"), "wait_for ssh needs the device's ssh transport"))
+            if pw.wait_for == "console" and dev.serial is None:
+                problems.append((("devices", name, "power", "wait_for"), "wait_for console needs the device's serial transport"))
+            if pw.wait_for == "network" and (dev.network is None or not any(p.proto == "tcp" for p in dev.network.open_ports)) and dev.ssh is None:
+                problems.append((("devices", name, "power", "wait_for"), "wait_for network needs a declared TCP port or an ssh transport to knock on"))
         if dev.network is not None:
             seen: set[str] = set()
             for i, p in enumerate(dev.network.open_ports):

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import re
+import time
+
 import json
 from dataclasses import dataclass
 from typing import Callable
@@ -25,8 +28,9 @@ from typing import Callable
 from drivers.errors import DeviceError, Unreachable
 from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, ScanResult, top_udp_ports
 from drivers.probes import ProbeResult, probe_tcp, probe_udp
-from drivers.transcript import escape_bytes
+from drivers.transcript import escape_bytes, strip_ansi
 from drivers.usb import classify, find_device
+from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.credentials import CONSOLE_CREDENTIALS, describe
@@ -34,6 +38,12 @@ from rig.scenario import Scenario, ScenarioContext
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
 PROBE_WORKERS = 16
+
+#: What a bootloader prints while it counts down to autoboot (U-Boot, barebox, CFE, RedBoot ...).
+AUTOBOOT = re.compile(r"(?i)(hit|press) (any key|ctrl-c|space|enter|esc)[^\n]{0,40}(stop|interrupt|abort)|autoboot in \d|stop autoboot|== Executing boot script")
+
+#: keys a technician holds down from power-on to stop autoboot: space (U-Boot's default) and Ctrl-C (many vendors' builds)
+INTERRUPT_KEYS = b" \x03"
 
 #: A bootloader's command prompt once autoboot is stopped (U-Boot, and U-Boot-likes).
 BOOT_PROMPT = r"(?:^|\n)(?:=>|U-Boot>|[A-Za-z0-9_-]{1,20}(?:#|>)) ?$"
@@ -98,9 +108,14 @@ class DebugPorts(Scenario):
             tcp = ctx.part("tcp", f"every TCP port of {address}: what answers, by protocol", interface="network")
             udp = ctx.part("udp", f"the UDP ports that matter on {address} (nmap's top 100, debug and declared ports)", interface="network")
             parts.append((("network",), lambda: (self._network(ctx, tcp), self._udp(ctx, udp)), (tcp, udp)))
+        boot_found: list[bool] = []
         if dev.serial is not None:
+            # first: the power cycle brings the device up (and back) before anything else looks at it
+            boot = ctx.part("bootloader", f"serial console {dev.serial.port} watched from power-on, interrupt keys sent: autoboot must not stop "
+                            "at a bootloader prompt", interface="serial", path=dev.serial.port)
             console = ctx.part("console", f"serial console {dev.serial.port}: woken and classified", interface="serial", path=dev.serial.port)
-            parts.append((("serial",), lambda: self._serial(ctx, console), (console,)))
+            parts.insert(0, (("serial",), lambda: (boot_found.append(self._boot(ctx, boot)), self._serial(ctx, console, bool(boot_found and boot_found[0]))),
+                             (boot, console)))
         if dev.usb is not None:
             usb = ctx.part("usb", f"USB interfaces of the device on {dev.usb.bus}", interface="usb")
             parts.append((("usb",), lambda: self._usb(ctx, usb), (usb,)))
@@ -248,7 +263,68 @@ class DebugPorts(Scenario):
                 )
 
     # -- serial -----------------------------------------------------------------------
-    def _serial(self, ctx: ScenarioContext, part: Part) -> None:
+    # -- power-on: the bootloader ----------------------------------------------------
+    def _boot(self, ctx: ScenarioContext, part: Part) -> bool:
+        """Power-cycle the device with the console open, send interrupt keys from power-on and
+        watch what answers: a bootloader prompt is a finding. Then power-cycle again without
+        keys so the device boots as it would, and wait until it is back. Returns whether the
+        bootloader was reached (its finding recorded)."""
+        dev = ctx.device
+        ser = dev.serial
+        assert ser is not None
+        how = power.method(dev)
+        if how is None:
+            part.unobserved("the bootloader was not checked: no power-off/power-on or power-cycle action, so the console was never seen from "
+                            "power-on, the only time a bootloader listens", kind="bootloader-not-checked")
+            return False
+        con = ctx.serial()
+        con.drain(quiet_s=0.2, limit_s=1.0)
+        evidence = ctx.evidence_of("console.jsonl", "console.raw")
+        pw = dev.power
+        p = ser.prompts
+        cyc = power.cycle(ctx)
+        ctx.step("watch the console from power-on", keys="space, Ctrl-C every 0.2 s", seconds=pw.boot_watch_s)
+        text, heard, state, countdown = "", 0, None, False
+        deadline = cyc.on_at + pw.boot_watch_s
+        next_key = time.monotonic()
+        while time.monotonic() < deadline and state is None:
+            if time.monotonic() >= next_key:
+                con.write(INTERRUPT_KEYS)
+                next_key = time.monotonic() + 0.2
+            data = con.read_some()
+            if not data:
+                continue
+            heard += len(data)
+            text = strip_ansi(text + data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n"))[-8192:]
+            countdown = countdown or bool(AUTOBOOT.search(text))
+            tail = re.sub(r"(?:[ \t]|\^C|\x03)+$", "", text)
+            for name, rx in (("bootloader", BOOT_PROMPT), ("login", p.login), ("shell", p.shell)):
+                if re.search(rx, tail, re.MULTILINE):
+                    state = name
+                    break
+        after = round(time.monotonic() - cyc.on_at, 2)
+        ctx.measure("power_on_console", {"how": cyc.how, "bytes": heard, "state": state or "none", "countdown": countdown, "after_s": after})
+        reached = False
+        if state == "bootloader":
+            reached = self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence, after_power_on=after)
+            part.observed(f"{cyc.how}: from power-on, interrupt keys stopped autoboot at a bootloader prompt after {after:g} s", state=state,
+                          countdown=countdown, bytes=heard, evidence=evidence)
+            power.cycle(ctx)  # boot again, untouched: leave the device as found
+        elif state is not None:
+            part.observed(f"{cyc.how}: console watched from power-on with interrupt keys sent; no bootloader prompt, a {state} prompt "
+                          f"after {after:g} s" + (" (an autoboot countdown was shown, and the keys did not stop it)" if countdown else ""),
+                          state=state, countdown=countdown, bytes=heard, evidence=evidence)
+        elif heard:
+            part.unobserved(f"{cyc.how}: the console printed {heard} bytes in {pw.boot_watch_s:g} s after power-on and no prompt the rig knows "
+                            "(set serial.prompts, or a longer power.boot_watch_s)", kind="console-silent", bytes=heard, evidence=evidence)
+        else:
+            part.unobserved(f"{cyc.how}: the console stayed silent for {pw.boot_watch_s:g} s after power-on: wrong port or baud rate, or the "
+                            "relay did not switch the device?", kind="console-silent", bytes=0, evidence=evidence)
+        power.wait_back(ctx, since=time.monotonic())
+        con.drain(quiet_s=0.5, limit_s=5.0)  # the boot's output so far: the console part starts from what the device shows now
+        return reached
+
+    def _serial(self, ctx: ScenarioContext, part: Part, bootloader_found: bool = False) -> None:
         ser = ctx.device.serial
         assert ser is not None
         con = ctx.serial()
@@ -284,7 +360,8 @@ class DebugPorts(Scenario):
                     interface="serial", path=ser.port, evidence=evidence,
                 )
         elif state == "bootloader":
-            self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence)
+            if not bootloader_found:  # already the bootloader part's finding
+                self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence)
         elif state in ("login", "password"):
             if state == "password":  # a stale password prompt: let it fail back to login
                 con.write(b"\r")
@@ -294,27 +371,34 @@ class DebugPorts(Scenario):
                 part.unobserved(f"login prompt seen, but {note}: not every default credential was tried", kind="console-silent",
                                 state=state, evidence=evidence)
 
-    def _bootloader(self, ctx: ScenarioContext, con, port: str, timeout: float, evidence: list[str]) -> None:
-        """Interrupt autoboot like a technician would, and prove the prompt answers."""
+    def _bootloader(self, ctx: ScenarioContext, con, port: str, timeout: float, evidence: list[str], after_power_on: float | None = None) -> bool:
+        """Interrupt autoboot like a technician would (a key; a carriage return when the power-on
+        watch already stopped it at the prompt), and prove the prompt answers (``version``).
+        Returns whether the prompt took a command (the critical finding)."""
         ctx.step("interrupt autoboot")
-        con.write(b" ")
+        con.write(b"\r" if after_power_on is not None else b" ")
         res = con.expect({"prompt": BOOT_PROMPT}, timeout)
         if res.name is None:
             con.write(b"\r")
             res = con.expect({"prompt": BOOT_PROMPT}, timeout)
+        when = f" {after_power_on:g} s after power-on" if after_power_on is not None else ""
         if res.name is None:
-            ctx.finding("bootloader-console", "high", f"serial console {port} shows a bootloader countdown; its prompt did not answer",
+            ctx.finding("bootloader-console", "high", f"serial console {port} stopped at a bootloader prompt{when}; the prompt did not answer",
                         interface="serial", path=port, evidence=evidence)
-            return
+            return False
+        con.drain(quiet_s=0.3, limit_s=2.0)  # keys still queued from the watch make prompts of their own
         con.write(b"version\r")
         ver = con.expect({"prompt": BOOT_PROMPT}, timeout)
         line = next((ln.strip() for ln in ver.text.splitlines() if "boot" in ln.lower() and "version" not in ln.lower()), "")
         ctx.measure("bootloader", escape_bytes(line.encode()[:120]))
         ctx.finding(
             "bootloader-console", "critical",
-            f"serial console {port}: autoboot can be interrupted and the bootloader prompt takes commands ({escape_bytes(line.encode()[:80]) or 'version answered'})",
-            interface="serial", path=port, evidence=evidence, detail={"bootloader": escape_bytes(line.encode()[:120])},
+            f"serial console {port}: autoboot can be interrupted{when} and the bootloader prompt takes commands "
+            f"({escape_bytes(line.encode()[:80]) or 'version answered'})",
+            interface="serial", path=port, evidence=evidence, detail={"bootloader": escape_bytes(line.encode()[:120]),
+                                                                      **({"after_power_on_s": after_power_on} if after_power_on is not None else {})},
         )
+        return True
 
     def _default_credentials(self, ctx: ScenarioContext, con, ser, evidence: list[str]) -> str | None:
         """Try the bounded default-credential list at the login prompt; stop at the first that works.

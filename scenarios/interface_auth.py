@@ -118,7 +118,13 @@ class InterfaceAuth(Scenario):
         for decl in tcp:
             found[decl.port] = LoginService(decl.service, True, f"service {decl.service} (declared)") if decl.service \
                 else identify_login_service(address, decl.port)
-        for port, ls in self._undeclared(ctx, address, set(parts), scan_part).items():
+        if tcp and not any(ls.answered or ls.refused for ls in found.values()):
+            undeclared: dict[int, LoginService] = {}
+            scan_part.unobserved(f"no declared TCP port of {address} answered (device off or unplugged?): the scan for undeclared "
+                                 "login services was not run", kind="no-answer")
+        else:
+            undeclared = self._undeclared(ctx, address, set(parts), scan_part)
+        for port, ls in undeclared.items():
             found[port] = ls
             parts[port] = ctx.part(f"{port}/tcp", f"{port}/tcp (open, not declared: {ls.service}): its service demands authentication and refuses defaults",
                                    interface="network", proto="tcp", port=port)

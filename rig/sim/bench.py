@@ -63,6 +63,8 @@ class Profile:
     #: DIR/accounts for the camera and the RTSP server (``@accounts`` in a service's options) and each
     #: password to DIR/<user>.pw (0600) for the bench config's ``auth: {password_file: ...}``
     web_accounts: tuple[tuple[str, str | None], ...] = ()
+    #: a vendor bootloader (rig.sim.console.BootStub) whose autoboot any key stops at each power-on
+    bootloader: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -112,13 +114,14 @@ PROFILES: dict[str, Profile] = {
     # a camera as labs receive them from a shop: its stream over HTTPS and RTSP wants Digest for
     # the account its quick-start guide documents, its web UI is a form login at /, its TLS
     # stack still takes TLS 1.0 and static-RSA CBC suites beside TLS 1.3, and a telnet the
-    # vendor never declared listens on 9527 with the root password of its SoC SDK (xc3511)
+    # vendor never declared listens on 9527 with the root password of its SoC SDK (xc3511); at power-on its
+    # bootloader counts down to autoboot and any key stops it at a prompt
     "retail": Profile("retail", "login", (
         Service("camera", 443, options=("--https", "443", "--legacy-tls", "--accounts", "@accounts", "--auth", "digest", "--login-page",
                                         "--internal", "8081", "--shutter", "works", "--deid", "pixelate")),
         Service("rtsp-camera", 554, options=("--path", "/main", "--source", "http://127.0.0.1:8081/stream.mjpg", "--accounts", "@accounts")),
         Service("telnetd-login", 9527),
-    ), console_password="xc3511", web_accounts=(("admin", "simcam1234"),)),
+    ), console_password="xc3511", web_accounts=(("admin", "simcam1234"),), bootloader=True),
     # its compliant twin: a strong password of its own, Digest SHA-256 only, wrong passwords slowed
     # down, modern TLS only (1.2 and 1.3), no telnet
     "retail-secure": Profile("retail-secure", "login", (
@@ -334,9 +337,14 @@ class SimBench:
         # serial console
         console_link = ddir / "console"
         dstate["console"] = str(console_link)
+        # the device's power relay (rig.sim.console): on, but for the U-Boot board, which stays off until the rig powers it
+        relay = ddir / "power"
+        relay.write_text("off\n" if profile.console == "uboot" else "on\n")
         dstate["pids"]["console"] = self._spawn(
             ns,
-            ["unshare", "--uts", "--", sys.executable, "-m", "rig.sim.console", "--link", str(console_link), "--root", str(root), "--mode", profile.console, "--hostname", name],
+            ["unshare", "--uts", "--", sys.executable, "-m", "rig.sim.console", "--link", str(console_link), "--root", str(root), "--mode", profile.console,
+             "--hostname", name, "--power", str(relay), "--netdev", "eth0",  # run inside the device's namespace: its eth0
+             *(["--bootloader"] if profile.bootloader else [])],
             logs / "console.log",
         )
         if profile.web_accounts:

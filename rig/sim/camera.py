@@ -26,7 +26,6 @@ import argparse
 import ipaddress
 import os
 import shutil
-import secrets
 import signal
 import socket
 import ssl
@@ -115,7 +114,7 @@ class _Frames:
         return opened[i % len(opened)]
 
 
-def _handler(frames: _Frames, stop: threading.Event, deny: bool = False, auth: WebAuth | None = None,
+def _handler(frames: _Frames, stop: threading.Event, auth: WebAuth | None = None,
              login_page: bool = False) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "SimCam/1.0"
@@ -168,16 +167,6 @@ def _handler(frames: _Frames, stop: threading.Event, deny: bool = False, auth: W
                 return
             if self.path.startswith(("/snapshot.jpg", "/stream.mjpg")) and not self._authorised():
                 return
-            if deny and self.path.startswith(("/snapshot.jpg", "/stream.mjpg")):
-                # a camera that wants credentials the bench config does not give (a mute device)
-                body = b"<html><body>401 Unauthorized</body></html>\n"
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", f'Digest realm="SimCam", qop="auth", algorithm=MD5, nonce="{secrets.token_hex(16)}"')
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
             if self.path.startswith("/snapshot.jpg"):
                 body = frames.at(int(time.time() * FPS))
                 if body is None:
@@ -221,13 +210,12 @@ class _Server(ThreadingHTTPServer):
         print(f"camera: {client_address[0]}: {sys.exc_info()[1]}", file=sys.stderr, flush=True)
 
 
-def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None, deny: bool = False,
+def serve_http(port: int, frames: _Frames, stop: threading.Event, tls: ssl.SSLContext | None = None,
                auth: WebAuth | None = None, login_page: bool = False, host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serve the camera's HTTP (or, with ``tls``, HTTPS) endpoints on ``host:port`` in a daemon
-    thread. With ``deny`` its stream and snapshot answer 401 to everyone; with ``auth`` they
-    need an account (Basic/Digest as ``auth`` says, or a session from the form login that
+    thread. With ``auth`` the stream and snapshot need an account (Basic/Digest as ``auth`` says, or a session from the form login that
     ``login_page`` serves at ``/``)."""
-    srv = _Server((host, port), _handler(frames, stop, deny, auth, login_page))
+    srv = _Server((host, port), _handler(frames, stop, auth, login_page))
     if tls is not None:
         srv.socket = tls.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         # the handshake happens in the handler thread (on first read), not in accept()
@@ -398,11 +386,13 @@ def main(argv: list[str] | None = None) -> int:
     frames = _Frames(args.root, args.state, args.shutter, args.deid)
     servers = []
     auth = webauth.WebAuth(webauth.read_accounts(args.accounts), args.auth, throttle=args.throttle) if args.accounts else None
+    if args.deny:  # credentials the bench config does not give (a mute device): an account nobody has, wrong guesses slowed down
+        auth = webauth.WebAuth({}, "digest-md5", throttle=True)
     if args.http:
-        servers.append(serve_http(args.http, frames, stop, deny=args.deny, auth=auth, login_page=args.login_page))
+        servers.append(serve_http(args.http, frames, stop, auth=auth, login_page=args.login_page))
     if args.https:
         pki = make_pki(args.state / "tls", args.name)
-        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls, args.legacy_tls), deny=args.deny,
+        servers.append(serve_http(args.https, frames, stop, tls_context(pki, args.tls_min, args.mtls, args.legacy_tls),
                                   auth=auth, login_page=args.login_page))
     if args.internal:
         servers.append(serve_http(args.internal, frames, stop, host="127.0.0.1"))

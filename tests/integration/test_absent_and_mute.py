@@ -40,8 +40,10 @@ def test_the_absent_device_passes_nothing_and_says_what_did_not_answer(run_all) 
     assert dp["tcp"]["state"] == "error" and "198.18.0.30" in dp["tcp"]["summary"]
     assert dp["console"]["state"] == "error" and "does not exist" in dp["console"]["summary"]
     ia = _parts(sc["interface-auth"])
-    assert {n: p["state"] for n, p in ia.items()} == {"22/tcp": "unobserved", "8443/tcp": "unobserved"}
-    assert all("nothing answered" in p["summary"] and "device off or unplugged" in p["summary"] for p in ia.values())
+    assert {n: p["state"] for n, p in ia.items()} == {"22/tcp": "unobserved", "8443/tcp": "unobserved", "scan": "unobserved"}
+    assert all("nothing answered" in p["summary"] and "device off or unplugged" in p["summary"] for n, p in ia.items() if n != "scan")
+    assert "198.18.0.30" in ia["scan"]["summary"] and "not run" in ia["scan"]["summary"]  # no second full scan of an absent host
+    assert dp["bootloader"]["state"] == "unobserved" and "bootloader was not checked" in dp["bootloader"]["summary"]  # no relay configured
     assert "198.18.0.30" in _parts(sc["deidentification"])["output main"]["summary"]
 
 

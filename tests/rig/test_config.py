@@ -303,3 +303,22 @@ def test_a_credentials_file_is_checked_line_by_line(tmp_path: Path) -> None:
     (tmp_path / "vendor.txt").unlink()
     [problem] = problems_of(tmp_path, text)
     assert "vendor.txt" in problem and "cannot read credentials file" in problem
+
+
+@pytest.mark.parametrize("actions,power,message", [
+    ('      power-off: {via: host, argv: [relay, "1", "off"]}\n', "", "power-off and power-on come together"),
+    ('      power-off: {via: ssh, command: poweroff}\n      power-on: {via: host, argv: [relay, "1", "on"]}\n', "",
+     "power-off switches the supply: via host"),
+    ('      power-cycle: {via: ssh, command: reboot}\n', "    power: {wait_for: console}\n", None),
+    ('      power-cycle: {via: ssh, command: reboot}\n', "    power: {wait_for: dhcp}\n", "power.wait_for"),
+])
+def test_power_actions_and_settings(tmp_path: Path, actions: str, power: str, message: str | None) -> None:
+    anchor = "    actions:\n"
+    assert anchor in GOOD
+    text = GOOD.replace(anchor, power + anchor + actions)
+    if message is None:
+        dev = load_config(write(tmp_path, text)).bench.devices["cam-01"]
+        assert dev.power.wait_for == "console" and dev.power.timeout_s == 120 and "power-cycle" in dev.actions
+        return
+    problems = problems_of(tmp_path, text)
+    assert any(message in p for p in problems), problems

@@ -42,6 +42,10 @@ def test_compliant_device_passes(outcome) -> None:
     assert sc.measurements["console_credentials_tried"] == len(CONSOLE_CREDENTIALS)
     assert sc.measurements["console"] == "login"
     assert dev.identity == {"model": "SimCam C1", "serial": "SIM-C1-0001", "firmware": "1.4.2"}
+    # power-cycled by the bench's relay, its console watched from power-on with interrupt keys sent: booted to login
+    boot = sc.coverage["bootloader"]
+    assert boot.state.value == "observed" and "no bootloader prompt, a login prompt" in boot.summary
+    assert sc.measurements["power_on_console"]["state"] == "login" and sc.measurements["power_on_console"]["bytes"] > 0
 
 
 def test_violating_device_fails_with_telnet_finding(outcome) -> None:
@@ -154,6 +158,11 @@ def test_bootloader_autoboot_interrupt_is_a_finding(outcome) -> None:
     assert f.detail["bootloader"].startswith("U-Boot 20")
     raw = (outcome.bundle / "devices/cam-boot/debug-ports/console.raw").read_bytes()
     assert b"Hit any key to stop autoboot" in raw and b"=> " in raw  # real U-Boot's own words
+    # off until the relay powered it: the autoboot was stopped from power-on, not by waking a board already sitting at its prompt
+    assert f.detail["after_power_on_s"] < 10 and "after power-on" in f.summary
+    assert sc.coverage["bootloader"].state.value == "observed" and sc.measurements["power_on_console"]["state"] == "bootloader"
+    host = [json.loads(line)["data"] for line in (outcome.bundle / "devices/cam-boot/debug-ports/host-power-on.jsonl").read_text().splitlines()]
+    assert any("echo on > /run/privrig/sim/cam-boot/power" in line for line in host)
 
 
 USB = [
@@ -209,8 +218,8 @@ def test_unreachable_device_is_error_with_reason(sim_bench: dict, tmp_path: Path
 def test_missing_console_is_error_naming_the_port(sim_bench: dict, tmp_path: Path) -> None:
     _, sc = run_variant(tmp_path, "port: /run/privrig/sim/cam-compliant/console", "port: /run/privrig/sim/cam-compliant/ttyGONE")
     assert sc.verdict is Verdict.ERROR
-    [f] = [f for f in sc.findings if f.interface == "serial"]
-    assert "ttyGONE" in f.summary and "does not exist" in f.summary
+    serial_findings = [f for f in sc.findings if f.interface == "serial"]
+    assert len(serial_findings) == 2 and all("ttyGONE" in f.summary and "does not exist" in f.summary for f in serial_findings)  # bootloader, console
     assert sc.measurements["open_tcp"] == [22]  # the network part still ran and is kept
 
 
@@ -228,8 +237,9 @@ def test_a_silent_console_is_not_a_pass(sim_bench: dict, tmp_path: Path) -> None
     assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
     console = sc.coverage["console"]
     assert console.state.value == "unobserved" and "stayed silent after 3 carriage returns" in console.summary
-    [f] = [f for f in sc.findings if f.interface == "serial"]
-    assert f.kind == "console-silent"
+    assert {f.kind for f in sc.findings if f.interface == "serial"} == {"console-silent"}
+    boot = sc.coverage["bootloader"]  # powered off and on, and still not one byte: never "no bootloader"
+    assert boot.state.value == "unobserved" and "stayed silent for 8 s after power-on" in boot.summary
     assert sc.coverage["tcp"].state.value == "observed"  # the network part still observed, kept
     _, sc = run_variant(tmp_path / "unknown", "      timeout_s: 3\n    usb: {bus: 'sim:/run/privrig/sim/usb', serial: SIM-C1-0001}",
                         "      timeout_s: 3\n      prompts: {login: 'Benutzer: ?$'}\n    usb: {bus: 'sim:/run/privrig/sim/usb', serial: SIM-C1-0001}")

@@ -243,3 +243,60 @@ def test_a_stream_that_does_not_demand_its_configured_account_is_a_finding(sim_b
     sc = out.record.devices[0].scenarios[0]
     [f] = [f for f in sc.findings if f.port == 8080 and f.path == "/stream.mjpg"]
     assert f.kind == "unauthenticated-stream" and "does not demand" in f.summary
+
+
+def test_a_camera_that_speaks_only_tls_1_0_is_still_named_and_checked(tmp_path) -> None:
+    """Old firmware with TLS 1.0 alone: a client at OpenSSL 3's defaults fails the handshake and
+    would say nothing answered; the rig's clients go down to security level 0 to reach it."""
+    import socket
+    import ssl
+    import threading
+    import warnings
+
+    from drivers.probes import identify_login_service
+    from drivers.transcript import Transcript
+    from rig.sim.camera import make_pki
+    from scenarios.interface_auth import Web
+
+    pki = make_pki(tmp_path / "pki", "old-cam")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki["rsa-cert"], pki["rsa-key"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    lsock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = lsock.accept()
+            except TimeoutError:
+                continue
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(2)
+                    tls.recv(4096)
+                    tls.sendall(b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm="old", nonce="n1", qop="auth"\r\nContent-Length: 0\r\n\r\n')
+            except (OSError, ssl.SSLError):
+                conn.close()
+        lsock.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = lsock.getsockname()[1]
+    try:
+        strict = ssl.create_default_context()
+        strict.check_hostname, strict.verify_mode = False, ssl.CERT_NONE
+        with pytest.raises(ssl.SSLError):  # the control: a default client cannot talk to it at all
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, strict.wrap_socket(raw):
+                pass
+        ls = identify_login_service("127.0.0.1", port)
+        assert (ls.service, ls.note) == ("https", "TLS handshake (TLSv1)")
+        answer = Web("127.0.0.1", port, True, Transcript(None)).get("/admin")
+        assert answer.status == 401 and [c.label() for c in answer.challenges] == ["Digest MD5"]
+    finally:
+        stop.set()
