@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from drivers import httpauth
 from drivers.httpauth import Credentials
+from drivers.wire import head_complete, read_until
 
 REPLY_LIMIT = 64 * 1024
 
@@ -44,32 +45,15 @@ class RtspAnswer:
 
 
 def _read_reply(sock: socket.socket | ssl.SSLSocket, deadline: float) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data and len(data) < REPLY_LIMIT:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(4096)
-        except (TimeoutError, socket.timeout):
-            break
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    """One reply: its head, then as much body as Content-Length says (all bounded)."""
+    data = read_until(sock, deadline, head_complete, REPLY_LIMIT)
+    head, sep, body = data.partition(b"\r\n\r\n")
     m = re.search(rb"(?im)^content-length:\s*(\d{1,7})\s*$", head)
-    want = min(int(m.group(1)), REPLY_LIMIT) if m else 0
-    while len(body) < want and time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(4096)
-        except (TimeoutError, socket.timeout):
-            break
-        if not chunk:
-            break
-        body += chunk
-    return data if not m else head + b"\r\n\r\n" + body[:want]
+    if not sep or not m:
+        return data
+    want = min(int(m.group(1)), REPLY_LIMIT)
+    body = read_until(sock, deadline, lambda b: len(b) >= want, want + 1, body)
+    return head + sep + body[:want]
 
 
 def _parse(reply: bytes) -> tuple[int | None, dict[str, list[str]]]:

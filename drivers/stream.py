@@ -30,6 +30,7 @@ from drivers import httpauth
 from drivers import rtsp as rtsp_client
 from drivers.httpauth import Credentials
 from drivers.transcript import escape_bytes
+from drivers.wire import head_complete, read_until
 
 HEAD_LIMIT = 4096
 
@@ -125,21 +126,7 @@ def _client_context(client_cert: tuple[Path, Path] | None) -> ssl.SSLContext:
 
 def _head(sock: socket.socket | ssl.SSLSocket, timeout: float) -> bytes:
     """The response head (bounded by HEAD_LIMIT and ``timeout``) and whatever body came with it."""
-    data = b""
-    deadline = time.monotonic() + timeout
-    while b"\r\n\r\n" not in data and len(data) < HEAD_LIMIT:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(4096)
-        except (TimeoutError, socket.timeout):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
+    return read_until(sock, time.monotonic() + timeout, head_complete, HEAD_LIMIT)
 
 
 def _challenges_of(head: bytes) -> list[httpauth.Challenge]:

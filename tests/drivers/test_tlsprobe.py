@@ -22,17 +22,19 @@ from rig.sim.camera import make_pki, tls_context
 
 
 @contextmanager
-def served(ctx: ssl.SSLContext) -> Iterator[int]:
-    """A TLS server on loopback for the duration of the block; yields its port."""
-    port, stop = serve(ctx)
+def served(ctx: ssl.SSLContext | None, reply: bytes = b"HTTP/1.0 200 OK\r\n\r\n") -> Iterator[int]:
+    """A server on loopback for the duration of the block; yields its port. With ``ctx`` each
+    connection is TLS and answered with ``reply`` after the client's first bytes; without,
+    ``reply`` is sent in the clear at once (something that answers, but not TLS)."""
+    port, stop = serve(ctx, reply)
     try:
         yield port
     finally:
         stop.set()
 
 
-def serve(ctx: ssl.SSLContext) -> tuple[int, threading.Event]:
-    """A TLS server answering each connection with one line, until stopped."""
+def serve(ctx: ssl.SSLContext | None, reply: bytes = b"HTTP/1.0 200 OK\r\n\r\n") -> tuple[int, threading.Event]:
+    """The server of :func:`served`, until the event is set."""
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(16)
@@ -46,10 +48,14 @@ def serve(ctx: ssl.SSLContext) -> tuple[int, threading.Event]:
             except TimeoutError:
                 continue
             try:
+                if ctx is None:
+                    conn.sendall(reply)
+                    conn.close()
+                    continue
                 with ctx.wrap_socket(conn, server_side=True) as tls:
                     tls.settimeout(2)
-                    tls.recv(100)
-                    tls.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+                    tls.recv(4096)
+                    tls.sendall(reply)
             except (OSError, ssl.SSLError):
                 conn.close()
         lsock.close()

@@ -3,8 +3,6 @@ the vulnerability tests, and what no handshake at all looks like."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -50,27 +48,8 @@ def test_no_handshake_is_said_never_a_clean_report(kind: str) -> None:
     if kind == "closed":
         rep = tlsscan.scan("127.0.0.1", 9, timeout=1)
     else:  # something answers, but not TLS (a web server on a port believed to be HTTPS)
-        lsock = socket.socket()
-        lsock.bind(("127.0.0.1", 0))
-        lsock.listen(8)
-        lsock.settimeout(0.2)
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = lsock.accept()
-                except TimeoutError:
-                    continue
-                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
-                conn.close()
-            lsock.close()
-
-        threading.Thread(target=loop, daemon=True).start()
-        try:
-            rep = tlsscan.scan("127.0.0.1", lsock.getsockname()[1], timeout=2)
-        finally:
-            stop.set()
+        with served(None, b"HTTP/1.0 400 Bad Request\r\n\r\n") as port:
+            rep = tlsscan.scan("127.0.0.1", port, timeout=2)
     assert not rep.handshake and rep.accepted == [] and rep.error and "no TLS handshake" in rep.error
     assert "\n" not in rep.error and len(rep.error) < 400
 

@@ -250,13 +250,13 @@ def test_a_camera_that_speaks_only_tls_1_0_is_still_named_and_checked(tmp_path) 
     would say nothing answered; the rig's clients go down to security level 0 to reach it."""
     import socket
     import ssl
-    import threading
     import warnings
 
     from drivers.probes import identify_login_service
     from drivers.transcript import Transcript
     from rig.sim.camera import make_pki
     from scenarios.interface_auth import Web
+    from tests.drivers.test_tlsprobe import served
 
     pki = make_pki(tmp_path / "pki", "old-cam")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -265,30 +265,7 @@ def test_a_camera_that_speaks_only_tls_1_0_is_still_named_and_checked(tmp_path) 
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1
     ctx.set_ciphers("ALL:@SECLEVEL=0")
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(8)
-    lsock.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = lsock.accept()
-            except TimeoutError:
-                continue
-            try:
-                with ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.settimeout(2)
-                    tls.recv(4096)
-                    tls.sendall(b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm="old", nonce="n1", qop="auth"\r\nContent-Length: 0\r\n\r\n')
-            except (OSError, ssl.SSLError):
-                conn.close()
-        lsock.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    port = lsock.getsockname()[1]
-    try:
+    with served(ctx, b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Digest realm="old", nonce="n1", qop="auth"\r\nContent-Length: 0\r\n\r\n') as port:
         strict = ssl.create_default_context()
         strict.check_hostname, strict.verify_mode = False, ssl.CERT_NONE
         with pytest.raises(ssl.SSLError):  # the control: a default client cannot talk to it at all
@@ -298,5 +275,3 @@ def test_a_camera_that_speaks_only_tls_1_0_is_still_named_and_checked(tmp_path) 
         assert (ls.service, ls.note) == ("https", "TLS handshake (TLSv1)")
         answer = Web("127.0.0.1", port, True, Transcript(None)).get("/admin")
         assert answer.status == 401 and [c.label() for c in answer.challenges] == ["Digest MD5"]
-    finally:
-        stop.set()
