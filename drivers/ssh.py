@@ -329,6 +329,35 @@ class SshDriver:
         return result
 
 
+    def put(self, data: bytes, remote: str, timeout: float | None = None) -> None:
+        """Write ``data`` to the device at ``remote`` over SFTP (an update image; the caller removes
+        it after use). Raises :class:`LinkLost` if the session dies, :class:`DeviceError` if the
+        device refuses the file."""
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        self.transcript.record("tx", f"sftp put {remote} ({len(data)} bytes)")
+        try:
+            sftp = self._client.open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise LinkLost(f"{self.where}: cannot open SFTP: {exc or type(exc).__name__}") from None
+        try:
+            chan = sftp.get_channel()
+            if chan is not None:
+                chan.settimeout(timeout or self.res.command_timeout_s)
+            with sftp.open(remote, "wb") as fh:
+                fh.set_pipelined(True)
+                for i in range(0, len(data), 1 << 20):
+                    fh.write(data[i:i + (1 << 20)])
+        except (paramiko.SSHException, EOFError, TimeoutError) as exc:
+            raise LinkLost(f"{self.where}: SFTP upload to {remote} failed: {exc or type(exc).__name__}") from None
+        except OSError as exc:
+            raise DeviceError(f"{self.where}: the device refused {remote}: {exc.strerror or exc}") from None
+        finally:
+            sftp.close()
+        self.transcript.record("info", f"sftp put {remote}: done")
+
+
 def escape_tail(data: bytes, limit: int = 200) -> str:
     """The last ``limit`` bytes of device output, safe to print on one line."""
     from drivers.transcript import escape_bytes

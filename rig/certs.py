@@ -33,8 +33,10 @@ def issue(cert_path: Path, key_path: Path, common_name: str, issuer: tuple[Path,
         issuer_name = x509.load_pem_x509_certificate(issuer[0].read_bytes()).subject
         signer = serialization.load_pem_private_key(issuer[1].read_bytes(), password=None)
     now = datetime.datetime.now(datetime.timezone.utc)
+    # a negative ``days`` makes a certificate that expired that many days ago (valid for a year before)
+    before = now - (datetime.timedelta(days=400) if days < 0 else datetime.timedelta(minutes=5))
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+               .serial_number(x509.random_serial_number()).not_valid_before(before)
                .not_valid_after(now + datetime.timedelta(days=days)))
     if ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)

@@ -51,9 +51,11 @@ ACTION_NAMES = (
     "power-off",
     "power-on",
     "power-cycle",
+    "firmware-apply",
+    "update-check",
 )
 #: Placeholders an action command may carry.
-ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model"}
+ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model", "image", "signature"}
 #: The placeholders each known action is given when a scenario triggers it (custom ``x-``
 #: actions and the others get none): a placeholder nobody fills is refused up front.
 ACTION_GIVEN = {
@@ -61,6 +63,7 @@ ACTION_GIVEN = {
     "app-install": {"token"}, "user-create": {"token"}, "data-create": {"token"},
     "user-delete": {"token"}, "app-uninstall": {"token"},
     "model-load": {"model"},
+    "firmware-apply": {"image", "signature"},
 }
 
 
@@ -449,6 +452,62 @@ class PowerSettings(_Model):
     boot_watch_s: float = Field(default=20.0, gt=0, le=600)
 
 
+class KeyPair(_Model):
+    """A certificate (PEM, with its chain) and its private key."""
+
+    cert: Path
+    key: Path
+
+
+class SignatureFormat(_Model):
+    """Where an update image carries its signature, so the rig can replace it with one of its own:
+    the last ``trailer_bytes`` of the image, or a detached file beside it."""
+
+    trailer_bytes: int | None = Field(default=None, ge=8, le=16384)
+    detached: Path | None = None  # the genuine image's detached signature (firmware-apply gets it as {signature})
+    #: how the rig signs its own (an Ed25519 signature is 64 bytes; an RSA-2048 one 256; ECDSA P-256 DER up to 72)
+    algorithm: Literal["ed25519", "rsa-pss-sha256", "ecdsa-p256-sha256"] = "ed25519"
+
+    @model_validator(mode="after")
+    def _one(self) -> "SignatureFormat":
+        if (self.trailer_bytes is None) == (self.detached is None):
+            raise ValueError("give exactly one of trailer_bytes (the signature ends the image) or detached (a signature file)")
+        return self
+
+
+class FirmwareSettings(_Model):
+    """What firmware-update applies: the vendor's genuine images, and how the rig knows each
+    took. The images stay on the bench host; the bundle keeps their hashes and sizes only."""
+
+    image: Path  # the genuine update image (newer than what the device runs)
+    version: Annotated[str, Field(min_length=1, max_length=64)]  # what identify reports once it runs
+    older: Path | None = None  # an older genuine image: the rollback variant
+    signature: SignatureFormat | None = None
+    #: via ssh, the rig uploads each image here (SFTP) and firmware-apply gets the device path as {image}
+    upload_dir: DevicePath = "/tmp"
+    #: identify's wait after an accepted image (a device that reboots to flash), bounded by power.timeout_s
+    settle_s: float = Field(default=2.0, ge=0, le=600)
+    #: the address(es) the device fetches updates from; with an update-check action the fetch is captured and judged
+    update_servers: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(default_factory=list)
+    #: the largest image the rig reads (it holds one in memory at a time)
+    max_mb: int = Field(default=512, ge=1, le=4096)
+
+
+class Uplink(_Model):
+    """A server the device connects to on its own (its cloud, an NVR, a broker), as server-auth
+    intercepts it: the device's connections to ``address:port`` are redirected to the rig."""
+
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    address: ipaddress.IPv4Address
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tls", "mqtt", "http"] = "tls"  # mqtt and http: in the clear, a finding in themselves
+    server_name: str | None = None  # the name the device expects in the certificate (SNI)
+    #: certificates chaining to a CA the device trusts, obtained by the lab: for another name, and expired
+    wrong_name: KeyPair | None = None
+    expired: KeyPair | None = None
+    window_s: float = Field(default=15.0, gt=0, le=600)  # how long the rig waits for the device's next connection, per attempt
+
+
 class CaptureSettings(_Model):
     """How channel-encryption makes the device talk and how long it listens."""
 
@@ -472,6 +531,8 @@ class DeviceConfig(_Model):
     #: the vendor's documented default accounts (user:password lines), tried before the built-in lists
     credentials: Path | None = None
     power: PowerSettings = PowerSettings()
+    firmware: FirmwareSettings | None = None
+    uplinks: list[Uplink] = Field(default_factory=list)
 
     @field_validator("actions")
     @classmethod
@@ -497,7 +558,22 @@ class Simulator(_Model):
     subnet: ipaddress.IPv4Network = ipaddress.IPv4Network("198.18.0.0/24")
     bridge: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]{1,11}$")] = "rigbr0"
     state_dir: Path = Path("/run/privrig/sim")
+    #: the simulated cameras' cloud (heartbeats, updates): on the bench host, outside the subnet, reached through it as the gateway
+    cloud: ipaddress.IPv4Address = ipaddress.IPv4Address("198.19.0.50")
     devices: dict[Annotated[str, Field(pattern=NAME_RE)], SimDevice]
+
+    @field_validator("cloud")
+    @classmethod
+    def _cloud_range(cls, value: ipaddress.IPv4Address) -> ipaddress.IPv4Address:
+        if value not in SIM_ALLOWED_RANGE:
+            raise ValueError(f"the simulated cloud must stay inside {SIM_ALLOWED_RANGE}, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _cloud_outside(self) -> "Simulator":
+        if self.cloud in self.subnet:
+            raise ValueError(f"simulator.cloud {self.cloud} must be outside the bench subnet {self.subnet} (it is reached through the bench host)")
+        return self
 
     @field_validator("subnet")
     @classmethod
@@ -709,6 +785,11 @@ def _cross_checks(cfg: BenchConfig) -> list[tuple[tuple[Any, ...], str]]:
             if action.via == "serial" and dev.serial is None:
                 problems.append((("devices", name, "actions", aname, "via"), "action uses serial but the device has no serial transport"))
         acts = dev.actions
+        if "firmware-apply" in acts and acts["firmware-apply"].via == "serial":
+            problems.append((("devices", name, "actions", "firmware-apply", "via"), "firmware-apply runs via ssh (the rig uploads the image over SFTP) "
+                             "or via host (an HTTP upload, a vendor tool); a serial console cannot carry an image"))
+        if "firmware-apply" in acts and dev.firmware is None:
+            problems.append((("devices", name, "actions", "firmware-apply"), "firmware-apply needs a firmware section (image, version)"))
         if ("power-off" in acts) != ("power-on" in acts):
             have = "power-off" if "power-off" in acts else "power-on"
             problems.append((("devices", name, "actions", have), "power-off and power-on come together (or give power-cycle alone)"))
@@ -844,6 +925,24 @@ def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
             dev = dev.model_copy(update={"camera": dev.camera.model_copy(update={"reference": res(dev.camera.reference, f"{at}.camera.reference")})})
         if dev.credentials is not None:
             dev = dev.model_copy(update={"credentials": res(dev.credentials, f"{at}.credentials")})
+        if dev.firmware is not None:
+            fw = dev.firmware
+            sig = fw.signature
+            if sig is not None and sig.detached is not None:
+                sig = sig.model_copy(update={"detached": res(sig.detached, f"{at}.firmware.signature.detached")})
+            dev = dev.model_copy(update={"firmware": fw.model_copy(update={"image": res(fw.image, f"{at}.firmware.image"),
+                                                                          "older": res(fw.older, f"{at}.firmware.older"), "signature": sig})})
+        if dev.uplinks:
+            ups = []
+            for i, u in enumerate(dev.uplinks):
+                upd = {}
+                for which in ("wrong_name", "expired"):
+                    kp = getattr(u, which)
+                    if kp is not None:
+                        upd[which] = kp.model_copy(update={"cert": res(kp.cert, f"{at}.uplinks[{i}].{which}.cert"),
+                                                           "key": res(kp.key, f"{at}.uplinks[{i}].{which}.key")})
+                ups.append(u.model_copy(update=upd))
+            dev = dev.model_copy(update={"uplinks": ups})
         if dev.camera is not None:
             cam = dev.camera
             streams = [s.model_copy(update={"auth": s.auth.model_copy(update={"password_file": res(s.auth.password_file, f"{at}.camera.streams[{i}].auth.password_file")})})

@@ -38,6 +38,7 @@ from rig.evidence import Bundle, BundleSealed
 from rig.locks import DeviceBusy, device_lock
 from rig.outputs import junit_xml, report_html
 from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, exit_code_for, utcnow
+from drivers import netfilter
 from rig.scenario import ScenarioOptions, Scenario, ScenarioContext, run_action
 from rig.signing import BenchKey
 from scenarios import REGISTRY
@@ -154,6 +155,11 @@ def _device_worker(name: str, device: DeviceConfig, dres: DeviceResult, scenario
     except OSError as exc:
         _busy(name, scenario_ids, dres, bundle, progress, f"{name}: cannot take the device lock: {exc}")
         return
+    try:
+        if netfilter.sweep(name):  # a redirect a killed rig left for this device (server-auth): gone before anything runs
+            bundle.journal.append("interception-swept", device=name, table=netfilter.table_name(name))
+    except DeviceError as exc:
+        bundle.journal.append("interception-sweep-failed", device=name, reason=exc.reason)
     try:
         _device_scenarios(name, device, dres, scenario_ids, bundle, progress, cancel, options or ScenarioOptions(), inputs or {},
                           crashes if crashes is not None else {})

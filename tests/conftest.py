@@ -99,6 +99,25 @@ def run_scenario(tmp: Path, device: str, scenario: str, config: Path = SIM_CONFI
     return out, out.record.devices[0].scenarios[0]
 
 
+def run_shipped(devices: list[str], scenarios: list[str], out: Path):
+    """Run ``scenarios`` on ``devices`` of the shipped bench config into ``out``; the outcome, its
+    results document checked against the contract schema."""
+    from rig.config import load_config
+    from rig.engine import RunPlan, execute
+    from rig.results import validate_results
+
+    outcome = execute(RunPlan.select(load_config(SIM_CONFIG), devices, scenarios, out))
+    validate_results(outcome.record.to_dict())
+    return outcome
+
+
+def scenario_of(outcome, device: str):
+    """The one scenario result of ``device`` in ``outcome``."""
+    [dev] = [d for d in outcome.record.devices if d.name == device]
+    [sc] = dev.scenarios
+    return sc
+
+
 def sim_config_text() -> str:
     """The shipped bench config's text with its relative ``credentials:`` paths made absolute, so a
     variant written elsewhere (a test's tmp folder) still finds hil_config/credentials/."""

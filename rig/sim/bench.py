@@ -35,6 +35,7 @@ from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
 from rig.sim import net
 from rig.sim.net import SimError
 from rig.sim.camera import make_pki
+from rig.sim.cloud import CLOUD_NAME
 from rig.sim.usbgadget import write_gadget
 
 NS_PREFIX = "rig-"
@@ -65,6 +66,8 @@ class Profile:
     web_accounts: tuple[tuple[str, str | None], ...] = ()
     #: a vendor bootloader (rig.sim.console.BootStub) whose autoboot any key stops at each power-on
     bootloader: bool = False
+    #: the genuine firmware images the bench builds for this device's updater: (older, newer) versions
+    firmware: tuple[str, str] | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -99,15 +102,24 @@ PROFILES: dict[str, Profile] = {
     # a camera whose channels are protected: MJPEG over HTTPS (TLS 1.2+, client certificate
     # required), and H.264 pushed to the bench sink under SRTP AEAD_AES_128_GCM; its shutter
     # blacks the sensor out and its output pixelates faces
-    "stream-secure": Profile("stream-secure", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works", "--deid", "pixelate")),)),
-    # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0,
+    # It updates securely (the vendor's Ed25519 signature and no older version, fetched over HTTPS) and its uplink
+    # to the cloud verifies the server's certificate
+    "stream-secure": Profile("stream-secure", "login", (
+        Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--mtls", "--push", "srtp", "--shutter", "works", "--deid", "pixelate")),
+        Service("updater", 8088, options=("--signed", "--monotonic", "--fetch-https")),
+        Service("uplink", 8883, options=("--verify",)),
+    ), firmware=("3.0.0", "3.2.0")),
+    # a camera that leaks: MJPEG over plain HTTP, an HTTPS server that still takes TLS 1.0, an updater that checks a CRC,
+    # an uplink that believes any server,
     # H.264 in clear RTP (ffmpeg) and XOR-"encrypted" JPEG frames over UDP, and an RTSP
     # output without authentication (GStreamer's RTSP server); its shutter command is
     # acknowledged and ignored, and faces go out untouched
     "stream-plain": Profile("stream-plain", "login", (
         Service("camera", 8080, options=("--http", "8080", "--https", "8443", "--tls-min", "TLSv1", "--push", "rtp-h264,xor-udp", "--shutter", "ignored", "--deid", "none")),
         Service("rtsp-camera", 8554, options=("--path", "/main", "--source", "http://127.0.0.1:8080/stream.mjpg")),
-    )),
+        Service("updater", 8088, options=("--fetch-http",)),  # a CRC is all it checks, and it fetches in the clear
+        Service("uplink", 8883, options=()),  # verify=False: any server is its cloud
+    ), firmware=("1.0.0", "1.1.0")),
     # a mute camera: it accepts every command (stream-start, the shutter) and sends nothing;
     # its HTTPS stream wants Digest credentials the bench config does not have (401). Nothing
     # it does can be observed, so no scenario that needs its media may pass
@@ -131,6 +143,10 @@ PROFILES: dict[str, Profile] = {
     "mute": Profile("mute", "login", (Service("camera", 8443, options=("--https", "8443", "--tls-min", "TLSv1.2", "--deny", "--shutter", "works",
                                                                         "--deid", "pixelate")),)),
 }
+
+#: services whose port ``rig sim up`` waits for before it returns (debug services are left alone:
+#: a connect would be a client to a single-shot gdbserver)
+READY_KINDS = ("camera", "rtsp-camera", "updater")
 
 #: Debian's Python, which has the GStreamer bindings (python3-gi) the RTSP output runs on
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -235,6 +251,10 @@ class SimBench:
             try:
                 self._client_key()
                 net.make_bridge(self.sim.bridge, self.sim.bench_address, self.sim.subnet)
+                state["bench_pids"] = {}
+                if any(PROFILES[d.profile].firmware or any(svc.kind == "uplink" for svc in PROFILES[d.profile].services) for d in self.sim.devices.values()):
+                    state["bench_pids"]["cloud"] = self._cloud_up()
+                    self._save_state(state)
                 known = []
                 for idx, (name, simdev) in enumerate(self.sim.devices.items()):
                     log(f"sim: building {name} ({simdev.profile})")
@@ -247,7 +267,7 @@ class SimBench:
                 if cams:  # the bench observation camera, on the bench host, looking at every camera device
                     argv = [sys.executable, "-m", "rig.sim.observation", "--listen", f"{self.sim.bench_address}:{OBSERVATION_PORT}",
                             "--state", str(self.state_dir), *[f"{n}={m}" for n, m in cams.items()]]
-                    state["bench_pids"] = {"observation": self._spawn(None, argv, self.state_dir / "observation.log")}
+                    state["bench_pids"]["observation"] = self._spawn(None, argv, self.state_dir / "observation.log")
                     self._save_state(state)
                 self._wait_ready(state)
             except BaseException:
@@ -255,6 +275,57 @@ class SimBench:
                 self._down_locked(log=lambda *_: None)
                 raise
             return state
+
+    def _cloud_up(self) -> int:
+        """The simulated cameras' cloud on the bench host (rig.sim.cloud): its address on the
+        bridge (refused if a route already covers it), its CA and certificates (and the lab's
+        forging material: a certificate of that CA for another name, and an expired one), the
+        vendor's firmware key and each updater device's genuine images. Returns its pid."""
+        import ipaddress as _ip
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        from rig.certs import issue
+        from rig.sim import fwimage
+
+        net.check_subnet_free(_ip.IPv4Network(f"{self.sim.cloud}/32"))
+        pki = self.state_dir / "cloud"
+        ca = issue(pki / "ca-cert.pem", pki / "ca-key.pem", "SimCam cloud CA", ca=True, days=365)
+        issue(pki / "cloud-cert.pem", pki / "cloud-key.pem", CLOUD_NAME, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH, days=365)
+        issue(pki / "forge" / "wrong-name-cert.pem", pki / "forge" / "wrong-name-key.pem", "attacker.simcam.example", issuer=ca,
+              usage=ExtendedKeyUsageOID.SERVER_AUTH, days=365)
+        issue(pki / "forge" / "expired-cert.pem", pki / "forge" / "expired-key.pem", CLOUD_NAME, issuer=ca, usage=ExtendedKeyUsageOID.SERVER_AUTH,
+              days=-1)
+        fw = self.state_dir / "firmware"
+        fw.mkdir(parents=True, exist_ok=True)
+        updates = self.state_dir / "updates" / "simcam"
+        updates.mkdir(parents=True, exist_ok=True)
+        vendor = ed25519.Ed25519PrivateKey.generate()
+        (fw / "vendor-pub.pem").write_bytes(vendor.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        for name, simdev in self.sim.devices.items():
+            versions = PROFILES[simdev.profile].firmware
+            if not versions:
+                continue
+            for label, version in zip(("older", "genuine"), versions):
+                image = fwimage.build(version, (f"SimCam firmware {version} for {name}\n".encode() * 2048), vendor)
+                (fw / name).mkdir(exist_ok=True)
+                (fw / name / f"{label}.bin").write_bytes(image)
+            shutil.copyfile(fw / name / "genuine.bin", updates / f"{name}.bin")
+        net.ip("addr", "add", f"{self.sim.cloud}/32", "dev", self.sim.bridge)
+        argv = [sys.executable, "-m", "rig.sim.cloud", "--address", str(self.sim.cloud), "--pki", str(pki), "--updates", str(self.state_dir / "updates")]
+        pid = self._spawn(None, argv, self.state_dir / "cloud.log")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # its ports listen before any device starts sending heartbeats
+            try:
+                import socket
+
+                socket.create_connection((str(self.sim.cloud), 8883), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return pid
 
     def _client_key(self) -> None:
         key = self.state_dir / "id_ed25519"
@@ -289,6 +360,8 @@ class SimBench:
         if profile.ssh_open_user:  # an account shipped with an empty password (sshd's "none" method lets it in)
             passwd += f"{profile.ssh_open_user}:x:1001:1001:camera admin:/:/bin/sh\n"
         (etc_ns / "passwd").write_text(passwd)
+        # the device's resolver knows its cloud by name (the updater fetches https://cloud.simcam.example)
+        (etc_ns / "hosts").write_text(f"127.0.0.1 localhost\n{self.sim.cloud} {CLOUD_NAME}\n")
         if profile.ssh_password is not None:  # sshd (UsePAM no) checks root's hash in this shadow
             hashed = subprocess.run([_tool("openssl"), "passwd", "-6", "-stdin"], input=profile.ssh_password, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
             shadow = f"root:{hashed}:19000:0:99999:7:::\n"
@@ -398,10 +471,29 @@ class SimBench:
         storage.populate(root, kind, cv2.imencode(".jpg", img)[1].tobytes(), cv2.imencode(".png", img)[1].tobytes(),
                          h264_clip(cache, seconds=1) if kind == "leaky" else None)
 
-    @staticmethod
-    def _service_argv(svc: Service, root: Path, ddir: Path, name: str = "simcam") -> list[str]:
+    def _service_argv(self, svc: Service, root: Path, ddir: Path, name: str = "simcam") -> list[str]:
         """The real daemon (or protocol stub) behind one simulated debug service."""
         port = str(svc.port)
+        if svc.kind == "updater":  # rig.sim.updater: takes an image over HTTP, checks it as its options say
+            fw = self.state_dir / "firmware"
+            argv = [sys.executable, "-m", "rig.sim.updater", "--root", str(root), "--port", port]
+            if "--signed" in svc.options:
+                argv += ["--pubkey", str(fw / "vendor-pub.pem")]
+            if "--monotonic" in svc.options:
+                argv.append("--monotonic")
+            if "--fetch-https" in svc.options:
+                argv += ["--fetch", f"https://{CLOUD_NAME}:8443/simcam/{name}.bin", "--ca", str(self.state_dir / "cloud" / "ca-cert.pem")]
+            elif "--fetch-http" in svc.options:
+                argv += ["--fetch", f"http://{self.sim.cloud}:8080/simcam/{name}.bin"]
+            return argv
+        if svc.kind == "uplink":  # rig.sim.uplink: a heartbeat with the device's token to the cloud every second
+            token = ddir / "uplink-token"
+            if not token.exists():
+                token.write_text(secrets.token_hex(12) + "\n")
+                os.chmod(token, 0o600)
+            verify = ["--ca", str(self.state_dir / "cloud" / "ca-cert.pem")] if "--verify" in svc.options else ["--no-verify"]
+            return [sys.executable, "-m", "rig.sim.uplink", "--cloud", f"{self.sim.cloud}:{port}", "--name", CLOUD_NAME, "--device", name,
+                    "--token-file", str(token), *verify]
         if svc.kind == "camera":  # the camera application (rig.sim.camera); PKI made now so the rig's config finds it
             make_pki(ddir / "tls", name)
             import cv2
@@ -481,22 +573,29 @@ class SimBench:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env)
         return proc.pid
 
-    def _wait_ready(self, state: dict, timeout: float = 15.0) -> None:
-        """Wait (bounded) until each device's sshd listens and console link exists."""
+    def _wait_ready(self, state: dict, timeout: float = 60.0) -> None:
+        """Wait (bounded) until each device's console link exists and its sshd and application
+        services listen (the camera, its RTSP output, its updater: on a loaded 2-core host they
+        take seconds to start, and a scenario must not meet a refused port the device would
+        have open)."""
         import socket
 
         deadline = time.monotonic() + timeout
-        pending = dict(state["devices"])
+        pending = {name: [22] + [svc.port for svc in PROFILES[d["profile"]].services if svc.kind in READY_KINDS]
+                   for name, d in state["devices"].items()}
         while pending and time.monotonic() < deadline:
-            for name, d in list(pending.items()):
-                ok = os.path.exists(d["console"])
-                if ok:
+            for name, ports in list(pending.items()):
+                d = state["devices"][name]
+                if not os.path.exists(d["console"]):
+                    continue
+                while ports:
                     try:
-                        with socket.create_connection((d["address"], 22), timeout=0.5):
+                        with socket.create_connection((d["address"], ports[0]), timeout=0.5):
                             pass
                     except OSError:
-                        ok = False
-                if ok:
+                        break
+                    ports.pop(0)
+                if not ports:
                     del pending[name]
             time.sleep(0.1)
         if pending:

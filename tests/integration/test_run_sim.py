@@ -31,25 +31,26 @@ def test_results_json_follows_the_contract(run_all) -> None:
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
     no_stream = {"channel-encryption": "skipped", "camera-shutter": "skipped", "deidentification": "skipped"}  # no camera: skipped with the reason
     no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped"}
-    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass"},
-                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail"},
-                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage},
-                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage},
+    no_fw = {"firmware-update": "skipped", "server-auth": "skipped"}  # no vendor image, no uplink: skipped with the reason
+    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass", **no_fw},
+                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail", **no_fw},
+                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage, **no_fw},
+                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage, **no_fw},
                         "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
-                                       **no_storage},
+                                       **no_storage, "firmware-update": "pass", "server-auth": "pass"},
                         "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail",
-                                      **no_storage},
+                                      **no_storage, "firmware-update": "fail", "server-auth": "fail"},
                         # answers, sends nothing: whatever needed its media is inconclusive (tests/integration/test_absent_and_mute.py)
                         "cam-mute": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "inconclusive", "camera-shutter": "inconclusive",
-                                     "deidentification": "inconclusive", **no_storage},
+                                     "deidentification": "inconclusive", **no_storage, **no_fw},
                         # a camera as shops sell them: Digest default account, undeclared telnet, legacy TLS, clear RTSP; and its twin
                         "cam-retail": {"debug-ports": "fail", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "pass",
-                                       "deidentification": "pass", **no_storage},
+                                       "deidentification": "pass", **no_storage, **no_fw},
                         "cam-retail-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass",
-                                              "deidentification": "pass", **no_storage},
+                                              "deidentification": "pass", **no_storage, **no_fw},
                         # never powered on: nothing passes
                         "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
-                                       "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error"}}
+                                       "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error", **no_fw}}
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
     [dp] = [s for s in viol["scenarios"] if s["id"] == "debug-ports"]
     ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in dp["findings"] if f.get("kind") == "open-debug-service"}
@@ -66,10 +67,10 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure",
                "cam-absent")
     assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
-                                                             "uninstall-wipe", "storage-at-rest")}
+                                                             "uninstall-wipe", "storage-at-rest", "firmware-update", "server-auth")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "14"
+    assert suite.get("failures") == "16"
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 

@@ -25,6 +25,7 @@ def variant(tmp_path: Path, name: str, subnet: str, bridge: str, state_dir: str,
     text = sim_config_text()
     text = text.replace("198.18.0.0/24", subnet).replace("bridge: rigbr0", f"bridge: {bridge}").replace("/run/privrig/sim", state_dir)
     text = text.replace("198.18.0.30", str(ipaddress.ip_network(subnet)[99])).replace("cam-absent", f"{name}-absent")
+    text = text.replace("198.19.0.50", f"198.19.{ipaddress.ip_network(subnet).network_address.packed[2]}.50")  # its own cloud
     for i, addr in enumerate(addresses):
         text = text.replace(f"198.18.0.{10 + i}", addr)
     # longest name first: cam-retail-secure must not become <name>-h-secure

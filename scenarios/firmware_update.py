@@ -1,0 +1,207 @@
+"""firmware-update: the device refuses every tampered or older image, keeps running what it ran,
+takes the genuine one, and fetches updates over an encrypted channel (T/AI 110.1-2020 6.2.1 e;
+EN 303 645 5.3).
+
+The vendor's genuine image (``firmware.image``, reporting ``firmware.version`` once it runs)
+and, where there is one, an older genuine image (``firmware.older``) stay on the bench host.
+From the genuine image the rig derives tampered variants (:mod:`rig.firmware`: a flipped bit,
+truncated, a byte appended, re-signed with the rig's own key where the signature format is
+given) and the rollback to the older image. Each is applied with the ``firmware-apply``
+action (``{image}``: via host, the variant's path on the bench host; via ssh, the path the rig
+uploaded it to over SFTP; ``{signature}``: its detached signature, if any). Before and after
+each, ``identify`` reads the running version. A variant is refused when the action reports
+failure and the version is unchanged; the device answering afterwards is checked too. The
+genuine image is applied last: it must be accepted and the device must then report
+``firmware.version`` (the positive control: a device that refuses even the genuine image
+cannot be told from a broken action, so that run is ``inconclusive``).
+
+With ``firmware.update_servers`` and an ``update-check`` action, the device's own fetch is
+captured and judged like channel-encryption: an image fetched in the clear is a finding.
+
+Evidence keeps each variant's SHA-256 and size (``variants.json``), never the images.
+
+Parts: ``version`` (identify reports a version), one per variant (``variant bitflip``...:
+the device answered and its verdict was seen), ``genuine`` (control), ``update channel``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import tempfile
+import time
+from pathlib import Path
+
+from drivers.errors import DeviceError
+from rig.config import DeviceConfig
+from rig.coverage import Part
+from rig.firmware import ImageTooLarge, Variant, read_image, rollback, variants
+from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.traffic.verdict import Channel
+from rig.traffic.window import JUDGED, capture_window
+
+#: finding kind and severity for an accepted variant
+ACCEPTED = {"rollback": ("firmware-rollback-accepted", "high")}
+DEFAULT_ACCEPTED = ("tampered-firmware-accepted", "critical")
+
+
+def running_version(ctx: ScenarioContext) -> str | None:
+    """The firmware version ``identify`` reports now (``firmware=...``); None if it reports none.
+    Raises :class:`DeviceError` when the device does not answer."""
+    _, out = run_action(ctx, "identify")
+    for line in out.splitlines()[:200]:
+        k, sep, v = line.partition("=")
+        if sep and k.strip().lower() == "firmware":
+            return v.strip()[:64]
+    return None
+
+
+class FirmwareUpdate(Scenario):
+    id = "firmware-update"
+    title = "Firmware updates only from genuine, current images over a protected channel"
+    clauses = ("T/AI 110.1-2020 6.2.1 e",)
+
+    def applies(self, device: DeviceConfig) -> str | None:
+        if device.firmware is None:
+            return "no firmware section: the vendor's genuine image is needed to derive the variants"
+        if "firmware-apply" not in device.actions:
+            return "no firmware-apply action: the rig cannot hand the device an image"
+        if "identify" not in device.actions:
+            return "no identify action: the running version cannot be read before and after"
+        return None
+
+    def run(self, ctx: ScenarioContext) -> None:
+        fw = ctx.device.firmware
+        assert fw is not None
+        version_part = ctx.part("version", "identify reports the running firmware version", control=True, kind="firmware-version")
+        try:
+            genuine = read_image(fw.image, fw.max_mb)
+            older = read_image(fw.older, fw.max_mb) if fw.older else None
+            detached = fw.signature.detached.read_bytes()[:65536] if fw.signature and fw.signature.detached else None
+        except (OSError, ImageTooLarge) as exc:
+            version_part.error(f"the vendor's image cannot be read: {getattr(exc, 'strerror', None) or exc}", "firmware-image")
+            return
+        planned = variants(genuine, fw, detached)
+        if older is not None:
+            planned.append(rollback(older, None))
+        parts = {v.name: ctx.part(f"variant {v.name}", f"{v.description}: refused, and the device keeps its version", kind="firmware-variant")
+                 for v in planned}
+        if older is None:
+            ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").not_applicable(
+                "no firmware.older: the vendor gave no older genuine image")
+        genuine_part = ctx.part("genuine", f"the genuine image is accepted and the device then reports {fw.version}", control=True,
+                                kind="firmware-genuine")
+        channel = None
+        if fw.update_servers and "update-check" in ctx.device.actions:
+            channel = ctx.part("update channel", f"the device's own fetch from {', '.join(map(str, fw.update_servers))}: encrypted",
+                               kind="update-channel", interface="network")
+        ctx.artifact("variants.json", json.dumps({"genuine": Variant("genuine", "as the vendor gave it", genuine).record(),
+                                                  "variants": [v.record() for v in planned]}, indent=1).encode(), "application/json")
+        try:
+            before = running_version(ctx)
+        except DeviceError as exc:
+            version_part.error(f"identify failed: {exc.reason}", exc.kind)
+            return
+        if before is None:
+            version_part.unobserved("identify reports no firmware=VERSION line: whether an image took cannot be told")
+            return
+        version_part.observed(f"the device runs {before}", version=before)
+        ctx.measure("version_before", before)
+        results = []
+        with tempfile.TemporaryDirectory(prefix="privrig-fw-") as work:
+            for v in planned:
+                results.append(self._apply(ctx, v, Path(work), parts[v.name]))
+            g = self._apply(ctx, Variant("genuine", "the genuine image", genuine, detached), Path(work), None)
+        results.append(g)
+        ctx.artifact("applied.json", json.dumps(results, indent=1).encode(), "application/json")
+        evidence = ctx.evidence_of("variants.json", "applied.json")
+        if g.get("error"):
+            genuine_part.error(f"the genuine image could not be applied: {g['error']}", "firmware-genuine")
+        elif g["accepted"] and g["after"] == fw.version:
+            genuine_part.observed(f"accepted (action exit {g['exit']}); the device now runs {g['after']}", evidence=evidence, **_seen(g))
+        elif g["accepted"]:
+            genuine_part.unobserved(f"the action succeeded but the device reports {g['after']!r}, not {fw.version!r}: firmware.version, or the "
+                                    "device did not take it", evidence=evidence, **_seen(g))
+        else:
+            genuine_part.unobserved(f"the genuine image was refused too (exit {g['exit']}: {g['output']}): a strict device cannot be told "
+                                    "from a broken firmware-apply action", evidence=evidence, **_seen(g))
+        for r in results[:-1]:
+            part = parts[r["variant"]]
+            if r.get("error"):
+                part.error(r["error"], "firmware-variant")
+            elif r["accepted"]:
+                kind, severity = ACCEPTED.get(r["variant"], DEFAULT_ACCEPTED)
+                ctx.finding(kind, severity, f"the device accepted the {r['variant']} image ({r['description']}): action exit {r['exit']}, "
+                            f"version {r['before']} -> {r['after']}", interface="storage", path=f"{fw.image.name} ({r['variant']})", evidence=evidence,
+                            detail={"variant": r["variant"], "sha256": r["sha256"], "bytes": r["bytes"], "before": r["before"], "after": r["after"]})
+                part.observed(f"accepted: version {r['before']} -> {r['after']}", **_seen(r))
+            else:
+                part.observed(f"refused (exit {r['exit']}: {r['output']}); still {r['after']}", **_seen(r))
+        if channel is not None:
+            self._update_channel(ctx, channel, [str(a) for a in fw.update_servers])
+
+    def _apply(self, ctx: ScenarioContext, v: Variant, work: Path, part: Part | None) -> dict:
+        """Apply one image and read the version before and after; a dict for applied.json."""
+        fw = ctx.device.firmware
+        assert fw is not None
+        action = ctx.device.actions["firmware-apply"]
+        rec: dict = {**v.record(), "variant": v.name}
+        ctx.step("apply image", variant=v.name, sha256=v.sha256, bytes=len(v.data))
+        try:
+            rec["before"] = running_version(ctx)
+            values = {"image": "", "signature": ""}
+            if action.via == "ssh":
+                remote = f"{fw.upload_dir.rstrip('/')}/privrig-{v.name}.img"
+                ctx.ssh().put(v.data, remote)
+                values["image"] = remote
+                if v.signature is not None:
+                    ctx.ssh().put(v.signature, remote + ".sig")
+                    values["signature"] = remote + ".sig"
+            else:
+                local = work / f"{v.name}.img"
+                local.write_bytes(v.data)
+                values["image"] = str(local)
+                if v.signature is not None:
+                    (work / f"{v.name}.sig").write_bytes(v.signature)
+                    values["signature"] = str(work / f"{v.name}.sig")
+            status, out = run_action(ctx, "firmware-apply", check=False, **values)
+            rec["exit"], rec["output"] = status, out.strip().splitlines()[-1][:200] if out.strip() else ""
+            if action.via == "ssh":
+                ctx.ssh().run(f"rm -f {shlex.quote(values['image'])} {shlex.quote(values['image'] + '.sig')}", timeout=30)
+            time.sleep(fw.settle_s if status == (action.expect_exit or 0) else 0)
+            rec["after"] = running_version(ctx)
+        except DeviceError as exc:
+            rec["error"] = f"{v.name}: {exc.reason}"
+            return rec
+        ok_exit = action.expect_exit if action.expect_exit is not None else 0
+        rec["accepted"] = rec["exit"] == ok_exit or rec["after"] != rec["before"]
+        return rec
+
+    def _update_channel(self, ctx: ScenarioContext, part: Part, servers: list[str]) -> None:
+        """Make the device check for updates and judge the fetch it makes."""
+        try:
+            win = capture_window(ctx, "update-fetch", lambda: run_action(ctx, "update-check"), min_s=ctx.device.capture.pull_s + 2)
+        except DeviceError as exc:
+            part.error(f"the update fetch could not be captured: {exc.reason}", exc.kind)
+            return
+        uplinks = {(str(u.address), u.port) for u in ctx.device.uplinks}  # its heartbeats to the same host are not the fetch
+        flows = [f for s in servers for f in win.flows_to(s) if f.server not in uplinks and f.client not in uplinks]
+        judged = [f for f in flows if f.channel in JUDGED]
+        address = str(ctx.device.network.address)  # type: ignore[union-attr]
+        for f in judged:
+            if f.channel.fails:
+                ctx.finding("plaintext-update" if f.channel is Channel.PLAINTEXT else f"{f.channel.value}-update", "high",
+                            f"{f.id}: the device fetched its update over {f.protocol} ({f.channel.value}): " + "; ".join(f.reasons)[:400],
+                            interface="network", proto=f.proto, port=f.server[1], flow=f.id, evidence=win.evidence,
+                            detail={"protocol": f.protocol, "from_server": f.bytes_from(f.server[0]), "from_device": f.bytes_from(address)})
+        if not judged:
+            part.unobserved(f"no fetch to {', '.join(servers)} carried enough to judge after update-check "
+                            f"({len(flows)} flow(s) seen)", evidence=win.evidence)
+        else:
+            part.observed(f"{len(judged)} flow(s) to the update server judged: "
+                          + ", ".join(sorted({f"{f.protocol} {f.channel.value}" for f in judged})), evidence=win.evidence,
+                          flows={f.id: f.channel.value for f in judged})
+
+
+def _seen(r: dict) -> dict:
+    return {k: r.get(k) for k in ("sha256", "bytes", "exit", "before", "after")}

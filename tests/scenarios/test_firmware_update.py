@@ -1,0 +1,79 @@
+"""firmware-update on the simulated bench: an updater that verifies the vendor's Ed25519 signature
+and the version, one that checks a CRC only, and what the rig can and cannot tell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rig.results import Verdict
+from tests.conftest import run_shipped, scenario_of, run_scenario, sim_config_variant
+
+pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 e")
+
+
+@pytest.fixture(scope="module")
+def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    return run_shipped(["cam-secure", "cam-leaky"], ["firmware-update"], tmp_path_factory.mktemp("ev"))
+
+
+scenario = scenario_of
+
+
+def test_a_device_that_verifies_refuses_every_variant_and_takes_the_genuine_image(outcome) -> None:
+    sc = scenario(outcome, "cam-secure")
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    parts = {p.name: p for p in sc.coverage}
+    assert {n: p.state.value for n, p in parts.items()} == {
+        "version": "observed", "variant bitflip": "observed", "variant truncated": "observed", "variant appended": "observed",
+        "variant resigned": "observed", "variant rollback": "observed", "genuine": "observed", "update channel": "observed"}
+    for name in ("bitflip", "truncated", "appended", "resigned", "rollback"):
+        part = parts[f"variant {name}"]
+        assert part.summary.startswith("refused (exit 22") and part.seen["before"] == part.seen["after"], (name, part.summary)
+    assert "signature does not verify" in parts["variant resigned"].summary and "older than the running" in parts["variant rollback"].summary
+    assert parts["genuine"].seen["after"] == "3.2.0"
+    assert "tls encrypted" in parts["update channel"].summary
+
+
+LEAKY = [("tampered-firmware-accepted", "appended"), ("tampered-firmware-accepted", "resigned"), ("firmware-rollback-accepted", "rollback")]
+
+
+def test_a_crc_only_device_takes_what_a_crc_cannot_tell(outcome) -> None:
+    sc = scenario(outcome, "cam-leaky")
+    assert sc.verdict is Verdict.FAIL
+    accepted = sorted((f.kind, f.detail["variant"]) for f in sc.findings if f.kind.endswith("-accepted"))
+    assert accepted == sorted(LEAKY)
+    [rb] = [f for f in sc.findings if f.kind == "firmware-rollback-accepted"]
+    assert (rb.detail["before"], rb.detail["after"]) in (("1.0.3", "1.0.0"), ("1.1.0", "1.0.0")) and rb.severity == "high"
+    variants = json.loads((outcome.bundle / "devices/cam-leaky/firmware-update/variants.json").read_text())
+    by = {v["name"]: v for v in variants["variants"]}
+    assert all(f.detail["sha256"] == by[f.detail["variant"]]["sha256"] for f in sc.findings if f.kind.endswith("-accepted"))
+    # a bit flip and a cut image fail its CRC: refused, observed
+    parts = {p.name: p for p in sc.coverage}
+    assert "CRC mismatch" in parts["variant bitflip"].summary and parts["variant truncated"].summary.startswith("refused")
+    [fetch] = [f for f in sc.findings if f.kind == "plaintext-update"]
+    assert fetch.flow.endswith("198.19.0.50:8080") and fetch.detail["from_server"] > 70_000  # the image came down in the clear
+
+
+def test_no_image_reaches_the_bundle(outcome) -> None:
+    genuine = Path("/run/privrig/sim/firmware/cam-leaky/genuine.bin").read_bytes()
+    chunk = genuine[1000:1064]
+    for f in (outcome.bundle / "devices").rglob("*"):
+        if f.is_file() and f.suffix != ".pcap":  # the pcap holds the device's own plain fetch: that is the finding's evidence
+            assert chunk not in f.read_bytes(), f
+
+
+def test_a_genuine_image_the_device_refuses_makes_the_run_inconclusive(sim_bench: dict, tmp_path: Path) -> None:
+    """Given the older image as "genuine", a strict device refuses it (a downgrade): the rig cannot
+    tell a strict device from a broken action, so nothing passes."""
+    def edit(dev: dict) -> None:
+        dev["firmware"] = {**dev["firmware"], "image": dev["firmware"]["older"], "version": "3.0.0"}
+        dev["firmware"].pop("older")
+        dev["firmware"].pop("update_servers")
+
+    _, sc = run_scenario(tmp_path / "ev", "cam-secure", "firmware-update", sim_config_variant(tmp_path, "cam-secure", edit))
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    genuine = {p.name: p for p in sc.coverage}["genuine"]
+    assert genuine.state.value == "unobserved" and "refused too" in genuine.summary
