@@ -416,7 +416,7 @@ class SimBench:
         dstate["pids"]["console"] = self._spawn(
             ns,
             ["unshare", "--uts", "--", sys.executable, "-m", "rig.sim.console", "--link", str(console_link), "--root", str(root), "--mode", profile.console,
-             "--hostname", name, "--power", str(relay), "--netdev", "eth0",  # run inside the device's namespace: its eth0
+             "--hostname", name, "--power", str(relay), "--netdev", "eth0", "--gateway", str(self.sim.bench_address),  # inside the device's namespace
              *(["--bootloader"] if profile.bootloader else [])],
             logs / "console.log",
         )

@@ -142,19 +142,23 @@ def _relay(power_file: str | None) -> bool:
         return False
 
 
-def _link(netdev: str | None, up: bool) -> None:
+def _link(netdev: str | None, up: bool, gateway: str | None = None) -> None:
     """The device's network link, when ``--netdev`` names it (the bench passes it only to a
-    console running inside the device's own namespace: never the host's interface)."""
+    console running inside the device's own namespace: never the host's interface). Taking a
+    link down drops the routes through it; up again, the default route via ``gateway`` is put
+    back, as the device's network setup would at boot."""
     import subprocess
 
     if netdev is None:
         return
-    subprocess.run(["ip", "link", "set", "dev", netdev, "up" if up else "down"], check=False, timeout=10,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(["ip", "link", "set", "dev", netdev, "up" if up else "down"], check=False, timeout=10, **quiet)
+    if up and gateway:
+        subprocess.run(["ip", "route", "replace", "default", "via", gateway, "dev", netdev], check=False, timeout=10, **quiet)
 
 
 def serve(link: str, root: str, mode: str, hostname: str | None, power_file: str | None = None, netdev: str | None = None,
-          bootloader: bool = False) -> int:
+          bootloader: bool = False, gateway: str | None = None) -> int:
     if hostname:
         try:
             socket.sethostname(hostname)  # only inside the UTS namespace we were started in
@@ -223,7 +227,7 @@ def serve(link: str, root: str, mode: str, hostname: str | None, power_file: str
                     else:
                         last_traffic = time.monotonic()
                         if mode != "uboot" and stub is None:
-                            _link(netdev, True)
+                            _link(netdev, True, gateway)
                         if stub is not None:  # the network comes up with Linux, once the bootloader lets it boot
                             stub.power_on()  # the bootloader first; Linux when it boots
                             print("console: power on (relay), bootloader counting down", file=sys.stderr, flush=True)
@@ -247,7 +251,7 @@ def serve(link: str, root: str, mode: str, hostname: str | None, power_file: str
                         booted = stub.feed(data)
                 booted = booted or stub.tick()
                 if booted:
-                    _link(netdev, True)
+                    _link(netdev, True, gateway)
                     to_cable(BOOT_BANNER)
                     child, dev_master = _spawn(root, mode)
                     os.set_blocking(dev_master, False)
@@ -353,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--power", help="the power relay's state file (on/off); none: always on")
     ap.add_argument("--netdev", help="the device's own network interface, taken down while the power is off (inside its namespace only)")
     ap.add_argument("--bootloader", action="store_true", help="a vendor bootloader whose autoboot any key stops, at each power-on")
+    ap.add_argument("--gateway", help="the default route put back when the link comes up")
     args = ap.parse_args(argv)
-    return serve(args.link, args.root, args.mode, args.hostname, args.power, args.netdev, args.bootloader)
+    return serve(args.link, args.root, args.mode, args.hostname, args.power, args.netdev, args.bootloader, args.gateway)
 
 
 if __name__ == "__main__":

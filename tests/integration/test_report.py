@@ -44,17 +44,20 @@ def test_report_is_self_contained_with_the_matrix_and_frames(report: Path) -> No
     assert {"main-open.png", "main-closed.png", "rtsp-closed.png", "observation-closed.png"} <= set(frames)
 
 
+HEIGHT = 48000
+
+
 def test_chromium_renders_matrix_and_frames(report: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    # the whole bench's report is ~17,000 px tall: one window shows all of it, as a person scrolls through it
-    res = chromium(f"--screenshot={shot}", "--window-size=1400,24000", "--hide-scrollbars", report.as_uri(), home=tmp_path / "home")
+    # the whole bench's report is ~30,000 px tall: one window shows all of it, as a person scrolls through it
+    res = chromium(f"--screenshot={shot}", f"--window-size=1400,{HEIGHT}", "--hide-scrollbars", report.as_uri(), home=tmp_path / "home")
     assert shot.exists(), res.stderr.decode(errors="replace")[-2000:]
     img = cv2.imread(str(shot))
-    assert img is not None and img.shape[:2] == (24000, 1400)
+    assert img is not None and img.shape[:2] == (HEIGHT, 1400)
     top = img[:2400, :, ::-1].reshape(-1, 3)  # the page as it opens: the conformance matrix
     for colour in (FAIL_PINK, PASS_GREEN, NOT_TESTED_GREY, MANUAL_BLUE):
         assert int(np.all(np.abs(top.astype(int) - colour) <= 2, axis=1).sum()) > 2000, colour  # matrix cells painted
-    bands = [len(np.unique(img[y:y + 2000, :, ::-1].reshape(-1, 3)[::7] // 8, axis=0)) for y in range(0, 24000, 2000)]
+    bands = [len(np.unique(img[y:y + 2000, :, ::-1].reshape(-1, 3)[::7] // 8, axis=0)) for y in range(0, HEIGHT, 2000)]
     assert max(bands) > 2000, bands  # photographs (the embedded frames) rendered, not just flat table colours
     assert bands[0] < 1000, bands  # while the matrix at the top is flat colour and text
     dom = chromium("--dump-dom", report.as_uri(), home=tmp_path / "home2").stdout.decode(errors="replace")

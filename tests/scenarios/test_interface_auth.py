@@ -189,7 +189,7 @@ def test_an_rtsp_server_that_answers_http_too_is_judged_as_rtsp(outcome) -> None
     [f] = [f for f in sc.findings if f.port == 8554]
     assert (f.kind, f.path, f.service) == ("unauthenticated-stream", "rtsp://198.18.0.15:8554/main", "rtsp")
     assert {p.name: p.state.value for p in sc.coverage} == {"22/tcp": "observed", "8080/tcp": "observed", "8443/tcp": "observed",
-                                                            "8554/tcp": "observed", "scan": "observed"}
+                                                            "8554/tcp": "observed", "8088/tcp": "observed", "scan": "observed"}
 
 
 RETAIL = [
