@@ -316,20 +316,14 @@ def _tls(conn: _Conn, res: ProbeResult, timeout: float) -> bool:
 
 def naming_context():  # -> ssl.SSLContext
     """A TLS client that names a service without trusting it and reaches every version this host's
-    OpenSSL still has (security level 0): a camera that speaks only TLS 1.0 is still named."""
+    OpenSSL still has: a camera that speaks only TLS 1.0 is still named."""
     import ssl
-    import warnings
+
+    from drivers.tlsprobe import every_version
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    try:
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
-        pass
-    return ctx
+    return every_version(ctx)
 
 
 def _raw_shell(conn: _Conn, res: ProbeResult, timeout: float) -> bool:

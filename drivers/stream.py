@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from drivers import httpauth
 from drivers import rtsp as rtsp_client
 from drivers.httpauth import Credentials
+from drivers.tlsprobe import every_version
 from drivers.transcript import escape_bytes
 from drivers.wire import head_complete, read_until
 
@@ -114,11 +115,7 @@ def _client_context(client_cert: tuple[Path, Path] | None) -> ssl.SSLContext:
     grabbed), and the configured client certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    try:
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
-        pass
+    every_version(ctx)
     if client_cert is not None:
         ctx.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
     return ctx

@@ -24,6 +24,20 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from rig.certs import self_signed
 
 
+def every_version(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    """``ctx`` opened to every TLS version and suite this host's OpenSSL still has (security
+    level 0): a device that speaks only TLS 1.0 is still reached, and the rig's side is never
+    the one that refuses a handshake. Returns ``ctx``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    try:
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    return ctx
+
+
 @dataclass
 class CertFacts:
     """The server certificate's facts and the weaknesses they show."""

@@ -16,9 +16,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drivers.tlsprobe import every_version
 from drivers.transcript import escape_bytes
 
 APP_DATA_LIMIT = 4096
+
+#: alerts a client sends when it does not trust the certificate it was shown: a refusal. A
+#: client that hangs up mid-handshake without an alert (some embedded stacks) refuses too; any
+#: other failure (no common version or suite, not TLS at all) is no handshake: nothing was judged
+CERT_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_UNKNOWN", "CERTIFICATE_REVOKED",
+               "UNSUPPORTED_CERTIFICATE", "ACCESS_DENIED", "DECRYPT_ERROR", "HANDSHAKE_FAILURE")
 
 
 @dataclass
@@ -29,7 +36,7 @@ class Attempt:
     connected: bool = False
     client: str | None = None
     sni: str | None = None
-    handshake: str = "no connection"  # "completed (TLSv1.3)" | "refused: <alert or reason>"
+    handshake: str = "no connection"  # "completed (TLSv1.3)" | "refused: <alert or reason>" | "no handshake: <reason>"
     version: str | None = None
     app_bytes: int = 0
     app_head: str = ""  # escaped, bounded
@@ -64,7 +71,7 @@ class ForgedServer:
         att = Attempt(label)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(cert), str(key))
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        every_version(ctx)  # a handshake must fail on the device's judgement of the certificate, never on the forged server's refusals
 
         def _sni(sslobj: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
             att.sni = name[:253] if name else None
@@ -82,12 +89,14 @@ class ForgedServer:
         try:
             tls = ctx.wrap_socket(conn, server_side=True)
         except ssl.SSLError as exc:
-            att.handshake = f"refused: {exc.reason or exc}"
+            reason = exc.reason or str(exc)
+            att.handshake = (f"refused: {reason}" if any(m in reason for m in CERT_ALERTS) or "EOF" in reason
+                             else f"no handshake: {reason}")
             conn.close()
             att.seconds = round(time.monotonic() - start, 3)
             return att
         except OSError as exc:
-            att.handshake = f"refused: {type(exc).__name__} ({exc.strerror or exc})"
+            att.handshake = f"refused: {type(exc).__name__} ({exc.strerror or exc})"  # the client hung up during the handshake
             conn.close()
             att.seconds = round(time.monotonic() - start, 3)
             return att

@@ -10,6 +10,7 @@ crashed (bundle still readable, marked incomplete). ``rig verify``: 0 verified,
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,8 +27,19 @@ _safe = safe  # one line of device-derived text, safe for a terminal
 
 
 def _load_or_exit(path: str) -> LoadedConfig:
+    return _or_exit(load_config, path)
+
+
+def _load_lab_or_exit(path: str):  # noqa: ANN202 - a LoadedLab (imported lazily)
+    from rig.lab.config import load_lab
+
+    return _or_exit(load_lab, path)
+
+
+def _or_exit(load, path: str):  # noqa: ANN001, ANN202 - a config loader and what it returns
+    """``load(path)``, or each config problem on one line and exit 2."""
     try:
-        return load_config(path)
+        return load(path)
     except ConfigError as exc:
         for p in exc.problems:
             click.echo(f"rig: config error: {p}", err=True)
@@ -281,7 +293,22 @@ def config() -> None:
 @config.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 def config_check(file: str) -> None:
-    """Validate FILE; print one line per problem (file:line:column: field: message), exit 2 if any."""
+    """Validate FILE (a bench or a lab config); print one line per problem (file:line:column:
+    field: message), exit 2 if any."""
+    from rig.config import read_config_text
+    from rig.lab.config import is_lab_text
+
+    try:
+        text = read_config_text(Path(file))
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(f"rig: config error: {p}", err=True)
+        sys.exit(2)
+    if is_lab_text(text):
+        lab = _load_lab_or_exit(file)
+        hosts = ", ".join(f"{h} ({len(b.bench.devices)} device(s))" for h, b in lab.benches.items())
+        click.echo(f"{file}: ok: lab {lab.lab.name}, {len(lab.benches)} host(s): {hosts}")
+        return
     cfg = _load_or_exit(file)
     names = ", ".join(cfg.bench.devices)
     click.echo(f"{file}: ok: bench {cfg.bench.bench.name}, {len(cfg.bench.devices)} device(s): {names}")
@@ -291,6 +318,70 @@ def config_check(file: str) -> None:
 def config_schema() -> None:
     """Print the JSON Schema of bench configs (for editors)."""
     click.echo(json.dumps(config_json_schema(), indent=2))
+
+
+@main.group()
+def lab() -> None:
+    """The lab: bench hosts on Celery and Redis, one history, one evidence store."""
+
+
+@lab.command("worker")
+@click.option("-c", "--config", "lab_path", required=True, type=click.Path(dir_okay=False), help="lab config (YAML)")
+@click.option("--host", required=True, help="the bench host this worker is (a name under lab.hosts)")
+@click.option("-j", "--jobs", type=int, default=4, show_default=True, help="devices of this host driven at once")
+@click.option("--spool", type=click.Path(file_okay=False), help="local folder for bundles being written (default ~/.local/share/privrig/lab-spool)")
+def lab_worker(lab_path: str, host: str, jobs: int, spool: str | None) -> None:
+    """Run a Celery worker for one bench host: it takes only that host's jobs."""
+    from rig.lab import app as labapp
+
+    lab_cfg = _load_lab_or_exit(lab_path)
+    if host not in lab_cfg.benches:
+        click.echo(f"rig: lab worker: --host {host}: no such host in {lab_path} (hosts: {', '.join(lab_cfg.benches)})", err=True)
+        sys.exit(2)
+    if jobs < 1:
+        click.echo(f"rig: lab worker: --jobs {jobs}: must be at least 1", err=True)
+        sys.exit(2)
+    spool_dir = Path(spool) if spool else Path(os.environ.get("PRIVRIG_HOME", Path.home() / ".local/share/privrig")) / "lab-spool" / host
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        app = labapp.make_app(lab_cfg)
+    except ConfigError as exc:
+        for p in exc.problems:
+            click.echo(f"rig: config error: {p}", err=True)
+        sys.exit(2)
+    labapp.CONTEXT = labapp.WorkerContext(lab_cfg, host, spool_dir)
+    click.echo(f"rig: lab worker for host {host}: queue {labapp.queue_of(host)}, {jobs} device(s) at once, spool {spool_dir}", err=True)
+    app.worker_main(["worker", "-Q", labapp.queue_of(host), "-c", str(jobs), "-n", f"{host}@%h", "-l", "WARNING", "--without-gossip",
+                     "--without-mingle", "-P", "prefork"])
+
+
+@lab.command("submit")
+@click.option("-c", "--config", "lab_path", required=True, type=click.Path(dir_okay=False), help="lab config (YAML)")
+@click.option("--device", "devices", multiple=True, help="a device of any host (repeatable)")
+@click.option("--scenario", "scenarios", multiple=True, help="scenario id (repeatable; default all)")
+@click.option("--all", "all_devices", is_flag=True, help="every device of every host")
+@click.option("--wait", "wait", type=float, default=None, is_flag=False, flag_value=86400.0, metavar="[SECONDS]",
+              help="show progress and wait for the jobs (at most SECONDS); exit as rig run would")
+@click.option("--junit", type=click.Path(dir_okay=False), help="with --wait: write one JUnit file for the whole submission")
+@click.option("-q", "--quiet", is_flag=True, help="with --wait: only warnings and the result lines")
+def lab_submit(lab_path: str, devices: tuple[str, ...], scenarios: tuple[str, ...], all_devices: bool, wait: float | None, junit: str | None,
+               quiet: bool) -> None:
+    """Send one job per device to its host's queue and print the job ids."""
+    from rig.lab import submit as labsubmit
+
+    lab_cfg = _load_lab_or_exit(lab_path)
+    sys.exit(labsubmit.submit(lab_cfg, list(devices), list(scenarios), all_devices, wait, Path(junit) if junit else None, quiet))
+
+
+@lab.command("status")
+@click.option("-c", "--config", "lab_path", required=True, type=click.Path(dir_okay=False), help="lab config (YAML)")
+@click.option("--json", "as_json", is_flag=True, help="the status as JSON")
+def lab_status(lab_path: str, as_json: bool) -> None:
+    """Workers that are up, queued and running jobs per host, the last verdicts per device."""
+    from rig.lab import submit as labsubmit
+
+    lab_cfg = _load_lab_or_exit(lab_path)
+    sys.exit(labsubmit.status(lab_cfg, as_json))
 
 
 @main.command("devices")

@@ -829,14 +829,9 @@ def _cross_checks(cfg: BenchConfig) -> list[tuple[tuple[Any, ...], str]]:
     return problems
 
 
-def parse_config(text: str, path: Path) -> LoadedConfig:
-    """Validate YAML ``text`` (read from ``path``) into a :class:`LoadedConfig`.
-
-    Relative paths inside the config are resolved against the config file's folder.
-    Raises :class:`ConfigError` listing every problem found; never returns a partially
-    valid config.
-    """
-    fname = str(path)
+def read_yaml(text: str, fname: str) -> tuple[Any, "_Marks"]:
+    """YAML ``text`` (from ``fname``) parsed once, bounded and checked for duplicate keys: the
+    data and the line/column of every node. Raises :class:`ConfigError` naming where."""
 
     def at(mark: Any, message: str) -> ConfigError:
         return ConfigError([ConfigProblem(fname, mark.line + 1 if mark else None, mark.column + 1 if mark else None, "", message)])
@@ -870,10 +865,14 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
         raise ConfigError(
             [ConfigProblem(fname, n.start_mark.line + 1, n.start_mark.column + 1, p, "key given twice") for p, n in dups]
         )
-    if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(fname, 1, 1, "", "a bench config is a YAML mapping with bench: and devices:")])
+    return data, marks
+
+
+def validate_model(model: type[BaseModel], data: Any, marks: "_Marks", fname: str) -> Any:
+    """``data`` validated into ``model``; raises :class:`ConfigError` with a file:line:column
+    line per problem."""
     try:
-        cfg = BenchConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -888,6 +887,20 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
                 msg = "unknown field (check the spelling; `rig config schema` lists the fields)"
             problems.append(ConfigProblem(fname, line, col, _field_path(loc), msg))
         raise ConfigError(problems) from None
+
+
+def parse_config(text: str, path: Path) -> LoadedConfig:
+    """Validate YAML ``text`` (read from ``path``) into a :class:`LoadedConfig`.
+
+    Relative paths inside the config are resolved against the config file's folder.
+    Raises :class:`ConfigError` listing every problem found; never returns a partially
+    valid config.
+    """
+    fname = str(path)
+    data, marks = read_yaml(text, fname)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(fname, 1, 1, "", "a bench config is a YAML mapping with bench: and devices:")])
+    cfg = validate_model(BenchConfig, data, marks, fname)
     cross = _cross_checks(cfg)
     if cross:
         problems = []
@@ -986,10 +999,15 @@ def load_config(path: str | Path) -> LoadedConfig:
     Raises :class:`ConfigError` (never a bare OSError or YAML error) when the file is
     missing, unreadable, not YAML or not a valid bench config.
     """
+    p = Path(path)
+    return parse_config(read_config_text(p), p)
+
+
+def read_config_text(p: Path) -> str:
+    """The text of a config file: a regular file only (a FIFO or ``/dev/zero`` is refused before
+    it is read), at most 1 MiB, UTF-8. Raises :class:`ConfigError` naming the file."""
     import os
     import stat
-
-    p = Path(path)
 
     def problem(message: str) -> ConfigError:
         return ConfigError([ConfigProblem(str(p), None, None, "", message)])
@@ -1012,10 +1030,9 @@ def load_config(path: str | Path) -> LoadedConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise problem(f"config larger than {MAX_CONFIG_BYTES >> 20} MiB; is this the right file?")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([ConfigProblem(str(p), None, None, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    return parse_config(text, p)
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -144,6 +144,17 @@ class History:
         return self.index(doc, bundle)
 
     # -- asking ----------------------------------------------------------------------------
+    def latest(self, device: str) -> dict[str, dict]:
+        """Scenario -> the latest verdict of ``device`` (with its run and when)."""
+        q = (sa.select(results.c.scenario, results.c.verdict, results.c.run_id, results.c.started_at)
+             .where(results.c.device == device).order_by(results.c.started_at, results.c.run_id))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(q).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise HistoryError(f"history database {_safe_url(self.url)}: {_reason(exc)}") from None
+        return {r.scenario: {"verdict": r.verdict, "run_id": r.run_id, "started_at": r.started_at} for r in rows}
+
     def clause_history(self, device: str, clause: str | None = None, scenario: str | None = None) -> list[ClauseHistory]:
         """Per clause of ``device`` (narrowed to ``clause`` or ``scenario``): the latest verdict,
         since when it fails (the first fail after the last pass) and the last pass. Only a pass

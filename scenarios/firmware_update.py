@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from drivers.errors import DeviceError
+from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.firmware import ImageTooLarge, Variant, read_image, rollback, variants
@@ -169,7 +170,12 @@ class FirmwareUpdate(Scenario):
             if action.via == "ssh":
                 ctx.ssh().run(f"rm -f {shlex.quote(values['image'])} {shlex.quote(values['image'] + '.sig')}", timeout=30)
             time.sleep(fw.settle_s if status == (action.expect_exit or 0) else 0)
-            rec["after"] = running_version(ctx)
+            try:
+                rec["after"] = running_version(ctx)
+            except DeviceError as exc:  # a device that reboots to flash: wait until it is back, then ask again
+                ctx.step("device away after the image", reason=exc.reason)
+                power.wait_back(ctx)
+                rec["after"] = running_version(ctx)
         except DeviceError as exc:
             rec["error"] = f"{v.name}: {exc.reason}"
             return rec

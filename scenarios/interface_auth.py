@@ -598,12 +598,7 @@ class Web:
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # testing access, not trusting
-            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-            try:
-                ctx.set_ciphers("ALL:@SECLEVEL=0")
-            except ssl.SSLError:
-                pass
-            self._sslctx = ctx
+            self._sslctx = tlsprobe.every_version(ctx)
 
     def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None, note: str) -> WebAnswer:
         if self._sslctx is not None:

@@ -156,8 +156,10 @@ class ServerAuth(Scenario):
                 part.observed(f"accepted: {a.handshake}, {a.app_bytes} bytes sent", evidence=evidence, **seen)
             elif a.accepted:
                 part.observed(f"the handshake completed ({a.handshake}) but the device sent nothing within 3 s and closed", evidence=evidence, **seen)
+            elif a.handshake.startswith("no handshake"):
+                part.unobserved(f"{a.handshake}: the device's judgement of the {a.certificate} certificate was not reached", evidence=evidence, **seen)
             else:
-                part.observed(f"refused: {a.handshake}", evidence=evidence, **seen)
+                part.observed(a.handshake, evidence=evidence, **seen)
 
     @staticmethod
     def _certificates(work: Path, name: str, up: Uplink) -> dict[str, tuple[Path, Path]]:

@@ -7,8 +7,10 @@ can still run the unit tests.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -201,3 +203,32 @@ def resign_bundle(root: Path, key, edit=None) -> None:  # noqa: ANN001 - a Bench
     (root / JOURNAL).write_bytes(b"\n".join(lines) + b"\n")
     (root / "bench.pub").write_bytes(public_pem(key.public_key))
     write_manifest(root, root.name, key, "complete")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server (Debian's binaries, run as the postgres user) on 127.0.0.1."""
+    need_root()
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    need(bool(initdb) and shutil.which("runuser") is not None, "PostgreSQL server binaries (Debian postgresql; scripts/setup installs it)")
+    bindir = Path(initdb[-1]).parent
+    top = Path(tempfile.mkdtemp(prefix="privrig-pg-", dir="/tmp"))
+    os.chmod(top, 0o755)
+    shutil.chown(top, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_pg(*argv: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    as_pg(str(bindir / "initdb"), "-D", str(top / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+    as_pg(str(bindir / "pg_ctl"), "-D", str(top / "data"), "-l", str(top / "log"), "-w", "-t", "60", "start",
+          "-o", f"-k {top} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off")
+    try:
+        as_pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "privrig")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/privrig"
+    finally:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(top / "data"), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(top, ignore_errors=True)

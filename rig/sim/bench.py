@@ -148,6 +148,17 @@ PROFILES: dict[str, Profile] = {
 #: a connect would be a client to a single-shot gdbserver)
 READY_KINDS = ("camera", "rtsp-camera", "updater")
 
+def _listening(svc: Service) -> list[int]:
+    """The TCP ports ``rig sim up`` waits for on a service of :data:`READY_KINDS` (the camera:
+    each of its HTTP and HTTPS ports, which it opens one after the other)."""
+    if svc.kind not in READY_KINDS:
+        return []
+    if svc.kind == "camera":
+        opts = list(svc.options)
+        return [int(opts[i + 1]) for i, o in enumerate(opts[:-1]) if o in ("--http", "--https")] or [svc.port]
+    return [svc.port]
+
+
 #: Debian's Python, which has the GStreamer bindings (python3-gi) the RTSP output runs on
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -581,8 +592,7 @@ class SimBench:
         import socket
 
         deadline = time.monotonic() + timeout
-        pending = {name: [22] + [svc.port for svc in PROFILES[d["profile"]].services if svc.kind in READY_KINDS]
-                   for name, d in state["devices"].items()}
+        pending = {name: [22] + [p for svc in PROFILES[d["profile"]].services for p in _listening(svc)] for name, d in state["devices"].items()}
         while pending and time.monotonic() < deadline:
             for name, ports in list(pending.items()):
                 d = state["devices"][name]

@@ -84,7 +84,7 @@ NOT_SECRETS = [
 def test_secret_lines_labelled_set() -> None:
     missed = [line for line, key in SECRETS if (hit := atrest.judge_secret_line(line)) is None or hit.key != key]
     false = [line for line in NOT_SECRETS if atrest.judge_secret_line(line) is not None]
-    assert missed == [] and false == []  # 0 of 20 missed, 0 of 25 falsely flagged (README)
+    assert missed == [] and false == []  # 0 of 20 missed, 0 of 25 falsely flagged (docs)
     hit = atrest.judge_secret_line(b"password=hunter2")
     assert hit is not None and "hunter2" not in hit.masked and hit.masked == "h…2 [7 characters]"
 

@@ -3,20 +3,15 @@ clause fail on a device, and on which firmware did it last pass."""
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from rig.config import ConfigError, parse_config
 from rig.history import History, HistoryError
-from tests.conftest import need, need_root, rig
+from tests.conftest import rig
 
 A, B = "T/AI 110.1-2020 6.2.3 c", "T/AI 110.1-2020 6.2.3 d"
 
@@ -32,35 +27,6 @@ def night(n: int, firmware: str, verdict: str, device: str = "cam-07") -> dict:
 
 
 NIGHTS = [night(1, "1.0.0", "pass"), night(2, "1.0.1", "pass"), night(3, "1.1.0", "fail"), night(4, "1.1.0", "skipped"), night(5, "1.1.1", "fail")]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway PostgreSQL server (Debian's binaries, run as the postgres user) on 127.0.0.1."""
-    need_root()
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    need(bool(initdb) and shutil.which("runuser") is not None, "PostgreSQL server binaries (Debian postgresql; scripts/setup installs it)")
-    bindir = Path(initdb[-1]).parent
-    top = Path(tempfile.mkdtemp(prefix="privrig-pg-", dir="/tmp"))
-    os.chmod(top, 0o755)
-    shutil.chown(top, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def as_pg(*argv: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *argv], check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
-
-    as_pg(str(bindir / "initdb"), "-D", str(top / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
-    as_pg(str(bindir / "pg_ctl"), "-D", str(top / "data"), "-l", str(top / "log"), "-w", "-t", "60", "start",
-          "-o", f"-k {top} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off")
-    try:
-        as_pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "privrig")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/privrig"
-    finally:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(top / "data"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,7 +2,7 @@
 
 The labelled set is built from real content (OpenCV JPEG, ffmpeg libx264 H.264, OpenSSL
 TLS, AES-GCM) by :mod:`rig.sim.traffic`. ``test_error_rates`` prints the confusion table
-per flow length; README "Channel classifier error rates" quotes it.
+per flow length; docs/scenarios/channel-encryption.md quotes it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_each_kind_is_judged_right_at_full_length(kind: str, tmp_path: Path, med
 
 
 def test_error_rates(tmp_path: Path, media_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Error rates over many short flows; the figures in the README come from this table."""
+    """Error rates over many short flows; the figures in the docs come from this table."""
     per_kind = 60
     report = []
     for scale in (1.0, 0.5, 0.25):
@@ -57,7 +57,7 @@ def test_error_rates(tmp_path: Path, media_cache: Path, capsys: pytest.CaptureFi
             assert false_fail == 0, (scale, kind, counts)
             if scale == 1.0:
                 assert counts[expected] == n, (kind, counts)
-            elif kind != "xor-udp":  # the one measured blind spot: one frame under a 64-byte key (README)
+            elif kind != "xor-udp":  # the one measured blind spot: one frame under a 64-byte key (docs)
                 assert false_pass == 0, (scale, kind, counts)
             else:
                 assert false_pass <= 0.2 * n, counts

@@ -3,7 +3,7 @@
 Labels follow effective resolution across the 95-pixel face: 16 pixels or more (Gaussian
 sigma <= 2, pixel blocks <= 4) is recognisable; a mask, sigma >= 6 or blocks >= 8 is
 de-identified; sigma 3-4 and blocks of 6 lie between and are reported, not scored.
-``test_error_rates`` prints the table the README quotes, for the combined rule and for each
+``test_error_rates`` prints the table the docs quote, for the combined rule and for each
 detector alone.
 """
 
@@ -105,7 +105,7 @@ def test_centerface_finds_the_face_where_haar_does() -> None:
 def test_scene_check(capsys: pytest.CaptureFixture[str]) -> None:
     """The background outside the face regions must show the reference scene: measured on the
     same scene (noise, JPEG, every face filter, dimmed), small shifts, and frames that are not
-    the scene (reframed, zoomed, another picture, a test card, grey, black). The README quotes
+    the scene (reframed, zoomed, another picture, a test card, grey, black). The docs quote
     the ranges printed here."""
     from skimage import data as skdata
 

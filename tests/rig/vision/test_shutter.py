@@ -2,7 +2,7 @@
 
 The labelled set is the astronaut scene under sensor noise (several levels), JPEG-coded
 (several qualities), with the shutter states a lab meets. ``test_error_rates`` prints the
-table the README quotes.
+table the docs quote.
 """
 
 from __future__ import annotations
