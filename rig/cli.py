@@ -327,14 +327,25 @@ def lab() -> None:
 
 @lab.command("worker")
 @click.option("-c", "--config", "lab_path", required=True, type=click.Path(dir_okay=False), help="lab config (YAML)")
-@click.option("--host", required=True, help="the bench host this worker is (a name under lab.hosts)")
+@click.option("--bench", "bench_path", type=click.Path(dir_okay=False), help="the bench config this host owns (its host is found in the lab)")
+@click.option("--host", help="or the host's name under lab.hosts")
 @click.option("-j", "--jobs", type=int, default=4, show_default=True, help="devices of this host driven at once")
 @click.option("--spool", type=click.Path(file_okay=False), help="local folder for bundles being written (default ~/.local/share/privrig/lab-spool)")
-def lab_worker(lab_path: str, host: str, jobs: int, spool: str | None) -> None:
+def lab_worker(lab_path: str, bench_path: str | None, host: str | None, jobs: int, spool: str | None) -> None:
     """Run a Celery worker for one bench host: it takes only that host's jobs."""
     from rig.lab import app as labapp
 
     lab_cfg = _load_lab_or_exit(lab_path)
+    if (bench_path is None) == (host is None):
+        click.echo("rig: lab worker: give --bench BENCH.yaml (or --host NAME)", err=True)
+        sys.exit(2)
+    if bench_path is not None:
+        mine = [h for h, cfg in lab_cfg.benches.items() if Path(cfg.path).resolve() == Path(bench_path).resolve()]
+        if not mine:
+            click.echo(f"rig: lab worker: --bench {bench_path}: no host of {lab_path} owns that bench config", err=True)
+            sys.exit(2)
+        host = mine[0]
+    assert host is not None
     if host not in lab_cfg.benches:
         click.echo(f"rig: lab worker: --host {host}: no such host in {lab_path} (hosts: {', '.join(lab_cfg.benches)})", err=True)
         sys.exit(2)

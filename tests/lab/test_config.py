@@ -62,3 +62,12 @@ def test_the_worker_refuses_a_host_the_lab_does_not_have(tmp_path: Path) -> None
     assert res.returncode == 2 and "--host host-9: no such host" in res.stderr
     res = rig("lab", "submit", "-c", str(tmp_path / "lab.yaml"))
     assert res.returncode == 2 and "give --device NAME" in res.stderr
+
+
+def test_the_worker_finds_its_host_by_its_bench_config(tmp_path: Path) -> None:
+    a = bench_config(tmp_path, "bench-one", 50, {"one-cam": "cam-compliant"})
+    lab = lab_file(tmp_path, {"host-1": a})
+    res = rig("lab", "worker", "-c", str(lab), "--bench", str(tmp_path / "other.yaml"))
+    assert res.returncode == 2 and "no host of" in res.stderr
+    res = rig("lab", "worker", "-c", str(lab))
+    assert res.returncode == 2 and "give --bench" in res.stderr

@@ -83,7 +83,7 @@ lab:
 
     def start_worker(self, host: str) -> None:
         env = {**os.environ, "PRIVRIG_HOME": str(self.home(host))}
-        self.workers[host] = subprocess.Popen([*RIG, "lab", "worker", "-c", str(self.path), "--host", host, "-j", "2",
+        self.workers[host] = subprocess.Popen([*RIG, "lab", "worker", "-c", str(self.path), "--bench", str(self.benches[host]), "-j", "2",
                                                "--spool", str(self.folder / f"spool-{host}")],
                                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                               stderr=(self.folder / f"worker-{host}.log").open("ab"), start_new_session=True)
