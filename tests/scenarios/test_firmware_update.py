@@ -77,3 +77,17 @@ def test_a_genuine_image_the_device_refuses_makes_the_run_inconclusive(sim_bench
     assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
     genuine = {p.name: p for p in sc.coverage}["genuine"]
     assert genuine.state.value == "unobserved" and "refused too" in genuine.summary
+
+
+def test_a_device_that_does_not_answer_is_an_error_never_a_pass(sim_bench: dict, tmp_path: Path) -> None:
+    """identify goes nowhere (the address moved to a host nobody answers on): nothing was applied,
+    nothing observed, and the run says why."""
+    def edit(dev: dict) -> None:
+        dev["ssh"] = {**dev["ssh"], "host": "198.18.0.99", "connect_timeout_s": 3}
+        dev["firmware"].pop("update_servers")
+
+    _, sc = run_scenario(tmp_path / "ev", "cam-secure", "firmware-update", sim_config_variant(tmp_path, "cam-secure", edit))
+    assert sc.verdict is Verdict.ERROR, [f.summary for f in sc.findings]
+    version = {p.name: p for p in sc.coverage}["version"]
+    assert version.state.value == "error" and "198.18.0.99" in version.summary
+    assert not [f for f in sc.findings if f.kind.endswith("-accepted")]
