@@ -55,11 +55,45 @@ class CertFacts:
 
 @dataclass
 class ClientAuthResult:
-    """Mutual TLS: how the server treated clients with no, a self-made and the configured certificate."""
+    """Mutual TLS: how the server treated clients with no, a self-made and the configured
+    certificate. Each outcome is one of (see :func:`outcome_state`):
 
-    no_certificate: str  # "refused" | "accepted" | "error: ..."
+    * ``accepted`` (the server answered a request) or ``accepted (no alert within 2 s)``;
+    * ``refused (<the server's alert, or its close>)``: the server's own refusal;
+    * ``error: <why>``: the rig could not connect at all (the device went away);
+    * ``not observed: <why>``: the connection or the handshake timed out: nothing was judged.
+    """
+
+    no_certificate: str
     self_made_certificate: str
     configured_certificate: str | None  # None: no client certificate configured
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        """(which client, outcome) for each client tried."""
+        out = [("no certificate", self.no_certificate), ("a self-made certificate", self.self_made_certificate)]
+        if self.configured_certificate is not None:
+            out.append(("the configured certificate", self.configured_certificate))
+        return out
+
+    def gap(self) -> tuple[str, str] | None:
+        """(``error`` or ``unobserved``, why) when some client's outcome was not the server's
+        answer (a connect failure, a timeout); ``None`` when every one was."""
+        for state in ("error", "unobserved"):
+            bad = [f"{label}: {o}" for label, o in self.outcomes() if outcome_state(o) == state]
+            if bad:
+                return state, "; ".join(bad)
+        return None
+
+
+def outcome_state(outcome: str) -> str:
+    """``accepted``, ``refused``, ``error`` or ``unobserved`` for one :class:`ClientAuthResult` outcome."""
+    if outcome.startswith("accepted"):
+        return "accepted"
+    if outcome.startswith("refused"):
+        return "refused"
+    if outcome.startswith("error"):
+        return "error"
+    return "unobserved"
 
 
 def _context(version: ssl.TLSVersion | None, ciphers: str = "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
@@ -78,13 +112,20 @@ def _context(version: ssl.TLSVersion | None, ciphers: str = "ALL:COMPLEMENTOFALL
 
 
 def _handshake(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> tuple[ssl.SSLSocket | None, str | None]:
+    """A TLS connection, or why not: ``connect: ...`` (no TCP connection), ``timeout: ...`` (the
+    connection or the handshake ran out of time), else the TLS failure's reason."""
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
+    except (TimeoutError, socket.timeout):
+        return None, f"timeout: no TCP connection within {timeout:g} s"
     except OSError as exc:
         return None, f"connect: {exc.strerror or exc}"
     try:
         tls = ctx.wrap_socket(raw, server_hostname=host if not _is_ip(host) else None)
         return tls, None
+    except (TimeoutError, socket.timeout):
+        raw.close()
+        return None, f"timeout: the handshake did not finish within {timeout:g} s"
     except ssl.SSLError as exc:
         raw.close()
         return None, exc.reason or str(exc)
@@ -113,9 +154,15 @@ def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
 
 
 def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> str:
-    """Handshake, send a request, read: ``refused`` if the server alerts or hangs up without a byte."""
+    """Handshake, send a request, read: ``refused`` only on the server's own alert or hang-up;
+    a connect failure is ``error``, a timeout ``not observed`` (see :class:`ClientAuthResult`)."""
     sock, reason = _handshake(host, port, ctx, timeout)
     if sock is None:
+        assert reason is not None
+        if reason.startswith("connect:"):
+            return f"error: cannot {reason}"
+        if reason.startswith("timeout:"):
+            return f"not observed: {reason[len('timeout: '):]}"
         return f"refused ({reason})"
     try:
         sock.settimeout(min(timeout, 2.0))
@@ -124,7 +171,7 @@ def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
         return "accepted" if data else "refused (closed without data)"
     except ssl.SSLError as exc:
         return f"refused ({exc.reason or exc})"
-    except TimeoutError:
+    except (TimeoutError, socket.timeout):
         return "accepted (no alert within 2 s)"
     except OSError as exc:
         return f"refused ({type(exc).__name__})"

@@ -9,6 +9,13 @@ device that keeps them is therefore seen keeping them, which a modern client can
 A port where no handshake completes at all (sslyze's connectivity test fails) has
 ``handshake`` false and the reason in ``error``: nothing was observed there, which is
 never a pass. A scan command that fails is named in ``incomplete``.
+
+sslyze files a suite whose handshake timed out or was reset among the *rejected* ones. A
+device that stalls under sslyze's concurrent connections would then show no weak suite at
+all. So such suites (and versions whose scan failed) are scanned again, one connection at a
+time; a suite that still times out is not observed (``VersionScan.error``), and a reset that
+repeats with nothing else running is the server's own rejection. A TLS alert, a "no cipher"
+error and a clean close are rejections the first time.
 """
 
 from __future__ import annotations
@@ -33,6 +40,18 @@ _BROKEN = (("_NULL_", "no encryption (NULL)"), ("_anon_", "no server authenticat
 _NO_PFS = re.compile(r"^(TLS|SSL)_(RSA|PSK|RSA_PSK|DH|ECDH|SRP_SHA)_(?!EXPORT)")
 
 
+#: sslyze's messages for a suite's handshake that timed out, and one reset mid-handshake (not a TLS answer)
+TIMED_OUT = "timed out"
+RESET = ("Server rejected the connection", "Server interrupted the TLS handshake")
+#: the scan commands of the suite tests
+SUITE_COMMANDS = {attr: f"{attr}_cipher_suites" for attr, _ in VERSIONS}
+
+
+def ambiguous_rejection(message: str) -> bool:
+    """A rejected suite's sslyze message that is no answer of the server's TLS (a timeout, a reset)."""
+    return TIMED_OUT in message or message.startswith(RESET)
+
+
 def suite_weakness(name: str) -> tuple[str, str] | None:
     """(``broken`` or ``no-forward-secrecy``, why) for a weak suite's IANA name, else ``None``."""
     for marker, why in _BROKEN:
@@ -50,7 +69,8 @@ class VersionScan:
     version: str
     accepted: bool
     suites: list[str] = field(default_factory=list)
-    error: str | None = None  # the scan of this version did not complete
+    error: str | None = None  # the scan of this version did not complete (or suites timed out twice)
+    retried: list[str] = field(default_factory=list)  # suites scanned again, alone, after a timeout or reset
 
 
 @dataclass
@@ -65,6 +85,7 @@ class TlsScan:
     weak_suites: dict[str, dict[str, str]] = field(default_factory=dict)  # version -> suite -> why (broken ones)
     no_forward_secrecy: dict[str, list[str]] = field(default_factory=dict)  # version -> suites
     certificate: CertFacts | None = None
+    certificate_error: str | None = None  # sslyze's certificate test failed
     compression: bool | None = None
     secure_renegotiation: bool | None = None
     client_renegotiation_dos: bool | None = None
@@ -114,29 +135,43 @@ def scan(host: str, port: int, client_cert: tuple[Path, Path] | None = None, tim
     except Exception as exc:  # noqa: BLE001 (nassl refusing the configured client key raises its own error types)
         rep.error = f"cannot set up the scan: {type(exc).__name__}: {exc}"
         return rep
-    scanner = Scanner(per_server_concurrent_connections_limit=4)
-    with warnings.catch_warnings():  # sslyze's trust stores carry certificates cryptography warns about
-        warnings.simplefilter("ignore")
-        scanner.queue_scans([request])
-        results = list(scanner.get_results())
-    if not results:
+    res = _run(Scanner, request, 4)
+    if res is None:
         rep.error = "sslyze returned no result"
         return rep
-    res = results[0]
     if res.scan_result is None or res.connectivity_error_trace is not None:
         trace = res.connectivity_error_trace
         rep.error = f"no TLS handshake completed: {_one_line(trace) if trace else res.connectivity_status.name}"
         return rep
     rep.handshake = True
     out = res.scan_result
+    suites = {attr: getattr(out, SUITE_COMMANDS[attr]) for attr, _ in VERSIONS}
+    again = [attr for attr, attempt in suites.items() if attempt.result is None
+             or any(ambiguous_rejection(r.error_message) for r in attempt.result.rejected_cipher_suites)]
+    retried: dict[str, list[str]] = {}
+    if again:  # timeouts and resets under concurrency: once more, one connection at a time
+        for attr in again:
+            first = suites[attr].result
+            retried[attr] = [r.cipher_suite.name for r in first.rejected_cipher_suites if ambiguous_rejection(r.error_message)] if first else ["all"]
+        retry = ServerScanRequest(server_location=request.server_location, network_configuration=netcfg,
+                                  scan_commands={ScanCommand(SUITE_COMMANDS[a]) for a in again})
+        second = _run(Scanner, retry, 1)
+        if second is not None and second.scan_result is not None:
+            for attr in again:
+                suites[attr] = getattr(second.scan_result, SUITE_COMMANDS[attr])
     for attr, label in VERSIONS:
-        attempt = getattr(out, f"{attr}_cipher_suites")
+        attempt = suites[attr]
         if attempt.result is None:
-            rep.versions.append(VersionScan(label, False, error=_attempt_error(attempt)))
+            rep.versions.append(VersionScan(label, False, error=_attempt_error(attempt), retried=retried.get(attr, [])))
             rep.incomplete.append(f"{label} suites: {_attempt_error(attempt)}")
             continue
         names = [s.cipher_suite.name for s in attempt.result.accepted_cipher_suites]
-        rep.versions.append(VersionScan(label, bool(names), names))
+        stalled = [r.cipher_suite.name for r in attempt.result.rejected_cipher_suites if TIMED_OUT in r.error_message]
+        error = (f"{len(stalled)} suite(s) timed out, alone too, and were not judged: {', '.join(stalled[:4])}"
+                 + (" …" if len(stalled) > 4 else "")) if stalled else None
+        rep.versions.append(VersionScan(label, bool(names), names, error=error, retried=retried.get(attr, [])))
+        if error:
+            rep.incomplete.append(f"{label} suites: {error}")
         for name in names:
             weak = suite_weakness(name)
             if weak and weak[0] == "broken":
@@ -150,7 +185,10 @@ def scan(host: str, port: int, client_cert: tuple[Path, Path] | None = None, tim
         leaf = cert.result.certificate_deployments[0].received_certificate_chain[0]
         rep.certificate = certificate_facts(leaf.public_bytes(Encoding.DER))
     elif cert.result is None:
-        rep.incomplete.append(f"certificate: {_attempt_error(cert)}")
+        rep.certificate_error = _attempt_error(cert)
+        rep.incomplete.append(f"certificate: {rep.certificate_error}")
+    else:
+        rep.certificate_error = "the server showed no certificate"
     for attr, setter in (("tls_compression", lambda r: setattr(rep, "compression", r.supports_compression)),
                          ("session_renegotiation", lambda r: (setattr(rep, "secure_renegotiation", r.supports_secure_renegotiation),
                                                              setattr(rep, "client_renegotiation_dos", r.is_vulnerable_to_client_renegotiation_dos))),
@@ -163,6 +201,16 @@ def scan(host: str, port: int, client_cert: tuple[Path, Path] | None = None, tim
         else:
             setter(attempt.result)
     return rep
+
+
+def _run(scanner_cls, request, concurrency: int):  # noqa: ANN001, ANN202 - sslyze's Scanner class, request and result
+    """One sslyze scan of ``request`` with at most ``concurrency`` connections at a time; its result or None."""
+    scanner = scanner_cls(per_server_concurrent_connections_limit=concurrency)
+    with warnings.catch_warnings():  # sslyze's trust stores carry certificates cryptography warns about
+        warnings.simplefilter("ignore")
+        scanner.queue_scans([request])
+        results = list(scanner.get_results())
+    return results[0] if results else None
 
 
 def _version() -> str:

@@ -56,9 +56,12 @@ def escape_bytes(data: bytes) -> str:
 class Transcript:
     """Append-only record of one conversation with a device."""
 
-    def __init__(self, sink: Sink | None, secrets: list[str] | None = None, limit: int = DEFAULT_LIMIT):
+    def __init__(self, sink: Sink | None, secrets: list[str] | None = None, limit: int = DEFAULT_LIMIT, words: list[str] | None = None):
         self._sink = sink
         self._secrets = [s for s in (secrets or []) if s]
+        self._words: list[re.Pattern[bytes]] = []
+        for w in words or []:
+            self.add_word(w)
         self._limit = limit
         self._written = 0
         self._truncated = False
@@ -68,9 +71,19 @@ class Transcript:
         if secret:
             self._secrets.append(secret)
 
+    def add_word(self, word: str) -> None:
+        """Redact ``word`` wherever it stands as a word of its own (not inside a longer run of
+        letters and digits): for well-known passwords the rig tries ("1234", "admin"), which
+        redacted as plain substrings would blank every number and name in the transcript."""
+        if word:
+            self._words.append(re.compile(rb"(?<![A-Za-z0-9])" + re.escape(word.encode()) + rb"(?![A-Za-z0-9])"))
+
     def redact(self, data: bytes) -> bytes:
+        """``data`` with every secret (and every tried password, as a word) replaced by ``[redacted]``."""
         for s in self._secrets:
             data = data.replace(s.encode(), b"[redacted]")
+        for rx in self._words:
+            data = rx.sub(b"[redacted]", data)
         return data
 
     def record(self, direction: str, data: bytes | str, **meta: object) -> None:

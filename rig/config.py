@@ -31,6 +31,8 @@ from pydantic import (
 
 #: Test hosts of the simulated bench must stay in the benchmarking range (RFC 2544).
 SIM_ALLOWED_RANGE = ipaddress.ip_network("198.18.0.0/15")
+#: a scenario that runs this long (seconds) is ended as ``error`` unless the config says otherwise
+DEFAULT_SCENARIO_TIMEOUT_S = 1800.0
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,30}$"
 ENV_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -448,6 +450,8 @@ class PowerSettings(_Model):
     wait_for: Literal["network", "ssh", "console"] = "network"
     timeout_s: float = Field(default=120.0, gt=0, le=1800)  # from power-on until it must be back
     off_s: float = Field(default=2.0, ge=0, le=300)  # how long power stays off between power-off and power-on
+    #: after power-off (or a reboot command) the device must be seen down within this (else the cycle is not observed)
+    down_s: float = Field(default=10.0, gt=0, le=300)
     #: debug-ports watches the console this long after power-on for a bootloader's autoboot
     boot_watch_s: float = Field(default=20.0, gt=0, le=600)
 
@@ -482,6 +486,8 @@ class FirmwareSettings(_Model):
     image: Path  # the genuine update image (newer than what the device runs)
     version: Annotated[str, Field(min_length=1, max_length=64)]  # what identify reports once it runs
     older: Path | None = None  # an older genuine image: the rollback variant
+    #: the older image's detached signature, as the vendor made it (with signature.detached: without it rollback is not observed)
+    older_signature: Path | None = None
     signature: SignatureFormat | None = None
     #: via ssh, the rig uploads each image here (SFTP) and firmware-apply gets the device path as {image}
     upload_dir: DevicePath = "/tmp"
@@ -531,6 +537,8 @@ class DeviceConfig(_Model):
     #: the vendor's documented default accounts (user:password lines), tried before the built-in lists
     credentials: Path | None = None
     power: PowerSettings = PowerSettings()
+    #: this device's scenario deadline (seconds), instead of bench.scenario_timeout_s
+    scenario_timeout_s: float | None = Field(default=None, gt=0, le=86400)
     firmware: FirmwareSettings | None = None
     uplinks: list[Uplink] = Field(default_factory=list)
 
@@ -615,6 +623,8 @@ class BenchInfo(_Model):
     reveal_credentials: bool = False
     #: default accounts every device of this bench is tried with (user:password lines), after its own file
     credentials: Path | None = None
+    #: every scenario ends by this deadline (seconds), as ``error`` with what it saw so far
+    scenario_timeout_s: float = Field(default=DEFAULT_SCENARIO_TIMEOUT_S, gt=0, le=86400)
 
 
 class BenchConfig(_Model):

@@ -21,6 +21,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -39,13 +40,15 @@ from rig.locks import DeviceBusy, device_lock
 from rig.outputs import junit_xml, report_html
 from rig.results import DeviceResult, Finding, RunRecord, ScenarioResult, Verdict, exit_code_for, utcnow
 from drivers import netfilter
-from rig.scenario import ScenarioOptions, Scenario, ScenarioContext, run_action
+from rig.scenario import ScenarioExpired, ScenarioOptions, Scenario, ScenarioContext, run_action
 from rig.signing import BenchKey
 from scenarios import REGISTRY
 
 EXIT_CRASH = 4
 #: After SIGTERM/SIGINT, how long devices may finish the step they are in before sealing.
 INTERRUPT_GRACE_S = 5.0
+#: After a scenario's deadline, how long its thread may take to unwind before the engine goes on.
+DEADLINE_GRACE_S = 5.0
 #: Devices driven at once by default.
 DEFAULT_JOBS = 8
 
@@ -248,47 +251,83 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     progress.event("scenario-start", device_name, scenario.id)
     folder = bundle.folder(device_name, scenario.id)
     ctx = ScenarioContext(device_name, device, scenario.id, folder, journal, options)
-    raised = False
-    try:
-        if inputs:
+    deadline_s = (options or ScenarioOptions()).deadline_s
+    state: dict[str, bool] = {"raised": False}
+
+    def body() -> None:
+        try:
+            if inputs:
+                try:
+                    checked = type(scenario).replay_inputs(inputs)
+                except ValueError as exc:
+                    raise DeviceError(f"replayed inputs refused, nothing was run: {exc}") from None
+                ctx.inputs.update(checked)
+                journal.append("inputs-replayed", device=device_name, scenario=scenario.id, inputs=checked)
+            scenario.run(ctx)
+        except ScenarioExpired:
+            return  # the engine ended it at its deadline; its record is made there
+        except DeviceError as exc:
+            state["raised"] = True
+            if ctx.expired is None:
+                ctx.finding(exc.kind, "info", exc.reason)
+                ctx.coverage.fail_unset(exc.reason, exc.kind)
+        except BaseException as exc:  # a bug in a scenario must not take the run down (nor print a traceback)
+            state["raised"] = True
+            if ctx.expired is None:
+                tb = traceback.format_exc(limit=20)
+                journal.append("scenario-crash", device=device_name, scenario=scenario.id, error=f"{type(exc).__name__}: {exc}", traceback=tb)
+                ctx.finding("rig-error", "info", f"the rig failed inside this scenario: {type(exc).__name__}: {exc}")
+                ctx.coverage.fail_unset(f"the rig failed ({type(exc).__name__})", "rig-error")
+        finally:
             try:
-                checked = type(scenario).replay_inputs(inputs)
-            except ValueError as exc:
-                raise DeviceError(f"replayed inputs refused, nothing was run: {exc}") from None
-            ctx.inputs.update(checked)
-            journal.append("inputs-replayed", device=device_name, scenario=scenario.id, inputs=checked)
-        scenario.run(ctx)
-    except DeviceError as exc:
-        ctx.finding(exc.kind, "info", exc.reason)
-        ctx.coverage.fail_unset(exc.reason, exc.kind)
-        raised = True
-    except Exception as exc:  # a bug in a scenario must not take the run down
-        tb = traceback.format_exc(limit=20)
-        journal.append("scenario-crash", device=device_name, scenario=scenario.id, error=f"{type(exc).__name__}: {exc}", traceback=tb)
-        ctx.finding("rig-error", "info", f"the rig failed inside this scenario: {type(exc).__name__}: {exc}")
-        ctx.coverage.fail_unset(f"the rig failed ({type(exc).__name__})", "rig-error")
-        raised = True
-    finally:
-        ctx.close()
-    for gap in gap_findings(ctx.coverage, ctx.findings):
-        ctx.record(gap)
-    if not ctx.coverage.parts and not any(f.severity != "info" for f in ctx.findings) and not raised:
-        ctx.finding("nothing-observed", "info", "the scenario recorded no observation: nothing supports a verdict")
-    verdict = decide(ctx.findings, ctx.coverage, raised)
-    journal.append("coverage", device=device_name, scenario=scenario.id, coverage=ctx.coverage.to_dict())
-    if verdict is Verdict.FAIL and not any(f.evidence for f in ctx.findings):
+                ctx.close()
+            except BaseException:  # noqa: BLE001 - a transcript sealed by the deadline: nothing more to close
+                pass
+
+    worker = threading.Thread(target=body, name=f"{device_name}-{scenario.id}", daemon=True)  # daemon: a stuck one never keeps the rig alive
+    worker.start()
+    worker.join(deadline_s)
+    expired = worker.is_alive()
+    findings, coverage, measurements = ctx.findings, ctx.coverage, ctx.measurements
+    if expired:  # what it saw until now is kept; nothing it does later reaches the record
+        why = f"the scenario ran past its deadline of {deadline_s:g} s (scenario_timeout_s) and was ended"
+        with bundle.gate:
+            ctx.expired = why
+            findings, coverage, measurements = list(ctx.findings), copy.deepcopy(ctx.coverage), dict(ctx.measurements)
+        journal.append("scenario-deadline", device=device_name, scenario=scenario.id, deadline_s=deadline_s)
+        try:
+            ctx.expire(why)
+        except Exception:  # noqa: BLE001 - closing a driver that is stuck: the deadline stands anyway
+            pass
+        worker.join(DEADLINE_GRACE_S)
+        coverage.fail_unset(why, "scenario-deadline")
+        _record(journal, device_name, scenario.id, findings, Finding("scenario-deadline", "info", why))
+    raised = state["raised"] or expired
+    for gap in gap_findings(coverage, findings):
+        _record(journal, device_name, scenario.id, findings, gap)
+    if not coverage.parts and not any(f.severity != "info" for f in findings) and not raised:
+        _record(journal, device_name, scenario.id, findings, Finding("nothing-observed", "info", "the scenario recorded no observation: nothing supports a verdict"))
+    verdict = decide(findings, coverage, raised)
+    journal.append("coverage", device=device_name, scenario=scenario.id, coverage=coverage.to_dict())
+    if verdict is Verdict.FAIL and not any(f.evidence for f in findings):
         # the contract: every fail points at evidence; a scenario that forgot is a rig bug
         journal.append("scenario-bug", device=device_name, scenario=scenario.id, error="fail without evidence")
-        ctx.finding("rig-error", "info", "scenario reported fail without evidence; verdict turned to error")
+        _record(journal, device_name, scenario.id, findings, Finding("rig-error", "info", "scenario reported fail without evidence; verdict turned to error"))
         verdict = Verdict.ERROR
     dur = time.monotonic() - t0
     if ctx.inputs:  # what the scenario drew (canary tokens, seeds), so a rerun can use the same
-        ctx.measurements["inputs"] = dict(ctx.inputs)
-    res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, ctx.findings, ctx.measurements, folder.refs, ctx.coverage)
-    journal.append("scenario-end", device=device_name, scenario=scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=round(dur, 3))
-    progress.event("scenario-end", device_name, scenario.id, verdict=verdict.value, findings=len(ctx.findings), duration_s=dur,
-                   summaries=[f.summary for f in ctx.findings if f.severity != "info"][:5])
+        measurements["inputs"] = dict(ctx.inputs)
+    res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, findings, measurements, list(folder.refs), coverage)
+    journal.append("scenario-end", device=device_name, scenario=scenario.id, verdict=verdict.value, findings=len(findings), duration_s=round(dur, 3))
+    progress.event("scenario-end", device_name, scenario.id, verdict=verdict.value, findings=len(findings), duration_s=dur,
+                   summaries=[f.summary for f in findings if f.severity != "info"][:5])
     return res
+
+
+def _record(journal, device: str, scenario: str, findings: list[Finding], f: Finding) -> None:  # noqa: ANN001 - the bundle's Journal
+    """A finding the engine adds itself (a gap, the deadline), journaled like a scenario's."""
+    findings.append(f)
+    journal.append("finding", device=device, scenario=scenario, finding=f.to_dict())
 
 
 def _record_missing(record: RunRecord, scenario_ids: list[str], bundle: Bundle, crashes: dict[str, str], why: str | None) -> int:

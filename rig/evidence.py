@@ -248,6 +248,16 @@ class ArtifactFolder:
         self.rel_dir = f"devices/{device}/{scenario}"
         self.dir = bundle.root / self.rel_dir
         self.refs: list[ArtifactRef] = []
+        self.closed = False  # the scenario's deadline passed: nothing new is written here
+
+    def close(self) -> None:
+        """No new artifact from now on (a scenario ended at its deadline whose thread goes on)."""
+        self.closed = True
+
+    def _open(self, name: str, media_type: str) -> ArtifactStream:
+        if self.closed:
+            raise BundleSealed(f"{self.rel_dir} is closed (the scenario's deadline passed); {name} not written")
+        return ArtifactStream(self.bundle, self._rel(self.unique_name(name)), media_type)
 
     def _rel(self, name: str) -> str:
         if not _SAFE_NAME.match(name):
@@ -267,7 +277,7 @@ class ArtifactFolder:
 
     def write(self, name: str, data: bytes, media_type: str) -> ArtifactRef:
         """Write a whole artifact at once; it is sealed (hash journaled) on return."""
-        stream = ArtifactStream(self.bundle, self._rel(self.unique_name(name)), media_type)
+        stream = self._open(name, media_type)
         stream.write(data)
         ref = stream.seal()
         self.refs.append(ref)
@@ -276,7 +286,7 @@ class ArtifactFolder:
     @contextmanager
     def stream(self, name: str, media_type: str) -> Iterator[ArtifactStream]:
         """An artifact written piece by piece (transcripts); sealed on exit, even on error."""
-        stream = ArtifactStream(self.bundle, self._rel(self.unique_name(name)), media_type)
+        stream = self._open(name, media_type)
         try:
             yield stream
         finally:
@@ -284,7 +294,7 @@ class ArtifactFolder:
 
     def open_stream(self, name: str, media_type: str) -> ArtifactStream:
         """Like :meth:`stream` for callers that seal it themselves (drivers)."""
-        stream = ArtifactStream(self.bundle, self._rel(self.unique_name(name)), media_type)
+        stream = self._open(name, media_type)
         self.bundle._open_streams.append(stream)
         return stream
 

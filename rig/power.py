@@ -7,10 +7,18 @@ lab power supply, ``via: host``) or by one ``power-cycle`` action (a PDU's cycle
 expected to drop). ``power.wait_for`` in the device config says what "back" means: the
 network address answering on a declared TCP port, an SSH login, or a console prompt.
 Every wait is bounded by ``power.timeout_s``.
+
+A cycle is *observed* only when the device was seen down and then back: after power-off (or
+the reboot command) the rig probes it by the same means as ``wait_for`` until it stops
+answering (no port takes a connection, or the console answers nothing to a return, or
+prints a boot banner), within ``power.down_s``. A relay on the wrong outlet, or a reboot
+command the device ignored, leaves the device answering: :attr:`Cycle.down` is ``None`` and
+whatever the cycle was meant to show is not observed.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -37,13 +45,33 @@ def method(device: DeviceConfig) -> str | None:
     return None
 
 
+#: what a console prints only while a device starts: a restart seen from the console
+BOOT_SIGNS = re.compile(r"U-Boot \d|Hit any key to stop autoboot|autoboot in|Starting kernel|Booting Linux|Linux version \d|barebox \d|"
+                        r"CFE version|RedBoot\(tm\)", re.IGNORECASE)
+#: each down probe waits this long for an answer
+PROBE_S = 1.0
+
+
 @dataclass
 class Cycle:
-    """One power cycle: how, and when power came back (``time.monotonic()``)."""
+    """One power cycle: how, when power came back (``time.monotonic()``), and how the device
+    was seen down in between (``None``: it never was, so the cycle is not observed)."""
 
     how: str
     on_at: float
     off_s: float
+    down: str | None = None
+    heard: str = ""  # console text the down probe read (a soft reboot's first boot lines)
+
+
+def means(device: DeviceConfig) -> str | None:
+    """What the rig watches to tell the device is up or down: ``power.wait_for`` when the device
+    has it, else what it has (SSH, then its network, then its console); ``None``: nothing."""
+    have = {"network": device.network is not None or device.ssh is not None, "ssh": device.ssh is not None,
+            "console": device.serial is not None}
+    if have.get(device.power.wait_for):
+        return device.power.wait_for
+    return next((m for m in ("ssh", "network", "console") if have[m]), None)
 
 
 def cycle(ctx: ScenarioContext, on_power_on: Callable[[], None] | None = None) -> Cycle:
@@ -56,27 +84,90 @@ def cycle(ctx: ScenarioContext, on_power_on: Callable[[], None] | None = None) -
     pw = ctx.device.power
     acts = ctx.device.actions
     ctx.step("power cycle", how=how)
+    down: tuple[str | None, str] = (None, "")
     try:
         if "power-off" in acts and "power-on" in acts:
             run_action(ctx, "power-off")
-            time.sleep(pw.off_s)
+            start = time.monotonic()
+            down = _until_down(ctx, max(pw.off_s, pw.down_s))
+            time.sleep(max(0.0, pw.off_s - (time.monotonic() - start)))
             run_action(ctx, "power-on")
-            off_s = pw.off_s
+            off_s = round(time.monotonic() - start, 2)
         else:
             action = acts["power-cycle"]
             try:
                 run_action(ctx, "power-cycle", check=action.via == "host")
-            except (LinkLost, CommandTimeout) as exc:  # a reboot drops the session it was typed on
+            except (LinkLost, CommandTimeout) as exc:  # a reboot drops the session it was typed on: expected, and no proof
                 ctx.step("power-cycle dropped its session, as a reboot does", reason=exc.reason)
+            down = _until_down(ctx, pw.down_s)
             off_s = 0.0
     except PowerError:
         raise
     except DeviceError as exc:
         raise PowerError(f"power cycle of {ctx.device_name} failed: {exc.reason}") from None
     on_at = time.monotonic()
+    if down[0] is None:
+        ctx.step("the device was never seen down", how=how, down_s=pw.down_s)
+    else:
+        ctx.step("device seen down", how=down[0])
     if on_power_on is not None:
         on_power_on()
-    return Cycle(how, on_at, off_s)
+    return Cycle(how, on_at, off_s, down[0], down[1])
+
+
+def _until_down(ctx: ScenarioContext, limit_s: float) -> tuple[str | None, str]:
+    """Probe the device until it is seen down (at most ``limit_s``, at least one probe): how it
+    was seen, or ``None``; and the console text read on the way."""
+    deadline = time.monotonic() + limit_s
+    heard = ""
+    for _ in range(10_000):
+        seen, text = _down(ctx)
+        heard = (heard + text)[-4096:]
+        if seen is not None:
+            return seen, heard
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    return None, heard
+
+
+def _down(ctx: ScenarioContext) -> tuple[str | None, str]:
+    """One probe by :func:`means`: how the device is seen down now (``None``: it answers), and
+    what its console printed."""
+    how = means(ctx.device)
+    if how == "console":
+        con = ctx.serial()
+        try:
+            con.write(b"\r")
+        except LinkLost as exc:
+            return f"its console is gone ({exc.reason})", ""
+        text, end = "", time.monotonic() + PROBE_S
+        while time.monotonic() < end:
+            text += con.read_some().decode("utf-8", "replace")
+            if BOOT_SIGNS.search(text):
+                return "its console prints a boot banner (it restarted)", text
+        return (None, text) if text else ("its console answered nothing to a return for 1 s", text)
+    if how in ("network", "ssh"):
+        host, ports = _knock(ctx.device)
+        if not ports:
+            return None, ""
+        for port in ports[:2]:
+            try:
+                with socket.create_connection((host, port), timeout=PROBE_S):
+                    return None, ""
+            except OSError:
+                continue
+        return f"{host} took no connection on {', '.join(str(p) for p in ports[:2])}", ""
+    return None, ""
+
+
+def _knock(device: DeviceConfig) -> tuple[str | None, list[int]]:
+    """The address and TCP ports that say the device is on the network (SSH's first)."""
+    host = str(device.network.address) if device.network else device.ssh.host if device.ssh else None
+    ports = [p.port for p in device.network.open_ports if p.proto == "tcp"] if device.network else []
+    if device.ssh is not None and device.ssh.port not in ports:
+        ports.insert(0, device.ssh.port)
+    return host, ports
 
 
 def wait_back(ctx: ScenarioContext, since: float | None = None) -> float:
@@ -99,27 +190,27 @@ def wait_back(ctx: ScenarioContext, since: float | None = None) -> float:
 
 
 def _back(ctx: ScenarioContext, wait_for: str, timeout: float) -> tuple[bool, str]:
-    dev = ctx.device
-    if wait_for == "console":
-        p = dev.serial.prompts  # type: ignore[union-attr]
+    how = means(ctx.device)  # wait_for, unless the device lacks it: then what it has
+    if how == "console":
+        p = ctx.device.serial.prompts  # type: ignore[union-attr]
         con = ctx.serial()
         con.write(b"\r")
         res = con.expect({"login": p.login, "shell": p.shell, "password": p.password, "bootloader": p.bootloader}, timeout)
         return (res.name is not None), (f"console showed a {res.name} prompt" if res.name else "no console prompt")
-    if wait_for == "ssh":
+    if how == "ssh":
         try:
             ctx.ssh().run("true", timeout=timeout)
             return True, "ssh login"
         except DeviceError as exc:
             return False, exc.reason
-    ports = [p.port for p in dev.network.open_ports if p.proto == "tcp"] if dev.network else []  # type: ignore[union-attr]
-    host = str(dev.network.address) if dev.network else dev.ssh.host  # type: ignore[union-attr]
-    if dev.ssh is not None and dev.ssh.port not in ports:
-        ports.insert(0, dev.ssh.port)
+    if how is None:
+        return False, "the device has no network, SSH or console to tell it is back"
+    host, ports = _knock(ctx.device)
+    last = "no port to knock on"
     for port in ports[:4]:
         try:
             with socket.create_connection((host, port), timeout=min(timeout, 2.0)):
                 return True, f"{host}:{port} answered"
         except OSError as exc:
             last = f"{host}:{port}: {exc.strerror or type(exc).__name__}"
-    return False, last if ports else "no port to knock on"
+    return False, last

@@ -13,6 +13,7 @@ whatever happens.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from drivers.serial import SerialDriver
 from drivers.ssh import SshDriver
 from drivers.transcript import Transcript, escape_bytes
 from drivers.httpauth import Credentials
-from rig.config import Action, BenchConfig, CameraStream, DeviceConfig, StreamAuth
+from rig.config import DEFAULT_SCENARIO_TIMEOUT_S, Action, BenchConfig, CameraStream, DeviceConfig, StreamAuth
 from rig.coverage import Coverage, Part
 from rig.evidence import ArtifactFolder, ArtifactStream, Journal
 from rig.results import ArtifactRef, Finding
@@ -63,12 +64,21 @@ class ScenarioOptions:
     reveal_credentials: bool = False
     #: the vendor's default-account files, the device's first, then the bench's
     credential_files: tuple[Path, ...] = ()
+    #: each scenario's deadline (seconds): past it, the engine ends it as ``error`` with what it saw
+    deadline_s: float = DEFAULT_SCENARIO_TIMEOUT_S
 
     @classmethod
     def of(cls, bench: BenchConfig, device: str) -> "ScenarioOptions":
         """The options of ``device`` in ``bench``."""
-        files = tuple(p for p in (bench.devices[device].credentials, bench.bench.credentials) if p is not None)
-        return cls(bench.bench.reveal_credentials, tuple(dict.fromkeys(files)))
+        dev = bench.devices[device]
+        files = tuple(p for p in (dev.credentials, bench.bench.credentials) if p is not None)
+        return cls(bench.bench.reveal_credentials, tuple(dict.fromkeys(files)),
+                   dev.scenario_timeout_s if dev.scenario_timeout_s is not None else bench.bench.scenario_timeout_s)
+
+
+class ScenarioExpired(BaseException):
+    """Raised in a scenario's thread when it records anything after its deadline: the engine has
+    already ended it (a BaseException, so that no ``except Exception`` of a scenario keeps it going)."""
 
 
 class ScenarioContext:
@@ -93,14 +103,32 @@ class ScenarioContext:
         self._ssh: SshDriver | None = None
         self._serial: SerialDriver | None = None
         self._secrets: list[str] = []
+        self._words: list[str] = []
         self._transcripts: list[Transcript] = []
+        #: set by the engine at the deadline: from then on recording raises :class:`ScenarioExpired`
+        self.expired: str | None = None
+        self._closing = threading.Lock()
 
     # -- recording --------------------------------------------------------------------
+    def _alive(self) -> None:
+        if self.expired is not None:
+            raise ScenarioExpired(self.expired)
+
+    def expire(self, reason: str) -> None:
+        """The deadline passed (the engine calls this): nothing more is recorded, the drivers are
+        closed (a read blocked on the device returns) and the transcripts sealed."""
+        self.expired = reason
+        self.folder.close()
+        self.close()
+
     def step(self, message: str, **fields: Any) -> None:
         """Journal a step of the scenario (fsynced before returning)."""
+        self._alive()
         self.journal.append("step", device=self.device_name, scenario=self.scenario_id, message=message, **fields)
 
     def measure(self, name: str, value: Any) -> None:
+        """Record a measurement (journaled)."""
+        self._alive()
         self.measurements[name] = value
         self.journal.append("measurement", device=self.device_name, scenario=self.scenario_id, name=name, value=value)
 
@@ -108,6 +136,7 @@ class ScenarioContext:
              kind: str | None = None, **where: Any) -> Part:
         """Declare a part the scenario sets out to observe (see :mod:`rig.coverage`); returns it
         to record what was seen. Declared and never recorded, it counts as not observed."""
+        self._alive()
         return self.coverage.part(name, what, clauses, control, kind, **where)
 
     def finding(self, kind: str, severity: str, summary: str, **where: Any) -> Finding:
@@ -116,19 +145,22 @@ class ScenarioContext:
 
     def record(self, f: Finding) -> Finding:
         """Record a finding built elsewhere (journaled, fsynced, before returning)."""
+        self._alive()
         self.findings.append(f)
         self.journal.append("finding", device=self.device_name, scenario=self.scenario_id, finding=f.to_dict())
         return f
 
     def artifact(self, name: str, data: bytes, media_type: str) -> ArtifactRef:
         """Write and seal an artifact now; returns its reference (path, sha256)."""
+        self._alive()
         return self.folder.write(name, data, media_type)
 
     def transcript(self, name: str) -> tuple[Transcript, ArtifactStream]:
         """A transcript written into the bundle as it grows, sealed when the scenario ends."""
+        self._alive()
         stream = self.folder.open_stream(name, "application/x-ndjson")
         self._stack.callback(self.folder.adopt, stream)
-        tr = Transcript(stream, secrets=list(self._secrets))
+        tr = Transcript(stream, secrets=list(self._secrets), words=list(self._words))
         self._transcripts.append(tr)
         return tr, stream
 
@@ -144,6 +176,14 @@ class ScenarioContext:
             for tr in self._transcripts:
                 tr.add_secret(creds.password)
         return creds
+
+    def tried_password(self, password: str) -> None:
+        """A password the rig tries (a default list's): redacted as a word from every transcript
+        of this scenario from now on, wherever the device or the rig's own request carries it."""
+        if password and password not in self._words:
+            self._words.append(password)
+            for tr in self._transcripts:
+                tr.add_word(password)
 
     def stream_credentials(self, name: str) -> Credentials | None:
         """:meth:`credentials` of the camera stream ``name`` (or ``observation``)."""
@@ -194,8 +234,10 @@ class ScenarioContext:
         return [f"{self.folder.rel_dir}/{n}" for n in names]
 
     def close(self) -> None:
-        """Close drivers and seal every transcript, even after an error."""
-        self._stack.close()
+        """Close drivers and seal every transcript, even after an error (idempotent, and safe from
+        two threads: the engine at a deadline and the scenario's own thread)."""
+        with self._closing:
+            self._stack.close()
 
 
 def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:

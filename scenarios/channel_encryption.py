@@ -308,6 +308,8 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsscan.TlsScan, evidence: list[str
     if any(v.error for v in rep.versions):
         part.unobserved(f"{rep.port}/tcp: the suites of {', '.join(v.version for v in rep.versions if v.error)} were not scanned "
                         f"({'; '.join(v.error or '' for v in rep.versions if v.error)[:300]})")
+    elif rep.certificate_error:
+        part.unobserved(f"{rep.port}/tcp: the certificate was not examined ({rep.certificate_error[:300]})")
     else:
         part.observed(f"{rep.port}/tcp accepts {', '.join(rep.accepted)}; {sum(len(v.suites) for v in rep.versions)} suite(s) accepted in all",
                       accepted=rep.accepted, scanner=rep.scanner)
@@ -317,7 +319,13 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsscan.TlsScan, evidence: list[str
             if outcome.startswith("accepted"):
                 ctx.finding("mutual-auth-missing", "high", f"{rep.port}/tcp is declared mutually authenticated but accepts a client with {label}",
                             detail={"client_auth": ca.__dict__}, **where)
-        if ca.configured_certificate is not None and not ca.configured_certificate.startswith("accepted"):
+        gap = ca.gap()
+        if gap is not None:  # a client the server never answered: its refusal of it was not seen
+            if gap[0] == "error":
+                part.error(f"{rep.port}/tcp mutual TLS: {gap[1]}", "tls-unreachable")
+            else:
+                part.unobserved(f"{rep.port}/tcp mutual TLS: {gap[1]}")
+        elif ca.configured_certificate is not None and not ca.configured_certificate.startswith("accepted"):
             part.unobserved(f"{rep.port}/tcp refused the configured client certificate too ({ca.configured_certificate}): "
                             "its refusals of other clients prove nothing")
     hits = []
@@ -336,6 +344,8 @@ def _tls_findings(ctx: ScenarioContext, rep: tlsscan.TlsScan, evidence: list[str
     for severity, what in hits:
         ctx.finding("tls-vulnerability", severity, f"{rep.port}/tcp: {what}", **where)
     missing = [i for i in rep.incomplete if not i.startswith(("SSL", "TLS", "certificate"))]
+    if rep.robot == "UNKNOWN_INCONSISTENT_RESULTS":  # sslyze could not tell: not a pass
+        missing.append("ROBOT: the server's answers were inconsistent, so whether it is an oracle was not told")
     if missing:
         vulns.unobserved(f"{rep.port}/tcp: not every test finished: {'; '.join(missing)[:300]}")
     else:

@@ -283,8 +283,14 @@ class DebugPorts(Scenario):
         pw = dev.power
         p = ser.prompts
         cyc = power.cycle(ctx)
+        if cyc.down is None:  # a relay on another outlet, a reboot the device ignored: what follows is no power-on
+            part.unobserved(f"{cyc.how}: the device was never seen down ({power.means(dev)} kept answering for {pw.down_s:g} s after "
+                            "it was switched off): the console cannot be watched from a power-on that did not happen "
+                            "(is the relay on the right outlet?)", kind="power-cycle-unseen", evidence=evidence)
+            power.wait_back(ctx, since=time.monotonic())
+            return False
         ctx.step("watch the console from power-on", keys="space, Ctrl-C every 0.2 s", seconds=pw.boot_watch_s)
-        text, heard, state, countdown = "", 0, None, False
+        text, heard, state, countdown = strip_ansi(cyc.heard.replace("\r\n", "\n").replace("\r", "\n")), len(cyc.heard), None, False
         deadline = cyc.on_at + pw.boot_watch_s
         next_key = time.monotonic()
         while time.monotonic() < deadline and state is None:
@@ -303,15 +309,15 @@ class DebugPorts(Scenario):
                     state = name
                     break
         after = round(time.monotonic() - cyc.on_at, 2)
-        ctx.measure("power_on_console", {"how": cyc.how, "bytes": heard, "state": state or "none", "countdown": countdown, "after_s": after})
+        ctx.measure("power_on_console", {"how": cyc.how, "down": cyc.down, "bytes": heard, "state": state or "none", "countdown": countdown, "after_s": after})
         reached = False
         if state == "bootloader":
             reached = self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence, after_power_on=after)
-            part.observed(f"{cyc.how}: from power-on, interrupt keys stopped autoboot at a bootloader prompt after {after:g} s", state=state,
+            part.observed(f"{cyc.how}: seen down ({cyc.down}); from power-on, interrupt keys stopped autoboot at a bootloader prompt after {after:g} s", state=state,
                           countdown=countdown, bytes=heard, evidence=evidence)
             power.cycle(ctx)  # boot again, untouched: leave the device as found
         elif state is not None:
-            part.observed(f"{cyc.how}: console watched from power-on with interrupt keys sent; no bootloader prompt, a {state} prompt "
+            part.observed(f"{cyc.how}: seen down ({cyc.down}); console watched from power-on with interrupt keys sent; no bootloader prompt, a {state} prompt "
                           f"after {after:g} s" + (" (an autoboot countdown was shown, and the keys did not stop it)" if countdown else ""),
                           state=state, countdown=countdown, bytes=heard, evidence=evidence)
         elif heard:

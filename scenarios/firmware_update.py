@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from drivers.errors import DeviceError
+from drivers.errors import CommandTimeout, DeviceError, LinkLost
 from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part
@@ -83,13 +83,25 @@ class FirmwareUpdate(Scenario):
             version_part.error(f"the vendor's image cannot be read: {getattr(exc, 'strerror', None) or exc}", "firmware-image")
             return
         planned = variants(genuine, fw, detached)
-        if older is not None:
-            planned.append(rollback(older, None))
+        rollback_gap = None
+        if older is not None and detached is not None and fw.older_signature is None:
+            # the older image without its own signature tests the signature check again, not the version check
+            rollback_gap = ("the images carry detached signatures and the config gives no firmware.older_signature: the older image "
+                            "cannot be handed over as the vendor signed it, so a refusal would show nothing about downgrades")
+        elif older is not None:
+            try:
+                older_sig = fw.older_signature.read_bytes()[:65536] if fw.older_signature is not None else None
+            except OSError as exc:
+                version_part.error(f"firmware.older_signature cannot be read: {exc.strerror or exc}", "firmware-image")
+                return
+            planned.append(rollback(older, older_sig))
         parts = {v.name: ctx.part(f"variant {v.name}", f"{v.description}: refused, and the device keeps its version", kind="firmware-variant")
                  for v in planned}
         if older is None:
             ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").not_applicable(
                 "no firmware.older: the vendor gave no older genuine image")
+        elif rollback_gap is not None:
+            ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").unobserved(rollback_gap)
         genuine_part = ctx.part("genuine", f"the genuine image is accepted and the device then reports {fw.version}", control=True,
                                 kind="firmware-genuine")
         channel = None
@@ -142,7 +154,13 @@ class FirmwareUpdate(Scenario):
             self._update_channel(ctx, channel, [str(a) for a in fw.update_servers])
 
     def _apply(self, ctx: ScenarioContext, v: Variant, work: Path, part: Part | None) -> dict:
-        """Apply one image and read the version before and after; a dict for applied.json."""
+        """Apply one image and read the version before and after; a dict for applied.json.
+
+        The apply and the clean-up are separate steps: a device that reboots to flash drops the
+        session it was handed the image on, and that is no error but "it may have flashed": the
+        rig waits until the device is back and reads the version. ``firmware.settle_s`` is
+        waited after every apply, whatever its exit (a device may flash in the background after
+        answering), and a clean-up that fails is noted, never the variant's verdict."""
         fw = ctx.device.firmware
         assert fw is not None
         action = ctx.device.actions["firmware-apply"]
@@ -150,26 +168,25 @@ class FirmwareUpdate(Scenario):
         ctx.step("apply image", variant=v.name, sha256=v.sha256, bytes=len(v.data))
         try:
             rec["before"] = running_version(ctx)
-            values = {"image": "", "signature": ""}
-            if action.via == "ssh":
-                remote = f"{fw.upload_dir.rstrip('/')}/privrig-{v.name}.img"
-                ctx.ssh().put(v.data, remote)
-                values["image"] = remote
-                if v.signature is not None:
-                    ctx.ssh().put(v.signature, remote + ".sig")
-                    values["signature"] = remote + ".sig"
-            else:
-                local = work / f"{v.name}.img"
-                local.write_bytes(v.data)
-                values["image"] = str(local)
-                if v.signature is not None:
-                    (work / f"{v.name}.sig").write_bytes(v.signature)
-                    values["signature"] = str(work / f"{v.name}.sig")
+            values = self._hand_over(ctx, v, work)
+        except DeviceError as exc:
+            rec["error"] = f"{v.name}: {exc.reason}"
+            return rec
+        dropped = None
+        try:
             status, out = run_action(ctx, "firmware-apply", check=False, **values)
             rec["exit"], rec["output"] = status, out.strip().splitlines()[-1][:200] if out.strip() else ""
-            if action.via == "ssh":
-                ctx.ssh().run(f"rm -f {shlex.quote(values['image'])} {shlex.quote(values['image'] + '.sig')}", timeout=30)
-            time.sleep(fw.settle_s if status == (action.expect_exit or 0) else 0)
+        except (LinkLost, CommandTimeout) as exc:  # the device went away while it took the image: it may have flashed
+            dropped = exc.reason
+            rec["exit"], rec["output"] = None, f"the session dropped during firmware-apply ({exc.reason[:160]})"
+            ctx.step("the device dropped the session while it took the image", variant=v.name, reason=exc.reason)
+        except DeviceError as exc:
+            rec["error"] = f"{v.name}: {exc.reason}"
+            return rec
+        time.sleep(fw.settle_s)
+        try:
+            if dropped is not None:
+                power.wait_back(ctx)
             try:
                 rec["after"] = running_version(ctx)
             except DeviceError as exc:  # a device that reboots to flash: wait until it is back, then ask again
@@ -177,11 +194,39 @@ class FirmwareUpdate(Scenario):
                 power.wait_back(ctx)
                 rec["after"] = running_version(ctx)
         except DeviceError as exc:
-            rec["error"] = f"{v.name}: {exc.reason}"
+            rec["error"] = f"{v.name}: the version after the image could not be read: {exc.reason}"
             return rec
+        if action.via == "ssh":
+            try:
+                ctx.ssh().run(f"rm -f {shlex.quote(values['image'])} {shlex.quote(values['image'] + '.sig')}", timeout=30)
+            except DeviceError as exc:
+                rec["cleanup"] = f"the uploaded image was not removed: {exc.reason[:200]}"
         ok_exit = action.expect_exit if action.expect_exit is not None else 0
         rec["accepted"] = rec["exit"] == ok_exit or rec["after"] != rec["before"]
         return rec
+
+    @staticmethod
+    def _hand_over(ctx: ScenarioContext, v: Variant, work: Path) -> dict[str, str]:
+        """Put the image (and its detached signature) where firmware-apply takes it: uploaded over
+        SFTP for an action via ssh, a private bench-host file otherwise; the placeholders' values."""
+        fw = ctx.device.firmware
+        assert fw is not None
+        values = {"image": "", "signature": ""}
+        if ctx.device.actions["firmware-apply"].via == "ssh":
+            remote = f"{fw.upload_dir.rstrip('/')}/privrig-{v.name}.img"
+            ctx.ssh().put(v.data, remote)
+            values["image"] = remote
+            if v.signature is not None:
+                ctx.ssh().put(v.signature, remote + ".sig")
+                values["signature"] = remote + ".sig"
+        else:
+            local = work / f"{v.name}.img"
+            local.write_bytes(v.data)
+            values["image"] = str(local)
+            if v.signature is not None:
+                (work / f"{v.name}.sig").write_bytes(v.signature)
+                values["signature"] = str(work / f"{v.name}.sig")
+        return values
 
     def _update_channel(self, ctx: ScenarioContext, part: Part, servers: list[str]) -> None:
         """Make the device check for updates and judge the fetch it makes."""

@@ -205,14 +205,20 @@ class InterfaceAuth(Scenario):
         A client with a self-made certificate must be refused too."""
         tr, _ = ctx.transcript(f"tls-auth-{port}.jsonl")
         ca = tlsprobe.client_auth(address, port, 5.0, ctx.device.network.client_certificate)  # type: ignore[union-attr]
-        for label, outcome in (("no certificate", ca.no_certificate), ("a self-made certificate", ca.self_made_certificate),
-                               ("the configured certificate", ca.configured_certificate)):
-            if outcome is not None:
-                tr.record("info", f"client with {label}: {outcome}")
+        for label, outcome in ca.outcomes():
+            tr.record("info", f"client with {label}: {outcome}")
         evidence = ctx.evidence_of(f"tls-auth-{port}.jsonl")
         if ca.self_made_certificate.startswith("accepted"):
             ctx.finding("unauthenticated-endpoint", "high", f"{port}/tcp asks for a client certificate but accepts a self-made one: anyone can make one",
                         interface="network", proto="tcp", port=port, service="tls", evidence=evidence)
+        gap = ca.gap()
+        if gap is not None:  # a client the server never answered: its refusal of it was not seen
+            state, why = gap
+            if state == "error":
+                part.error(f"{port}/tcp: {why}", "no-answer", evidence=evidence)
+            else:
+                part.unobserved(f"{port}/tcp: {why}", kind="no-answer", evidence=evidence)
+            return
         if ca.no_certificate.startswith("accepted"):
             part.unobserved(f"the TLS server alerted certificate_required once but then accepted a client without one ({ca.no_certificate})")
             return

@@ -14,9 +14,13 @@ For each of the device's ``uplinks`` (its cloud, an NVR, a broker):
    classes do not apply). The device's connections to ``address:port`` are redirected to the
    rig's forged server with nftables on the bench host (:mod:`drivers.netfilter`), the rules
    deleted when the scenario ends, whatever happens, and swept before the next run. The
-   device must abort each handshake; application data it sends a forged server is
-   ``forged-server-accepted`` (critical), kept as evidence with the handshake. A class the
-   device made no connection for in the window is not observed.
+   device must abort each handshake with its own refusal: a certificate alert, or a close
+   right after the forged certificate reached it. A handshake it completes is
+   ``forged-server-accepted`` (critical when it then sent application data, kept as evidence
+   with the handshake; high when it sent nothing). A class the device made no connection for
+   in the window, a connection that sent no ClientHello, hung up before the certificate,
+   stalled, or failed on something else than the certificate is not observed. Connections
+   from any other address than the device's are not counted.
 
 Evidence: ``baseline-<uplink>.pcap`` and its flows, ``intercept-<uplink>.pcap`` (every
 forged handshake), ``forged-<uplink>.json`` (per class: the certificate presented, the
@@ -116,7 +120,7 @@ class ServerAuth(Scenario):
                 if c not in certs:
                     parts[c].not_applicable(f"no uplinks[].{c.replace('-', '_')} certificate: the lab gave none that chains to a CA the "
                                             "device trusts")
-            server = ForgedServer()
+            server = ForgedServer(expect={str(net.address)})  # only the device's own connections count
             redirect = netfilter.Redirect(net.address, up.address, up.port, server.port)  # type: ignore[arg-type]
             ruleset = ""
 
@@ -144,22 +148,29 @@ class ServerAuth(Scenario):
         ctx.artifact(report, json.dumps([a.__dict__ for a in attempts], indent=1).encode(), "application/json")
         evidence = ctx.evidence_of(report) + win.evidence
         for a in attempts:
-            part = parts[a.certificate]
-            seen = {"handshake": a.handshake, "sni": a.sni, "app_bytes": a.app_bytes, "client": a.client}
-            if not a.connected:
-                part.unobserved(f"the device made no connection in {up.window_s:g} s while the {a.certificate} server waited", evidence=evidence)
-            elif a.sent_data:
-                ctx.finding("forged-server-accepted", "critical",
-                            f"{up.name}: the device completed a handshake with a forged server presenting a {a.certificate} certificate "
-                            f"({a.handshake}) and sent it {a.app_bytes} bytes of application data", interface="network", proto="tcp",
-                            port=up.port, evidence=evidence, detail={"uplink": up.name, "certificate": a.certificate, **seen})
-                part.observed(f"accepted: {a.handshake}, {a.app_bytes} bytes sent", evidence=evidence, **seen)
-            elif a.accepted:
-                part.observed(f"the handshake completed ({a.handshake}) but the device sent nothing within 3 s and closed", evidence=evidence, **seen)
-            elif a.handshake.startswith("no handshake"):
-                part.unobserved(f"{a.handshake}: the device's judgement of the {a.certificate} certificate was not reached", evidence=evidence, **seen)
-            else:
-                part.observed(a.handshake, evidence=evidence, **seen)
+            self._judge(ctx, up, parts[a.certificate], a, evidence)
+
+    @staticmethod
+    def _judge(ctx: ScenarioContext, up: Uplink, part: Part, a: Attempt, evidence: list[str]) -> None:
+        """One certificate class from what the device did with it (the refusal rules of
+        :mod:`drivers.tlsserver`): a handshake it completed is acceptance, with or without data;
+        only its own alert about the certificate, or its close right after it, is a refusal."""
+        seen = {"handshake": a.handshake, "sni": a.sni, "app_bytes": a.app_bytes, "client": a.client, "certificate_sent": a.certificate_sent}
+        where = {"interface": "network", "proto": "tcp", "port": up.port, "evidence": evidence}
+        if not a.connected:
+            part.unobserved(f"the device made no connection in {up.window_s:g} s while the {a.certificate} server waited"
+                            + (f" ({'; '.join(a.notes[:2])})" if a.notes else ""), evidence=evidence, **seen)
+        elif a.accepted:
+            sent = (f"and sent it {a.app_bytes} bytes of application data" if a.sent_data else
+                    "and sent nothing in the wait that followed: it took the certificate, whatever it would have sent")
+            ctx.finding("forged-server-accepted", "critical" if a.sent_data else "high",
+                        f"{up.name}: the device completed a handshake with a forged server presenting a {a.certificate} certificate "
+                        f"({a.handshake}) {sent}", **where, detail={"uplink": up.name, "certificate": a.certificate, **seen})
+            part.observed(f"accepted: {a.handshake}, {a.app_bytes} bytes sent", **seen)
+        elif a.refused:
+            part.observed(a.handshake, **seen)
+        else:
+            part.unobserved(f"{a.handshake}: the device's judgement of the {a.certificate} certificate was not seen", evidence=evidence, **seen)
 
     @staticmethod
     def _certificates(work: Path, name: str, up: Uplink) -> dict[str, tuple[Path, Path]]:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,25 @@ def scenario_of(outcome, device: str):
     [dev] = [d for d in outcome.record.devices if d.name == device]
     [sc] = dev.scenarios
     return sc
+
+
+@contextmanager
+def device_context(tmp: Path, device: dict, scenario: str = "x-unit", name: str = "dut"):
+    """A real :class:`~rig.scenario.ScenarioContext` for one device config (a dict as in a bench
+    file) over a fresh bundle under ``tmp``: to run one part of a scenario against a server on
+    loopback. Its drivers are closed and its journal too when the block ends."""
+    from rig.config import DeviceConfig
+    from rig.evidence import Bundle
+    from rig.scenario import ScenarioContext
+    from rig.signing import BenchKey
+
+    bundle = Bundle.create(tmp, BenchKey.load_or_create())
+    ctx = ScenarioContext(name, DeviceConfig.model_validate(device), scenario, bundle.folder(name, scenario), bundle.journal)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+        bundle.journal.close()
 
 
 def sim_config_text() -> str:

@@ -504,7 +504,7 @@ class SimBench:
                 os.chmod(token, 0o600)
             verify = ["--ca", str(self.state_dir / "cloud" / "ca-cert.pem")] if "--verify" in svc.options else ["--no-verify"]
             return [sys.executable, "-m", "rig.sim.uplink", "--cloud", f"{self.sim.cloud}:{port}", "--name", CLOUD_NAME, "--device", name,
-                    "--token-file", str(token), *verify]
+                    "--token-file", str(token), "--mode-file", str(ddir / "uplink-mode"), *verify]
         if svc.kind == "camera":  # the camera application (rig.sim.camera); PKI made now so the rig's config finds it
             make_pki(ddir / "tls", name)
             import cv2

@@ -8,6 +8,11 @@ Each heartbeat is a fresh TLS connection (SNI ``--name``): with ``--ca`` the ser
 certificate must chain to that CA and carry the name (a compliant device); with
 ``--no-verify`` any server is believed (``verify=False``, as too many firmwares ship). A
 failed connection waits a second and tries again; SIGTERM stops it.
+
+``--mode-file`` names a fault knob the tests set, read before each heartbeat: ``silent``
+(complete the handshake, as the device would, then send nothing and close), ``mute`` (open
+the TCP connection and send nothing for 6 s), ``hangup`` (open it and close at once); any
+other content, or no file, is the normal heartbeat.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True)
     ap.add_argument("--token-file", type=Path, required=True)
     ap.add_argument("--device", default="simcam")
+    ap.add_argument("--mode-file", type=Path)
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--ca", type=Path)
     group.add_argument("--no-verify", action="store_true")
@@ -44,14 +50,31 @@ def main(argv: list[str] | None = None) -> int:
     seq = 0
     while not stop.wait(1.0):
         seq += 1
+        mode = _mode(args.mode_file)
         try:
-            with socket.create_connection((host, int(port)), timeout=3) as raw, ctx.wrap_socket(raw, server_hostname=args.name) as tls:
-                tls.settimeout(3)
-                tls.sendall(f"HEARTBEAT device={args.device} token={token} seq={seq}\n".encode())
-                tls.recv(64)
+            with socket.create_connection((host, int(port)), timeout=3) as raw:
+                if mode == "hangup":
+                    continue
+                if mode == "mute":
+                    stop.wait(6.0)
+                    continue
+                with ctx.wrap_socket(raw, server_hostname=args.name) as tls:
+                    if mode == "silent":
+                        continue
+                    tls.settimeout(3)
+                    tls.sendall(f"HEARTBEAT device={args.device} token={token} seq={seq}\n".encode())
+                    tls.recv(64)
         except (OSError, ssl.SSLError):
             continue
     return 0
+
+
+def _mode(path: Path | None) -> str:
+    """The fault knob's word (``normal`` without one)."""
+    try:
+        return path.read_text()[:16].strip() if path is not None else "normal"
+    except OSError:
+        return "normal"
 
 
 if __name__ == "__main__":

@@ -101,9 +101,35 @@ def test_weak_certificate_facts(tmp_path: Path) -> None:
     assert facts.expired and facts.weaknesses == ["outside its validity period"]
 
 
-def test_nothing_listening_is_a_reason_not_an_exception() -> None:
+def test_nothing_listening_is_an_error_never_a_refusal() -> None:
+    """A device that went away did not refuse anyone: a connect failure is the rig's error."""
     ca = tlsprobe.client_auth("127.0.0.1", 9, 1.0, None)
-    assert ca.no_certificate.startswith("refused (connect")
+    assert ca.no_certificate.startswith("error: cannot connect") and tlsprobe.outcome_state(ca.no_certificate) == "error"
+    assert ca.gap() is not None and ca.gap()[0] == "error"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not tlsprobe.speaks_tls("127.0.0.1", 9, timeout=1)
+
+
+def test_a_server_that_never_answers_the_handshake_is_not_observed() -> None:
+    """A port that takes the connection and then says nothing has judged no client."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def hold() -> None:
+        for _ in range(3):
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=hold, daemon=True).start()
+    try:
+        ca = tlsprobe.client_auth("127.0.0.1", lsock.getsockname()[1], 1.0, None)
+    finally:
+        lsock.close()
+        for c in held:
+            c.close()
+    assert ca.no_certificate.startswith("not observed:") and "did not finish" in ca.no_certificate
+    assert not ca.no_certificate.startswith("refused") and ca.gap() == ("unobserved", ca.gap()[1])

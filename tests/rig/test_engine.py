@@ -194,3 +194,51 @@ def test_identify_with_a_placeholder_it_is_never_given_is_refused_and_never_cras
     [sc] = out.record.devices[0].scenarios
     assert sc.verdict is Verdict.PASS
     assert "identify-failed" in (out.bundle / "journal.jsonl").read_text()
+
+
+class Stuck(Scenario):
+    """Sees one thing, then waits on a device that never answers: ``d1`` blocks in a read with no
+    timeout at all, ``d2`` keeps going and would record more if it were allowed."""
+
+    id = "x-stuck"
+    title = "never ends"
+    clauses = ("test",)
+
+    def run(self, ctx: ScenarioContext):
+        import socket
+
+        ctx.artifact("before.txt", b"seen before the deadline", "text/plain")
+        ctx.part("seen", "something the device showed").observed("seen", evidence=ctx.evidence_of("before.txt"))
+        ctx.part("waits", "an answer that never comes")
+        if ctx.device_name == "d1":
+            lsock = socket.create_server(("127.0.0.1", 0))
+            conn = socket.create_connection(lsock.getsockname())
+            conn.settimeout(None)
+            conn.recv(1)  # a read bounded by nothing: only the deadline ends this scenario
+        for _ in range(600):
+            time.sleep(0.1)
+            ctx.step("still waiting")
+        ctx.finding("late", "high", "recorded after the deadline", evidence=["nowhere"])
+
+
+def test_a_scenario_that_never_ends_is_ended_at_its_deadline_with_what_it_saw(scenario_registry, tmp_path: Path) -> None:
+    scenario_registry(Stuck)
+    cfg = parse_config(CFG.replace("bench: {name: lab}", "bench: {name: lab, scenario_timeout_s: 1.5}"), tmp_path / "c.yaml")
+    t0 = time.monotonic()
+    out = execute(RunPlan.select(cfg, None, None, tmp_path / "ev"))
+    took = time.monotonic() - t0
+    assert took < 1.5 + 5 + 3, took  # the deadline plus the unwinding grace, with a margin
+    for dev in out.record.devices:
+        [sc] = dev.scenarios
+        assert sc.verdict is Verdict.ERROR and sc.duration_s < 1.5 + 5 + 1
+        parts = {p.name: p for p in sc.coverage}
+        assert parts["seen"].state.value == "observed"  # what it saw is kept
+        assert parts["waits"].state.value == "error" and "deadline of 1.5 s" in parts["waits"].summary
+        assert [f.kind for f in sc.findings if f.kind == "scenario-deadline"] == ["scenario-deadline"]
+        assert not any(f.kind == "late" for f in sc.findings)
+        assert any(a.path.endswith("x-stuck/before.txt") for a in sc.artifacts)
+    journal = [json.loads(line) for line in (out.bundle / "journal.jsonl").read_text().splitlines()]
+    deadline_at = {e["device"]: i for i, e in enumerate(journal) if e["event"] == "scenario-deadline"}
+    assert sorted(deadline_at) == ["d1", "d2"]
+    assert not any(e["event"] == "step" and e.get("device") == d and i > deadline_at[d] for d in deadline_at for i, e in enumerate(journal))
+    assert out.exit_code == 3 and verify_bundle(out.bundle).status == VERIFIED

@@ -246,3 +246,25 @@ def test_a_silent_console_is_not_a_pass(sim_bench: dict, tmp_path: Path) -> None
     assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
     console = sc.coverage["console"]
     assert console.state.value == "unobserved" and "no prompt pattern matches" in console.summary and "login:" in console.summary
+
+
+@pytest.mark.parametrize("how", ["relay-on-another-outlet", "reboot-ignored"])
+def test_a_power_cycle_the_device_never_went_down_for_observes_no_bootloader(sim_bench: dict, tmp_path: Path, how: str) -> None:
+    """A relay wired to another outlet, or a soft reboot the device ignores (its session need not
+    even drop): the device never went down, so what its console shows after the "cycle" is a
+    running system, not a power-on. The bootloader part is not observed, never a pass."""
+    relay = ("power-off: {via: host, argv: [sh, -c, 'echo off > /run/privrig/sim/cam-compliant/power']}   # the bench's relay\n"
+             "      power-on: {via: host, argv: [sh, -c, 'echo on > /run/privrig/sim/cam-compliant/power']}")
+    new = (relay.replace("/run/privrig/sim/cam-compliant/power", str(tmp_path / "other-outlet")) if how == "relay-on-another-outlet"
+           else "power-cycle: {via: ssh, command: 'echo rebooting'}")
+    power = "    power: {wait_for: network, off_s: 1, timeout_s: 30, boot_watch_s: 8}\n    actions:\n      identify: {via: ssh, command: cat /etc/device-info}\n      app-install"
+    text = sim_config_text()
+    assert relay in text and power in text
+    text = text.replace(power, power.replace("boot_watch_s: 8}", "boot_watch_s: 8, down_s: 3}"), 1).replace(relay, new, 1)
+    out = execute(RunPlan.select(parse_config(text, tmp_path / "v.yaml"), ["cam-compliant"], ["debug-ports"], tmp_path / "ev"))
+    [sc] = out.record.devices[0].scenarios
+    assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+    boot = sc.coverage["bootloader"]
+    assert boot.state.value == "unobserved" and "never seen down" in boot.summary, boot.summary
+    assert [f.kind for f in sc.findings if f.severity == "info" and f.interface == "serial"] == ["power-cycle-unseen"]
+    assert sc.coverage["console"].state.value == "observed"  # the rest of the scenario still observed and kept

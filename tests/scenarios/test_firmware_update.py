@@ -91,3 +91,76 @@ def test_a_device_that_does_not_answer_is_an_error_never_a_pass(sim_bench: dict,
     version = {p.name: p for p in sc.coverage}["version"]
     assert version.state.value == "error" and "198.18.0.99" in version.summary
     assert not [f for f in sc.findings if f.kind.endswith("-accepted")]
+
+
+#: a device on the bench host (its "flash" a file): firmware-apply checks the vendor's detached
+#: Ed25519 signature over the image and nothing else (no version check); identify reads the version
+DETACHED_DEVICE = r'''
+import pathlib, sys
+from cryptography.hazmat.primitives import serialization
+state = pathlib.Path(sys.argv[1])
+if sys.argv[2] == "identify":
+    print("firmware=" + (state / "version").read_text().strip())
+    sys.exit(0)
+image, sig = pathlib.Path(sys.argv[3]).read_bytes(), sys.argv[4]
+if not sig:
+    print("upgrade refused: no signature")
+    sys.exit(3)
+try:
+    serialization.load_pem_public_key((state / "pub.pem").read_bytes()).verify(pathlib.Path(sig).read_bytes(), image)
+except Exception:
+    print("upgrade refused: signature does not verify")
+    sys.exit(3)
+(state / "version").write_text(image[8:24].rstrip(b"\0").decode())
+print("upgrade ok")
+'''
+
+
+def _detached_bench(tmp: Path, older_signature: bool) -> Path:
+    import sys
+
+    import yaml
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from rig.firmware import public_key_pem
+    from rig.sim import fwimage
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp / "pub.pem").write_bytes(public_key_pem(key))
+    (tmp / "version").write_text("1.5.0\n")
+    for name, version in (("genuine", "2.0.0"), ("older", "1.0.0")):
+        image = fwimage.build(version, b"rootfs " * 2000, key)
+        (tmp / f"{name}.bin").write_bytes(image)
+        (tmp / f"{name}.sig").write_bytes(key.sign(image))
+    (tmp / "device.py").write_text(DETACHED_DEVICE)
+    run = [sys.executable, str(tmp / "device.py"), str(tmp)]
+    firmware = {"image": str(tmp / "genuine.bin"), "version": "2.0.0", "older": str(tmp / "older.bin"), "settle_s": 0,
+                "signature": {"detached": str(tmp / "genuine.sig")}}
+    if older_signature:
+        firmware["older_signature"] = str(tmp / "older.sig")
+    cfg = {"bench": {"name": "detached", "evidence_dir": str(tmp / "ev")},
+           "devices": {"host-fw": {"privacy_level": 2, "firmware": firmware, "actions": {
+               "identify": {"via": "host", "argv": [*run, "identify"]},
+               "firmware-apply": {"via": "host", "argv": [*run, "apply", "{image}", "{signature}"], "expect_exit": 0}}}}}
+    path = tmp / "bench.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("older_signature", [False, True], ids=["no-older-signature", "older-signature"])
+def test_rollback_with_detached_signatures_needs_the_older_images_own_signature(tmp_path: Path, older_signature: bool) -> None:
+    """A device that checks detached signatures and not versions. Handed the older image without
+    its signature it refuses it on the signature, which says nothing about downgrades: without
+    firmware.older_signature the rollback is not observed; with it the downgrade is taken."""
+    _, sc = run_scenario(tmp_path / "ev", "host-fw", "firmware-update", _detached_bench(tmp_path, older_signature))
+    parts = {p.name: p for p in sc.coverage}
+    for name in ("bitflip", "truncated", "appended", "resigned"):
+        assert parts[f"variant {name}"].summary.startswith("refused (exit 3: upgrade refused: signature does not verify"), parts[f"variant {name}"].summary
+    assert parts["genuine"].state.value == "observed" and parts["genuine"].seen["after"] == "2.0.0"
+    if not older_signature:
+        assert sc.verdict is Verdict.INCONCLUSIVE, [f.summary for f in sc.findings]
+        assert parts["variant rollback"].state.value == "unobserved" and "firmware.older_signature" in parts["variant rollback"].summary
+    else:
+        assert sc.verdict is Verdict.FAIL
+        [rb] = [f for f in sc.findings if f.kind == "firmware-rollback-accepted"]
+        assert (rb.detail["before"], rb.detail["after"]) == ("1.5.0", "1.0.0")

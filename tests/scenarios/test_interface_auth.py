@@ -275,3 +275,29 @@ def test_a_camera_that_speaks_only_tls_1_0_is_still_named_and_checked(tmp_path) 
         assert (ls.service, ls.note) == ("https", "TLS handshake (TLSv1)")
         answer = Web("127.0.0.1", port, True, Transcript(None)).get("/admin")
         assert answer.status == 401 and [c.label() for c in answer.challenges] == ["Digest MD5"]
+
+
+def test_a_client_certificate_port_that_went_away_or_stalls_is_never_a_refusal(tmp_path) -> None:
+    """A port once seen demanding a client certificate: if the device then goes away, the rig's
+    clients were refused by nobody (an error); if it takes connections and says nothing, no
+    refusal was seen (not observed). Neither is "TLS demands a client certificate"."""
+    import socket
+
+    from rig.coverage import PartState
+    from scenarios.interface_auth import InterfaceAuth
+    from tests.conftest import device_context
+
+    device = {"privacy_level": 2, "network": {"address": "127.0.0.1", "open_ports": [9]}}
+    with device_context(tmp_path / "a", device) as ctx:
+        gone = ctx.part("9/tcp", "gone")
+        InterfaceAuth()._client_certificate(ctx, "127.0.0.1", 9, gone)
+    assert gone.state is PartState.ERROR and "cannot connect" in gone.summary, gone.summary
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.listen(8)  # connections queue in the backlog and are never answered
+    try:
+        with device_context(tmp_path / "b", device) as ctx:
+            mute = ctx.part("mute", "mute")
+            InterfaceAuth()._client_certificate(ctx, "127.0.0.1", lsock.getsockname()[1], mute)
+    finally:
+        lsock.close()
+    assert mute.state is PartState.UNOBSERVED and "did not finish" in mute.summary, mute.summary

@@ -86,3 +86,22 @@ def test_a_rig_killed_mid_interception_leaves_no_rule_after_the_next_start(sim_b
     assert table not in netfilter.tables()
     bundle = Path(res.stdout.strip().splitlines()[-1])
     assert '"event":"interception-swept"' in (bundle / "journal.jsonl").read_text().replace(" ", "")
+
+
+def test_a_silent_handshake_is_acceptance_and_a_mute_connection_no_refusal(sim_bench: dict, sim_knob, tmp_path: Path) -> None:
+    """cam-leaky's uplink completes each forged handshake and then sends nothing: it took the
+    forged certificate, a finding. cam-secure's opens TCP connections and never says a word
+    (no ClientHello): nothing was refused, so no class is observed and the run never passes."""
+    sim_knob("cam-leaky", "uplink-mode")("silent")
+    sim_knob("cam-secure", "uplink-mode")("mute")
+    out = run_shipped(["cam-secure", "cam-leaky"], ["server-auth"], tmp_path / "ev")
+    leaky = scenario(out, "cam-leaky")
+    assert leaky.verdict is Verdict.FAIL
+    accepted = {f.detail["certificate"]: f for f in leaky.findings if f.kind == "forged-server-accepted"}
+    assert sorted(accepted) == sorted(CLASSES)
+    assert all(f.severity == "high" and f.detail["app_bytes"] == 0 and "sent nothing" in f.summary for f in accepted.values())
+    secure = scenario(out, "cam-secure")
+    assert secure.verdict is Verdict.INCONCLUSIVE, [f.summary for f in secure.findings]
+    parts = {p.name: p for p in secure.coverage}
+    for c in CLASSES:
+        assert parts[f"cloud {c}"].state.value == "unobserved" and "no ClientHello" in parts[f"cloud {c}"].summary, parts[f"cloud {c}"].summary
