@@ -142,6 +142,10 @@ class FirmwareUpdate(Scenario):
             part = parts[r["variant"]]
             if r.get("error"):
                 part.error(r["error"], "firmware-variant")
+            elif r["exit"] is None and not r["accepted"] and r["variant"] != "rollback" and r["before"] == fw.version:
+                # no exit status and a version that cannot change: built from the genuine image, it carries the version already running
+                part.unobserved(f"the session dropped during the apply and the device runs {r['before']}, the version this image carries "
+                                "too: whether it took it cannot be told", **_seen(r))
             elif r["accepted"]:
                 kind, severity = ACCEPTED.get(r["variant"], DEFAULT_ACCEPTED)
                 ctx.finding(kind, severity, f"the device accepted the {r['variant']} image ({r['description']}): action exit {r['exit']}, "

@@ -164,3 +164,30 @@ def test_rollback_with_detached_signatures_needs_the_older_images_own_signature(
         assert sc.verdict is Verdict.FAIL
         [rb] = [f for f in sc.findings if f.kind == "firmware-rollback-accepted"]
         assert (rb.detail["before"], rb.detail["after"]) == ("1.5.0", "1.0.0")
+
+
+def test_a_device_that_drops_the_session_while_it_flashes_is_still_judged(sim_bench: dict, tmp_path: Path) -> None:
+    """cam-leaky taking its image over SSH (SFTP upload, then posted to its updater) and killing the
+    session as it flashes, as a device that reboots to flash does: a dropped session is "it may
+    have flashed", so the rig waits for it and reads the version; the images it took are found."""
+
+    def edit(dev: dict) -> None:
+        dev["actions"]["firmware-apply"] = {"via": "ssh", "timeout_s": 30,
+                                            "command": "n=$(wc -c < {image}); (printf 'POST /upgrade HTTP/1.0\\r\\nContent-Length: %s\\r\\n\\r\\n' $n; "
+                                                       "cat {image}) | nc 127.0.0.1 8088 | tail -1; kill -9 $PPID"}
+
+    from drivers.ssh import SshDriver
+    from rig.config import load_config
+    from tests.conftest import SIM_CONFIG
+
+    with SshDriver(load_config(SIM_CONFIG).device("cam-leaky").ssh) as ssh:  # back to what it shipped with, whatever ran before
+        ssh.run("sed -i 's/^firmware=.*/firmware=1.0.3/' /etc/device-info", check=True)
+    _, sc = run_scenario(tmp_path / "ev", "cam-leaky", "firmware-update", sim_config_variant(tmp_path, "cam-leaky", edit))
+    assert sc.verdict is Verdict.FAIL, [f.summary for f in sc.findings]
+    accepted = sorted((f.kind, f.detail["variant"]) for f in sc.findings if f.kind.endswith("-accepted"))
+    assert accepted == [("firmware-rollback-accepted", "rollback"), ("tampered-firmware-accepted", "appended")]
+    parts = {p.name: p for p in sc.coverage}
+    # re-signed, it carries 1.1.0, which the device already runs after the appended image: with no exit status, not told
+    assert parts["variant resigned"].state.value == "unobserved" and "cannot be told" in parts["variant resigned"].summary
+    assert parts["genuine"].state.value == "observed" and parts["genuine"].seen["after"] == "1.1.0"
+    assert parts["variant bitflip"].state.value == "observed" and parts["variant bitflip"].seen["exit"] is None  # its session dropped too
