@@ -482,6 +482,7 @@ class LoginService:
     answered: bool
     note: str
     refused: bool = False  # the host answered with a reset: the port is closed, the device is there
+    silent: bool = False  # the port took connections and sent not one byte to any probe: what it is was not seen
 
 
 #: TLS alerts that mean "this server wants a client certificate"
@@ -505,6 +506,7 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> Log
         banner = conn.recv(timeout, until=re.compile(rb"[\r\n]|[:#$>] ?$"))
     finally:
         conn.close()
+    heard = bool(banner)
     if banner.startswith(b"SSH-"):
         return LoginService("ssh", True, escape_bytes(banner.split(b"\r")[0][:80]))
     if banner[:1] == bytes([IAC]) or LOGIN_PROMPT.search(banner.rstrip()):
@@ -521,6 +523,7 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> Log
             if line is not None:
                 return LoginService(name, True, escape_bytes(line))
         finally:
+            heard = heard or c.total > 0
             c.close()
     import ssl
 
@@ -542,6 +545,11 @@ def identify_login_service(address: str, port: int, timeout: float = 2.0) -> Log
         reason = exc.reason or str(exc)
         if any(a in reason for a in CLIENT_CERT_ALERTS):
             return LoginService("tls-client-auth", True, f"TLS server refuses a client without a certificate ({reason})")
+        if not heard and "EOF" in reason:
+            return LoginService(None, True, f"{port}/tcp took the connections and closed each without a byte (TLS: {reason})", silent=True)
         return LoginService(None, True, f"{port}/tcp answered, no login protocol recognised (TLS: {reason})")
     except OSError as exc:
+        if not heard:
+            return LoginService(None, True, f"{port}/tcp took the connections and answered none of the probes "
+                                f"(banner, HTTP, RTSP, TLS; last: {exc.strerror or type(exc).__name__})", silent=True)
         return LoginService(None, True, f"{port}/tcp answered, no login protocol recognised (last try: {exc.strerror or type(exc).__name__})")

@@ -29,7 +29,6 @@ observed: declare its ``service``.
 
 from __future__ import annotations
 
-import http.client
 import re
 import secrets
 import socket
@@ -48,8 +47,10 @@ from drivers import rtsp as rtsp_client
 from drivers.httpauth import Credentials
 from drivers.errors import DeviceError
 from drivers.portscan import PortScanner
-from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, LoginService, _telnet_refuse, identify_login_service, snmp_communities
+from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, LoginService, _telnet_refuse, identify_login_service, probe_tcp, snmp_communities
+from drivers.stream import http_status
 from drivers.transcript import Transcript, escape_bytes, strip_ansi
+from drivers.wire import head_complete, read_until
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.credentials import NONE_AUTH_USERS, Entry, entries
@@ -63,6 +64,9 @@ LOCKOUT_ATTEMPTS = 10
 LOGIN_SERVICES = ("ssh", "telnet", "ftp", "http", "https", "rtsp", "tls-client-auth")
 #: undeclared open ports identified at most (a device with thousands open is still bounded)
 UNDECLARED_LIMIT = 64
+#: a lockout shown only by silence must lift within this (seconds) to count as one; polled every LOCKOUT_POLL_S
+LOCKOUT_LIFT_S = 30.0
+LOCKOUT_POLL_S = 2.0
 #: Ten wrong attempts faster than this in total, with no lockout, are not rate limited.
 RATE_LIMIT_MIN_TOTAL_S = 10.0
 BODY_LIMIT = 64 * 1024
@@ -79,8 +83,23 @@ def _cred_detail(ctx: ScenarioContext, entry: Entry) -> dict[str, object]:
 
 
 def _entries(ctx: ScenarioContext, kind: str) -> list[Entry]:
-    """The accounts to try for ``kind``: the vendor's files (device, bench), then the built-in list."""
-    return entries(kind, ctx.options.credential_files)
+    """The accounts to try for ``kind``: the vendor's files (device, bench), then the built-in list.
+    Every password among them is redacted from this scenario's transcripts from now on, as a
+    word, except one that is also a user name of the lists ("root", "admin"): the transcript
+    names users, and blanking them would blank the evidence; such a password is public anyway."""
+    out = entries(kind, ctx.options.credential_files)
+    users = {e.user for e in out}
+    for e in out:
+        if e.password not in users:
+            ctx.tried_password(e.password)
+    return out
+
+
+def _wrong(ctx: ScenarioContext) -> str:
+    """A wrong password for the lockout timing (random), redacted like the others."""
+    pw = secrets.token_hex(8)
+    ctx.tried_password(pw)
+    return pw
 
 
 def rate_limited(delays: list[float], locked: bool) -> bool:
@@ -188,15 +207,31 @@ class InterfaceAuth(Scenario):
         if scan.responded == 0:
             part.unobserved(scan.notes[0] if scan.notes else f"no TCP port of {address} answered the scan", kind="no-answer", evidence=[ref.path])
             return {}
-        extra = [p for p in scan.open_ports if p not in declared][:UNDECLARED_LIMIT]
+        undeclared = [p for p in scan.open_ports if p not in declared]
+        extra, beyond = undeclared[:UNDECLARED_LIMIT], undeclared[UNDECLARED_LIMIT:]
         with ThreadPoolExecutor(max_workers=8) as pool:
             named = dict(zip(extra, pool.map(lambda port: identify_login_service(address, port), extra)))
+            # a port silent to every login probe may be a debug stub that waits to be spoken to
+            # (gdbserver, JDWP, ADB): ask it in its own protocol before calling it unidentified
+            quiet = [p for p, ls in named.items() if ls.silent]
+            for port, res in zip(quiet, pool.map(lambda port: probe_tcp(address, port), quiet)):
+                if res.service is not None:
+                    named[port] = LoginService(res.service, True, res.summary)
         logins = {p: ls for p, ls in named.items() if ls.service in LOGIN_SERVICES}
+        unnamed = [p for p, ls in named.items() if ls.service is None and (ls.silent or not ls.answered)]
         ctx.measure("undeclared_login_services", {str(p): ls.service for p, ls in logins.items()})
-        part.observed(f"{len(scan.open_ports)} open TCP port(s) of {address}; "
-                      + (f"undeclared login service(s): {', '.join(f'{p}/tcp {ls.service}' for p, ls in logins.items())}" if logins
-                         else "no undeclared login service"),
-                      open=scan.open_ports, undeclared={str(p): ls.service for p, ls in named.items()}, evidence=[ref.path])
+        seen = {"open": scan.open_ports, "undeclared": {str(p): ls.service for p, ls in named.items()}, "evidence": [ref.path]}
+        found = (f"undeclared login service(s): {', '.join(f'{p}/tcp {ls.service}' for p, ls in logins.items())}" if logins
+                 else "no undeclared login service among those identified")
+        if unnamed or beyond:  # a port whose service was never seen, or never asked, may be a login: not a "no"
+            gaps = ([f"{len(unnamed)} open port(s) answered no probe, so what they carry was not seen: "
+                     + ", ".join(f"{p}/tcp" for p in unnamed[:10]) + (" …" if len(unnamed) > 10 else "")] if unnamed else []) + \
+                   ([f"{len(beyond)} open port(s) beyond the first {UNDECLARED_LIMIT} were not identified: "
+                     + ", ".join(f"{p}/tcp" for p in beyond[:10]) + (" …" if len(beyond) > 10 else "")] if beyond else [])
+            part.unobserved(f"{len(scan.open_ports)} open TCP port(s) of {address}; {found}; " + "; ".join(gaps)
+                            + " (declare them with their service)", kind="not-identified", unidentified=unnamed[:50], not_asked=beyond[:50], **seen)
+            return logins
+        part.observed(f"{len(scan.open_ports)} open TCP port(s) of {address}; " + found.replace(" among those identified", ""), **seen)
         return logins
 
     # -- TLS client certificates ----------------------------------------------------------
@@ -284,59 +319,68 @@ class InterfaceAuth(Scenario):
                       + (f"; login by {', '.join(mechanisms)}" if mechanisms else ""),
                       statuses={k: v for k, v in list(answered.items())[:20]}, mechanisms=mechanisms, evidence=evidence)
         if protected:
-            self._http_challenge_logins(ctx, web, scheme, protected, evidence)
+            self._http_challenge_logins(ctx, web, scheme, protected, evidence, part)
         for form in forms[:2]:
-            self._form_logins(ctx, web, scheme, form, evidence)
+            self._form_logins(ctx, web, scheme, form, evidence, part)
 
-    def _http_challenge_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, protected: list[tuple[str, str]], evidence: list[str]) -> None:
+    def _http_challenge_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, protected: list[tuple[str, str]], evidence: list[str],
+                               part: Part) -> None:
         """Default accounts, then ten wrong passwords, against the first path that asks for Basic or Digest."""
         path, label = protected[0]
         port = web.port
+        answers = []
         for e in _entries(ctx, "http"):
             r = web.get(path, auth=Credentials(e.user, e.password), label=e.label)
+            answers.append(_web_answer(r.status))
             if r.status is not None and 200 <= r.status < 300:
                 ctx.finding("default-credential-accepted", "critical",
                             f"{scheme}://{web.address}:{port}{path} accepts a default account over {r.auth or label}: user {e.user!r}, {e.label} (password redacted)",
                             interface="network", proto="tcp", port=port, path=path, service=scheme, evidence=evidence,
                             detail={**_cred_detail(ctx, e), "scheme": r.auth or label})
                 break
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            t0 = time.monotonic()
-            r = web.get(path, auth=Credentials("admin", secrets.token_hex(8)), label="wrong password")
-            outcome = "rejected" if r.status in (401, 403) else "locked" if r.status in (423, 429, 503) else "no-answer" if r.status is None else "other"
-            attempts.append((round(time.monotonic() - t0, 3), outcome))
-        self._judge_rate(ctx, f"{scheme} {label} on {port}/tcp", port, scheme, attempts, evidence, mechanism=label.split()[0].lower())
+        _defaults_answered(part, f"{scheme} {label} on {port}/tcp", answers, evidence)
 
-    def _form_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, form: "LoginForm", evidence: list[str]) -> None:
+        def wrong() -> str:
+            r = web.get(path, auth=Credentials("admin", _wrong(ctx)), label="wrong password")
+            return "rejected" if r.status in (401, 403) else "locked" if r.status in (423, 429, 503) else "no-answer" if r.status is None else "other"
+
+        self._judge_rate(ctx, f"{scheme} {label} on {port}/tcp", port, scheme, _timed(wrong), evidence, wrong, mechanism=label.split()[0].lower())
+
+    def _form_logins(self, ctx: ScenarioContext, web: "Web", scheme: str, form: "LoginForm", evidence: list[str], part: Part) -> None:
         """An HTML login form: a wrong account's answer first (the refusal as this device words it),
         then each default account, accepted when the answer leaves the login page (a redirect
         elsewhere, or a page with no password field) where the wrong one did not; then ten wrong
         passwords timed."""
         port = web.port
-        refusal = web.submit(form, f"privrig-{secrets.token_hex(3)}", secrets.token_hex(8), "wrong account")
+        refusal = web.submit(form, f"privrig-{secrets.token_hex(3)}", _wrong(ctx), "wrong account")
         if refusal.status is None:
+            part.unobserved(f"{scheme} form login at {form.page} on {port}/tcp: a wrong account got no answer, so no refusal to compare "
+                            "the defaults' answers with", kind="defaults-unanswered", evidence=evidence)
             return
         ref_sig = refusal.signature(form)
         ctx.measure(f"form_{port}", {"page": form.page, "action": form.action, "fields": [form.user_field, form.password_field],
                                      "refusal": {"status": refusal.status, "location": refusal.location}})
+        answers = []
         for e in _entries(ctx, "form"):
             r = web.submit(form, e.user, e.password, e.label)
             if r.status is not None and r.logged_in(form, ref_sig):
+                answers.append("accepted")
                 ctx.finding("default-credential-accepted", "critical",
                             f"{scheme}://{web.address}:{port}{form.action} (form login at {form.page}) accepts a default account: user {e.user!r}, "
                             f"{e.label} (password redacted); answered {r.status}" + (f" to {r.location}" if r.location else ""),
                             interface="network", proto="tcp", port=port, path=form.action, service=scheme, evidence=evidence,
                             detail={**_cred_detail(ctx, e), "scheme": "form"})
                 break
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            t0 = time.monotonic()
-            r = web.submit(form, "admin", secrets.token_hex(8), "wrong password")
-            outcome = ("no-answer" if r.status is None else "locked" if r.status in (423, 429, 503) or LOCKED_TEXT.search(r.body)
-                       else "rejected" if r.signature(form) == ref_sig else "other")
-            attempts.append((round(time.monotonic() - t0, 3), outcome))
-        self._judge_rate(ctx, f"{scheme} form login on {port}/tcp", port, scheme, attempts, evidence, mechanism="form")
+            answers.append("refused" if r.signature(form) == ref_sig else _web_answer(r.status) if r.status is None or r.status >= 400
+                           else f"{r.status}, not the refusal's answer")
+        _defaults_answered(part, f"{scheme} form login on {port}/tcp", answers, evidence)
+
+        def wrong() -> str:
+            r = web.submit(form, "admin", _wrong(ctx), "wrong password")
+            return ("no-answer" if r.status is None else "locked" if r.status in (423, 429, 503) or LOCKED_TEXT.search(r.body)
+                    else "rejected" if r.signature(form) == ref_sig else "other")
+
+        self._judge_rate(ctx, f"{scheme} form login on {port}/tcp", port, scheme, _timed(wrong), evidence, wrong, mechanism="form")
 
     # -- RTSP -------------------------------------------------------------------------
     def _rtsp(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
@@ -366,21 +410,24 @@ class InterfaceAuth(Scenario):
         if not protected:
             return
         url, label = protected[0]
+        answers = []
         for e in _entries(ctx, "rtsp"):
             ans = _rtsp_request(url, Credentials(e.user, e.password), tr, e.label)
+            answers.append("accepted" if ans.ok else _web_answer(ans.status))
             if ans.ok:
                 ctx.finding("default-credential-accepted", "critical",
                             f"RTSP {url} accepts a default account over {ans.auth or label}: user {e.user!r}, {e.label} (password redacted)",
                             interface="network", proto="tcp", port=port, path=url, service="rtsp", evidence=evidence,
                             detail={**_cred_detail(ctx, e), "scheme": ans.auth or label})
                 break
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            t0 = time.monotonic()
-            ans = _rtsp_request(url, Credentials("admin", secrets.token_hex(8)), tr, "wrong password")
-            outcome = "rejected" if ans.status == 401 else "locked" if ans.status in (403, 423, 429, 453, 503) else "no-answer" if ans.status is None else "other"
-            attempts.append((round(time.monotonic() - t0, 3), outcome))
-        self._judge_rate(ctx, f"rtsp {label} on {port}/tcp", port, "rtsp", attempts, evidence)
+        _defaults_answered(part, f"rtsp {label} on {port}/tcp", answers, evidence)
+
+        def wrong() -> str:
+            ans = _rtsp_request(url, Credentials("admin", _wrong(ctx)), tr, "wrong password")
+            return ("rejected" if ans.status == 401 else "locked" if ans.status in (403, 423, 429, 453, 503) else "no-answer" if ans.status is None
+                    else "other")
+
+        self._judge_rate(ctx, f"rtsp {label} on {port}/tcp", port, "rtsp", _timed(wrong), evidence, wrong)
 
     # -- SSH --------------------------------------------------------------------------
     def _ssh(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
@@ -408,18 +455,21 @@ class InterfaceAuth(Scenario):
                       methods=methods or [], none_accepted=open_for, evidence=evidence)
         if not {"password", "keyboard-interactive"} & set(methods or []):
             return  # keys only: nothing to guess, nothing to rate-limit
+        answers = []
         for e in _entries(ctx, "console"):
-            ok, _ = _ssh_password(address, port, e.user, e.password, tr, e.label)
+            ok, dropped = _ssh_password(address, port, e.user, e.password, tr, e.label)
+            answers.append("accepted" if ok else "no answer (connection refused or dropped)" if dropped else "refused")
             if ok:
                 ctx.finding("default-credential-accepted", "critical", f"SSH on {port}/tcp accepts a default credential: user {e.user!r}, {e.label} (password redacted)",
                             interface="network", proto="tcp", port=port, service="ssh", evidence=evidence, detail=_cred_detail(ctx, e))
                 break
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            t0 = time.monotonic()
-            ok, refused = _ssh_password(address, port, "root", secrets.token_hex(8), tr, "wrong password")
-            attempts.append((round(time.monotonic() - t0, 3), "locked" if refused else "accepted" if ok else "rejected"))
-        self._judge_rate(ctx, f"ssh password on {port}/tcp", port, "ssh", attempts, evidence)
+        _defaults_answered(part, f"ssh password on {port}/tcp", answers, evidence)
+
+        def wrong() -> str:
+            ok, dropped = _ssh_password(address, port, "root", _wrong(ctx), tr, "wrong password")
+            return "silent" if dropped else "accepted" if ok else "rejected"
+
+        self._judge_rate(ctx, f"ssh password on {port}/tcp", port, "ssh", _timed(wrong), evidence, wrong)
 
     # -- telnet -----------------------------------------------------------------------
     def _telnet(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
@@ -433,18 +483,25 @@ class InterfaceAuth(Scenario):
                 ctx.finding("default-credential-accepted", "critical", f"telnet on {port}/tcp accepts a default credential: user {e.user!r}, {e.label} (password redacted)",
                             interface="network", proto="tcp", port=port, service="telnet", evidence=evidence, detail=_cred_detail(ctx, e))
                 break
-            if outcome == "no-login":
-                part.observed("telnet hands out a shell without a login prompt (debug-ports' finding)", evidence=evidence)
-                return  # an unauthenticated telnet shell is debug-ports' finding
+            if outcome == "no-login":  # a shell for anyone who connects: this scenario's finding too (6.2.1 d), beside debug-ports'
+                ctx.finding("unauthenticated-login", "critical",
+                            f"telnet on {port}/tcp hands out a shell without any login: no authentication at all (debug-ports names the "
+                            "same service as an open debug service)", interface="network", proto="tcp", port=port, service="telnet",
+                            evidence=evidence, detail={"also": "debug-ports open-debug-service"})
+                part.observed(f"telnet on {port}/tcp hands out a shell without a login prompt", evidence=evidence)
+                return
         if "shell" not in outcomes and "rejected" not in outcomes:
             part.unobserved(f"telnet on {port}/tcp never answered a login attempt ({', '.join(sorted(set(outcomes)))})", kind="no-answer", evidence=evidence)
             return
         part.observed(f"telnet login prompt; {outcomes.count('rejected')} default credential(s) refused", evidence=evidence)
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            outcome, dur = _telnet_login(address, port, "root", secrets.token_hex(8), tr, "wrong password")
-            attempts.append((round(dur, 3), {"refused": "locked", "failed": "no-answer"}.get(outcome, outcome)))
-        self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", attempts, evidence)
+        _defaults_answered(part, f"telnet login on {port}/tcp", ["accepted" if o == "shell" else "refused" if o == "rejected" else o for o in outcomes],
+                           evidence)
+
+        def wrong() -> str:
+            outcome, _ = _telnet_login(address, port, "root", _wrong(ctx), tr, "wrong password")
+            return {"refused": "silent", "failed": "no-answer"}.get(outcome, outcome)
+
+        self._judge_rate(ctx, f"telnet login on {port}/tcp", port, "telnet", _timed(wrong), evidence, wrong)
 
     # -- FTP --------------------------------------------------------------------------
     def _ftp(self, ctx: ScenarioContext, address: str, port: int, part: Part) -> None:
@@ -463,18 +520,22 @@ class InterfaceAuth(Scenario):
             part.unobserved(f"FTP on {port}/tcp never answered a login", kind="no-answer", evidence=evidence)
             return
         part.observed(f"FTP login: {', '.join(outcomes)}", evidence=evidence)
-        attempts = []
-        for _ in range(LOCKOUT_ATTEMPTS):
-            t0 = time.monotonic()
-            outcome = _ftp_login(address, port, "admin", secrets.token_hex(8), tr, "wrong password")
-            attempts.append((round(time.monotonic() - t0, 3), {"refused": "locked", "failed": "rejected"}.get(outcome, outcome)))
-        self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", attempts, evidence)
+        _defaults_answered(part, f"ftp login on {port}/tcp", ["refused" if o == "failed" else "no answer (no connection)" if o == "refused" else o
+                                                              for o in outcomes], evidence)
+
+        def wrong() -> str:
+            return {"refused": "silent", "failed": "rejected"}.get(_ftp_login(address, port, "admin", _wrong(ctx), tr, "wrong password"), "other")
+
+        self._judge_rate(ctx, f"ftp login on {port}/tcp", port, "ftp", _timed(wrong), evidence, wrong)
 
     def _judge_rate(self, ctx: ScenarioContext, what: str, port: int, service: str, attempts: list[tuple[float, str]], evidence: list[str],
-                    mechanism: str | None = None) -> None:
+                    retry: Callable[[], str], mechanism: str | None = None) -> None:
         """Ten timed wrong attempts: a lockout counts only after the device was seen refusing a
-        wrong password at least once (a device that vanished is not "locked out"). ``mechanism``
-        tells apart two logins of one port (``digest``, ``form``)."""
+        wrong password at least once (a device that vanished is not "locked out"). A lockout the
+        device says (423, 429, 503, "too many attempts") counts as such; one it only shows by
+        going silent (connections refused or dropped) counts only when it is seen to lift: a
+        wrong password refused again within ``LOCKOUT_LIFT_S`` (``retry`` makes one attempt).
+        ``mechanism`` tells apart two logins of one port (``digest``, ``form``)."""
         tag = f"{service} {mechanism}" if mechanism and mechanism not in ("basic",) else service
         part = ctx.part(f"lockout {tag} {port}/tcp", f"{what}: ten wrong attempts are slowed down or locked out (ETSI TS 103 701 5.1-5-2)",
                         clauses=("T/AI 110.1-2020 6.2.4 b 3",), interface="network", proto="tcp", port=port, service=service)
@@ -482,17 +543,66 @@ class InterfaceAuth(Scenario):
         outcomes = [o for _, o in attempts]
         first_rejection = next((i for i, o in enumerate(outcomes) if o == "rejected"), None)
         locked = first_rejection is not None and "locked" in outcomes[first_rejection:]
-        ctx.measure(f"lockout_{tag.replace(' ', '_')}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked, "outcomes": outcomes})
+        silent = first_rejection is not None and not locked and "silent" in outcomes[first_rejection:]
+        lifted_s = None
+        if silent:  # refused once, then nothing: a lockout, or a device that went away? Only its lifting tells
+            ctx.step("wait for the lockout to lift", what=what, limit_s=LOCKOUT_LIFT_S)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < LOCKOUT_LIFT_S:
+                if retry() == "rejected":
+                    lifted_s = round(time.monotonic() - t0, 1)
+                    locked = True
+                    break
+                time.sleep(LOCKOUT_POLL_S)
+        ctx.measure(f"lockout_{tag.replace(' ', '_')}_{port}", {"delays_s": delays, "total_s": round(sum(delays), 2), "locked": locked, "outcomes": outcomes,
+                                                               **({"lifted_after_s": lifted_s} if silent else {})})
         if first_rejection is None:
             part.unobserved(f"{what}: no wrong attempt was answered with a refusal ({', '.join(sorted(set(outcomes)))}): "
                             "the rate limit cannot be measured", kind="no-answer", evidence=evidence)
             return
-        part.observed(f"{len(delays)} wrong attempts took {sum(delays):.1f} s" + (" and locked out" if locked else ""),
+        if silent and lifted_s is None:
+            part.unobserved(f"{what}: after {outcomes.count('rejected')} refusal(s) the device stopped answering and had not come back "
+                            f"{LOCKOUT_LIFT_S:g} s later: a lockout cannot be told from a device that went away", kind="no-answer", evidence=evidence)
+            return
+        part.observed(f"{len(delays)} wrong attempts took {sum(delays):.1f} s" + (" and locked out" if locked else "")
+                      + (f" (silent, lifted after {lifted_s:g} s)" if lifted_s is not None else ""),
                       delays_s=delays, locked=locked, evidence=evidence)
         if not rate_limited(delays, locked):
             ctx.finding("no-login-rate-limit", "medium",
                         f"{what}: {len(delays)} wrong attempts took {sum(delays):.1f} s with no slow-down or lockout (delays {delays})",
                         interface="network", proto="tcp", port=port, service=service, evidence=evidence, detail={"delays_s": delays})
+
+
+def _timed(attempt: Callable[[], str]) -> list[tuple[float, str]]:
+    """``LOCKOUT_ATTEMPTS`` wrong attempts, each with its duration and outcome."""
+    out = []
+    for _ in range(LOCKOUT_ATTEMPTS):
+        t0 = time.monotonic()
+        outcome = attempt()
+        out.append((round(time.monotonic() - t0, 3), outcome))
+    return out
+
+
+def _web_answer(status: int | None) -> str:
+    """A default account's HTTP or RTSP answer as :func:`_defaults_answered` counts it."""
+    if status in (401, 403):
+        return "refused"
+    if status is not None and 200 <= status < 300:
+        return "accepted"
+    return "no answer" if status is None else f"{status}" + (" (throttled or locked)" if status in (423, 429, 453, 503) else "")
+
+
+def _defaults_answered(part: Part, what: str, answers: list[str], evidence: list[str]) -> None:
+    """The default accounts count as refused only when the device refused each one: a port where
+    some got no answer, a throttle or anything but a refusal has not shown it refuses them, and
+    its part is not observed (unless one was accepted: that finding stands on its own)."""
+    if "accepted" in answers:
+        return
+    other = [a for a in answers if a != "refused"]
+    if other:
+        counts = ", ".join(f"{other.count(a)}x {a}" for a in dict.fromkeys(other))
+        part.unobserved(f"{what}: {len(other)} of {len(answers)} default account(s) got no refusal ({counts}): whether the device refuses "
+                        "them was not seen", kind="defaults-unanswered", evidence=evidence)
 
 
 # -- protocol helpers -------------------------------------------------------------------
@@ -591,6 +701,35 @@ class _FormParser(HTMLParser):
 LOCKED_TEXT = re.compile(rb"(?i)locked|too many|try again later|temporarily")
 
 
+#: one web request, from connect to its last byte, at most (a device dripping a byte at a time is cut here)
+REQUEST_S = 10.0
+#: an answer's head, at most
+HEAD_LIMIT = 16 * 1024
+
+
+def _headers(head: bytes) -> tuple[dict[str, str], list[str]]:
+    """An HTTP head's headers (lower-cased names, the first of each, at most 100) and every
+    WWW-Authenticate value (a server may send several challenges)."""
+    out: dict[str, str] = {}
+    challenges: list[str] = []
+    for line in head.split(b"\r\n")[1:101]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        k, v = name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")[:8192]
+        if k == "www-authenticate":
+            challenges.append(v)
+        out.setdefault(k, v)
+    return out, challenges[:20]
+
+
+def _content_length(value: str | None) -> int | None:
+    """A Content-Length the rig believes: a plain non-negative number (else the body is read to its bound)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
 class Web:
     """HTTP(S) requests to one port of the device, each on a fresh connection, each in the transcript.
 
@@ -606,27 +745,55 @@ class Web:
             ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # testing access, not trusting
             self._sslctx = tlsprobe.every_version(ctx)
 
-    def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None, note: str) -> WebAnswer:
-        if self._sslctx is not None:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(self.address, self.port, timeout=5, context=self._sslctx)
-        else:
-            conn = http.client.HTTPConnection(self.address, self.port, timeout=5)
-        self.tr.record("tx", f"{method} {path}" + (f" ({note})" if note else ""))
+    def _request(self, method: str, path: str, headers: dict[str, str], body: bytes | None, note: str,
+                 shown: str | None = None) -> WebAnswer:
+        """One HTTP/1.0 exchange on a fresh connection, bounded: the whole of it (connect, TLS,
+        head, body) within ``REQUEST_S``, the head within ``HEAD_LIMIT``, the body within
+        ``BODY_LIMIT``; a device that trickles bytes or never ends its answer is cut there, and a
+        head that never completes is no answer. ``shown`` is the request target as the
+        transcript writes it (a GET form login's query, with the password replaced)."""
+        deadline = time.monotonic() + REQUEST_S
+        self.tr.record("tx", f"{method} {shown or path}" + (f" ({note})" if note else ""))
+        sock: socket.socket | ssl.SSLSocket | None = None
         try:
-            conn.request(method, path, body=body, headers={"User-Agent": "privrig", "Connection": "close", **headers})
-            resp = conn.getresponse()
-            data = resp.read(BODY_LIMIT)
-            hdrs = {k.lower(): v for k, v in resp.getheaders()}
-            chs = httpauth.challenges(*resp.headers.get_all("WWW-Authenticate", [])) if resp.status == 401 else []
-            loc = resp.headers.get("Location")
-            self.tr.record("rx", f"{resp.status} {resp.reason} ({len(data)} bytes)" + (f" [{', '.join(c.label() for c in chs)}]" if chs else "")
-                           + (f" -> {loc[:200]}" if loc else "") + " " + escape_bytes(data[:200]))
-            return WebAnswer(resp.status, hdrs, data, chs, urlsplit(urljoin(path, loc)).path if loc else None)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+            sock = socket.create_connection((self.address, self.port), timeout=min(5.0, REQUEST_S))
+            if self._sslctx is not None:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                sock = self._sslctx.wrap_socket(sock)
+            host = self.address if ":" not in self.address else f"[{self.address}]"
+            lines = [f"{method} {path} HTTP/1.0", f"Host: {host}:{self.port}", "User-Agent: privrig", "Connection: close",
+                     *(f"{k}: {v}" for k, v in headers.items())]
+            if body is not None:
+                lines.append(f"Content-Length: {len(body)}")
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + (body or b""))
+            data = read_until(sock, deadline, head_complete, HEAD_LIMIT)
+            if not head_complete(data):
+                why = "no answer" if not data else f"a head that did not end within {len(data)} bytes / {REQUEST_S:g} s"
+                self.tr.record("info", f"{why} ({escape_bytes(data[:120])})" if data else why)
+                return WebAnswer(None)
+            head, rest = data.split(b"\r\n\r\n", 1)
+            status, _ = http_status(head)
+            if status is None:
+                self.tr.record("info", f"not HTTP: {escape_bytes(head[:120])}")
+                return WebAnswer(None)
+            hdrs, auth_values = _headers(head)
+            length = _content_length(hdrs.get("content-length"))
+            want = BODY_LIMIT if length is None else min(length, BODY_LIMIT)
+            payload = rest if len(rest) >= want else read_until(sock, deadline, lambda d: len(d) >= want, BODY_LIMIT, data=rest)
+            payload = payload[:want]
+            chs = httpauth.challenges(*auth_values) if status == 401 else []
+            loc = hdrs.get("location")
+            reason = escape_bytes(head.split(b"\r\n", 1)[0][13:80])
+            self.tr.record("rx", f"{status} {reason} ({len(payload)} bytes)" + (f" [{', '.join(c.label() for c in chs)}]" if chs else "")
+                           + (f" -> {loc[:200]}" if loc else "") + " " + escape_bytes(payload[:200]))
+            return WebAnswer(status, hdrs, payload, chs, urlsplit(urljoin(path, loc)).path if loc else None)
+        except (OSError, ValueError) as exc:
             self.tr.record("info", f"{type(exc).__name__}: {exc}")
             return WebAnswer(None)
         finally:
-            conn.close()
+            if sock is not None:
+                sock.close()
 
     def get(self, path: str, auth: Credentials | None = None, label: str = "") -> WebAnswer:
         """``GET path``; with ``auth``, a 401 is answered (the strongest challenge offered) on a
@@ -651,8 +818,8 @@ class Web:
         shown = {**hidden, **({form.user_field: user} if form.user_field else {}), form.password_field: f"[{label}]"}
         note = "form " + "&".join(f"{k}={v}" for k, v in shown.items())
         data = urlencode(fields).encode()
-        if form.method == "get":
-            return self._request("GET", f"{form.action}?{data.decode()}", {}, None, note)
+        if form.method == "get":  # the password rides in the query: the transcript shows the query with it replaced
+            return self._request("GET", f"{form.action}?{data.decode()}", {}, None, note, shown=f"{form.action}?{urlencode(shown)}")
         return self._request("POST", form.action, {"Content-Type": "application/x-www-form-urlencoded"}, data, note)
 
 

@@ -45,6 +45,7 @@ VIOLATING = [
     ("default-credential-accepted", "ftp", 21, None),
     ("no-login-rate-limit", "ftp", 21, None),
     ("default-credential-accepted", "snmp", 161, None),
+    ("unauthenticated-login", "telnet", 23, None),  # undeclared telnetd that hands out a shell with no login
 ]
 
 
@@ -144,7 +145,7 @@ def test_ssh_none_method_is_no_authentication_at_all(outcome) -> None:
     """OpenSSH lets an account with an empty password in with "none" (PermitEmptyPasswords yes):
     once that was not counted as a way in."""
     sc = scenario(outcome, "cam-violating")
-    [f] = [f for f in sc.findings if f.kind == "unauthenticated-login"]
+    [f] = [f for f in sc.findings if f.kind == "unauthenticated-login" and f.service == "ssh"]
     assert (f.severity, f.port, f.service, f.detail) == ("critical", 22, "ssh", {"users": ["admin"]})
     lines = [json.loads(line)["data"] for line in (outcome.bundle / f.evidence[0]).read_text().splitlines()]
     assert "ssh offers admin: none" in lines and any(line.startswith("ssh offers root: ") and "password" in line for line in lines)
@@ -301,3 +302,162 @@ def test_a_client_certificate_port_that_went_away_or_stalls_is_never_a_refusal(t
     finally:
         lsock.close()
     assert mute.state is PartState.UNOBSERVED and "did not finish" in mute.summary, mute.summary
+
+
+def test_an_undeclared_debug_stub_silent_to_login_probes_is_identified(outcome) -> None:
+    """gdbserver says nothing until spoken to in its own protocol: the scan part names it (a
+    silent port left unnamed would make the scan not observed, never "no login service")."""
+    sc = scenario(outcome, "cam-violating")
+    part = sc.coverage["scan"]
+    assert part.state.value == "observed", part.summary
+    assert part.seen["undeclared"]["2345"] == "gdbserver" and part.seen["undeclared"]["23"] == "telnet"
+
+
+class _Loopback:
+    """A TCP server on loopback that runs ``serve(conn)`` for each connection (bounded: 200 of them)."""
+
+    def __init__(self, serve):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.requests: list[bytes] = []
+
+        def loop() -> None:
+            for _ in range(200):
+                try:
+                    conn, _ = self.sock.accept()
+                except OSError:
+                    return
+                threading.Thread(target=self._one, args=(conn, serve), daemon=True).start()
+
+        threading.Thread(target=loop, daemon=True).start()
+
+    def _one(self, conn, serve) -> None:
+        conn.settimeout(5)
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.requests.append(data)
+            serve(conn, data)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_web_server_that_drips_its_answer_is_cut_at_the_request_bound(monkeypatch) -> None:
+    """A device sending one byte every 0.2 s, forever: each byte would renew a socket timeout;
+    the request as a whole is bounded and a head that never ends is no answer."""
+    import time
+
+    import scenarios.interface_auth as ia
+    from drivers.transcript import Transcript
+
+    monkeypatch.setattr(ia, "REQUEST_S", 2.0)
+
+    def drip(conn, _req) -> None:
+        conn.sendall(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+        for _ in range(100):  # 20 s at most
+            conn.sendall(b"a")
+            time.sleep(0.2)
+
+    srv = _Loopback(drip)
+    try:
+        t0 = time.monotonic()
+        answer = ia.Web("127.0.0.1", srv.port, False, Transcript(None)).get("/")
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert answer.status is None and took < 4, took
+
+
+def test_a_get_form_login_keeps_the_password_out_of_the_transcript() -> None:
+    """A form with method=get sends the password in the query: the transcript shows the query
+    with the password replaced by its label, and a device echoing it gets it redacted."""
+    from drivers.transcript import Transcript
+    from scenarios.interface_auth import LoginForm, Web
+
+    srv = _Loopback(lambda conn, req: conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 40\r\n\r\n" + req.split(b"\r\n")[0][:40].ljust(40)))
+    class Lines:
+        def __init__(self) -> None:
+            self.data = b""
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+    sink = Lines()
+    tr = Transcript(sink)
+    tr.add_word("s3cretPW")  # as ScenarioContext.tried_password registers it
+    try:
+        form = LoginForm(page="/", action="/login.cgi", method="get", user_field="user", password_field="pass")
+        answer = Web("127.0.0.1", srv.port, False, tr).submit(form, "admin", "s3cretPW", "built-in form #3")
+    finally:
+        srv.close()
+    recorded = [json.loads(line)["data"] for line in sink.data.decode().splitlines()]
+    assert answer.status == 200 and any(b"s3cretPW" in r for r in srv.requests)  # the device did get it, and echoed it
+    assert any("/login.cgi?user=admin&pass=%5Bbuilt-in+form+%233%5D" in r for r in recorded), recorded
+    assert any("[redacted]" in r for r in recorded) and not any("s3cretPW" in r for r in recorded), recorded
+
+
+def test_defaults_that_meet_a_throttle_are_not_refused(tmp_path) -> None:
+    """A camera that answers 429 to every login try never refused a default account: its
+    defaults part is not observed, and ten 429s with no refusal measure no lockout."""
+    from rig.coverage import PartState
+    from scenarios.interface_auth import InterfaceAuth, Web
+    from tests.conftest import device_context
+
+    def throttled(conn, req) -> None:
+        if b"authorization:" in req.lower():
+            conn.sendall(b"HTTP/1.0 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n")
+        else:
+            conn.sendall(b'HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\nContent-Length: 0\r\n\r\n')
+
+    srv = _Loopback(throttled)
+    device = {"privacy_level": 2, "network": {"address": "127.0.0.1", "open_ports": [srv.port]}}
+    try:
+        with device_context(tmp_path, device) as ctx:
+            part = ctx.part("http", "web logins")
+            part.observed("a web server answered")
+            tr, _ = ctx.transcript("web.jsonl")
+            InterfaceAuth()._http_challenge_logins(ctx, Web("127.0.0.1", srv.port, False, tr), "http", [("/admin", "Basic")], [], part)
+            parts = {p.name: p for p in ctx.coverage}
+    finally:
+        srv.close()
+    assert part.state is PartState.UNOBSERVED and part.kind == "defaults-unanswered" and "429" in part.summary, part.summary
+    [lock] = [p for n, p in parts.items() if n.startswith("lockout")]
+    assert lock.state is PartState.UNOBSERVED and "no wrong attempt was answered with a refusal" in lock.summary
+
+
+@pytest.mark.parametrize("lifts", [True, False], ids=["lifts", "never-lifts"])
+def test_a_lockout_shown_only_by_silence_counts_when_it_lifts(tmp_path, monkeypatch, lifts: bool) -> None:
+    """Refused twice, then connections dropped: a lockout, or a device that went away. It counts
+    as a lockout only when a wrong password is refused again within the lift bound."""
+    import scenarios.interface_auth as ia
+    from rig.coverage import PartState
+    from tests.conftest import device_context
+
+    monkeypatch.setattr(ia, "LOCKOUT_LIFT_S", 1.5)
+    monkeypatch.setattr(ia, "LOCKOUT_POLL_S", 0.2)
+    tries = iter(["silent", "silent", "rejected"] if lifts else [])
+    attempts = [(0.05, "rejected"), (0.05, "rejected")] + [(0.01, "silent")] * 8
+    device = {"privacy_level": 2, "network": {"address": "127.0.0.1", "open_ports": [22]}}
+    with device_context(tmp_path, device) as ctx:
+        ia.InterfaceAuth()._judge_rate(ctx, "ssh on 22/tcp", 22, "ssh", attempts, [], lambda: next(tries, "silent"))
+        [lock] = list(ctx.coverage)
+        rate = ctx.measurements["lockout_ssh_22"]
+        findings = list(ctx.findings)
+    if lifts:
+        assert lock.state is PartState.OBSERVED and "silent, lifted after" in lock.summary and rate["locked"] is True
+        assert not findings  # locked out: rate limited
+    else:
+        assert lock.state is PartState.UNOBSERVED and "had not come back" in lock.summary and rate["lifted_after_s"] is None
+        assert not findings
