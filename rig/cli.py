@@ -360,9 +360,18 @@ def lab_worker(lab_path: str, bench_path: str | None, host: str | None, jobs: in
         for p in exc.problems:
             click.echo(f"rig: config error: {p}", err=True)
         sys.exit(2)
+    from rig.lab.store import EvidenceStore
+
+    try:
+        swept = EvidenceStore(lab_cfg.lab.evidence_store).sweep()
+    except OSError as exc:
+        click.echo(f"rig: lab worker: evidence store {lab_cfg.lab.evidence_store}: {exc.strerror or exc}", err=True)
+        sys.exit(3)
+    if swept:
+        click.echo(f"rig: lab worker: removed {len(swept)} copy leftover(s) older than a day from {lab_cfg.lab.evidence_store}/.incoming", err=True)
     labapp.CONTEXT = labapp.WorkerContext(lab_cfg, host, spool_dir)
     click.echo(f"rig: lab worker for host {host}: queue {labapp.queue_of(host)}, {jobs} device(s) at once, spool {spool_dir}", err=True)
-    app.worker_main(["worker", "-Q", labapp.queue_of(host), "-c", str(jobs), "-n", f"{host}@%h", "-l", "WARNING", "--without-gossip",
+    app.worker_main(["worker", "-Q", labapp.queue_of(host), "-c", str(jobs), "-n", f"{host}.{os.getpid()}@%h", "-l", "WARNING", "--without-gossip",
                      "--without-mingle", "-P", "prefork"])
 
 

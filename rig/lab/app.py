@@ -8,10 +8,14 @@ atomically into the evidence store (:mod:`rig.lab.store`) and indexes it in the 
 
 Delivery is at least once: tasks are acknowledged late (after they finished), and a worker
 that dies mid-job leaves its message unacknowledged, so Redis hands it out again once the
-broker's ``visibility_timeout_s`` has passed. Every job is idempotent by its id: a job already
-recorded in the store returns its record; one another process is running (a claim in Redis,
-refreshed while it runs) waits and is retried; a bundle a killed attempt left half-written is
-kept in the store as incomplete before the job runs again.
+broker's ``visibility_timeout_s`` has passed (a pool process that dies is requeued at once).
+Every job is idempotent by its id (see :mod:`rig.lab.store`): a job already recorded returns
+its record; one whose bundle was placed but not recorded is indexed and recorded without
+running again; a sealed bundle a killed attempt left in the spool is filed, a half-written one
+kept as incomplete. One job runs at a time (a claim in Redis) and one job drives a device at a
+time lab-wide (a device key in Redis, renewed while the job runs, beside the local flock that
+keeps a technician's run off it). Attempts are recorded; after ``lab.max_attempts`` attempts
+that each died without a record the job is recorded as given up, never retried forever.
 
 Progress: each engine event of a job is published on Redis (``privrig:events:<lab>``) for
 ``rig lab submit --wait`` to show, the same lines as ``rig run``.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -35,8 +40,8 @@ from rig.lab.config import LoadedLab
 from rig.lab.store import EvidenceStore
 
 TASK = "privrig.run_device"
-CLAIM_TTL_S = 30
-CLAIM_REFRESH_S = 10
+CLAIM_TTL_S = 20  # a claim (job, device) of a process that died frees itself this long after its last renewal
+CLAIM_REFRESH_S = 5
 
 
 def queue_of(host: str) -> str:
@@ -67,7 +72,7 @@ def make_app(lab: LoadedLab) -> Celery:
         worker_hijack_root_logger=False,
         task_default_queue="privrig",
     )
-    app.task(name=TASK, bind=True, max_retries=None)(_run_device)
+    app.task(name=TASK, bind=True, max_retries=None)(_run_device)  # retries wait for a claim or a device, never rerun a dead job: max_attempts does
     return app
 
 
@@ -106,10 +111,86 @@ def _redis(lab: LoadedLab) -> Any:
     return redis.Redis.from_url(lab.lab.broker.resolved_url(), socket_timeout=10)
 
 
+def _crash_point(point: str) -> None:
+    """Fault injection for the lab tests: when ``$PRIVRIG_LAB_CRASH`` names a file whose first
+    line is ``point``, the worker's process is killed (SIGKILL) here; the file is removed first
+    unless its second line is ``again``. Unset (always, outside the tests), this does nothing."""
+    path = os.environ.get("PRIVRIG_LAB_CRASH")
+    if not path:
+        return
+    try:
+        lines = Path(path).read_text().split()
+    except OSError:
+        return
+    if lines[:1] != [point]:
+        return
+    if lines[1:2] != ["again"]:
+        Path(path).unlink(missing_ok=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Held:
+    """Keys this job holds in Redis (its claim, its device), each renewed while it runs."""
+
+    def __init__(self, r: Any, me: str):
+        self.r, self.me, self.keys = r, me, []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def take(self, key: str, ttl: int) -> bool:
+        """Take ``key`` for ``ttl`` s if no one holds it (the holder's renewal keeps it)."""
+        if not self.r.set(key, self.me, nx=True, ex=ttl):
+            return False
+        self.keys.append((key, ttl))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._renew, daemon=True)
+            self._thread.start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._stop.wait(CLAIM_REFRESH_S):
+            for key, ttl in list(self.keys):
+                try:
+                    if self.r.get(key) == self.me.encode():
+                        self.r.expire(key, ttl)
+                except Exception:  # noqa: BLE001 - the next renewal tries again
+                    pass
+
+    def release(self) -> None:
+        """Give back every key still ours (one that expired and was taken since is left alone)."""
+        self._stop.set()
+        for key, _ in self.keys:
+            try:
+                if self.r.get(key) == self.me.encode():
+                    self.r.delete(key)
+            except Exception:  # noqa: BLE001 - it expires by itself
+                pass
+
+
+def device_key(bench: str, device: str) -> str:
+    """The Redis key that holds a device for one job lab-wide (two workers of one host on two machines)."""
+    return f"privrig:device:{bench}:{device}"
+
+
+def _finish(ctx: WorkerContext, store: EvidenceStore, bench_name: str, job: dict, placed: Path, attempts: int) -> dict:
+    """Index a placed bundle and record the job's outcome from the bundle's own results."""
+    from rig.history import History
+    from rig.results import Verdict, exit_code_for
+
+    doc = json.loads((placed / "results.json").read_text())
+    verdicts = {s["id"]: s["verdict"] for d in doc.get("devices", []) for s in d.get("scenarios", [])}
+    History.for_config(ctx.lab.lab.history, ctx.lab.lab.evidence_store).index_bundle(placed)
+    _crash_point("indexed")
+    record = {"job_id": job["job_id"], "host": ctx.host, "bench": bench_name, "device": job["device"], "run_id": placed.name,
+              "exit_code": exit_code_for([Verdict(v) for v in verdicts.values()]) if doc.get("status") == "complete" else 3,
+              "bundle": str(placed), "verdicts": verdicts, "attempts": attempts}
+    store.record_job(bench_name, job["job_id"], record)
+    return record
+
+
 def _run_device(task: Any, job: dict) -> dict:
     """One device's scenarios on this host (see the module docstring); returns the job's record."""
     from rig.engine import RunPlan, execute
-    from rig.history import History
     from rig.verify import VERIFIED, verify_bundle
 
     ctx = CONTEXT
@@ -125,46 +206,60 @@ def _run_device(task: Any, job: dict) -> dict:
     if done is not None:
         return done  # delivered again after it completed: nothing to run
     r = _redis(ctx.lab)
-    claim = f"privrig:claim:{job_id}"
-    me = f"{socket.gethostname()}:{os.getpid()}"
-    if not r.set(claim, me, nx=True, ex=CLAIM_TTL_S):
-        raise task.retry(countdown=CLAIM_REFRESH_S)  # another process runs it now (or its claim has not expired yet)
-    stop = threading.Event()
-
-    def refresh() -> None:
-        while not stop.wait(CLAIM_REFRESH_S):
-            try:
-                r.set(claim, me, ex=CLAIM_TTL_S)
-            except Exception:  # noqa: BLE001 - the next refresh tries again
-                pass
-
-    threading.Thread(target=refresh, daemon=True).start()
+    held = _Held(r, f"{socket.gethostname()}:{os.getpid()}")
+    publish = _Publish(r, events_channel(ctx.lab), job_id, ctx.host)
     try:
+        if not held.take(f"privrig:claim:{job_id}", CLAIM_TTL_S):
+            raise task.retry(countdown=CLAIM_REFRESH_S, max_retries=None)  # another process runs it now
+        if not held.take(device_key(bench_name, device), CLAIM_TTL_S):
+            publish.event("warning", device, message=f"{device} is held by another job of the lab; waiting")
+            raise task.retry(countdown=5, max_retries=None)  # another worker (maybe on another machine) drives it now
+        done = store.job(bench_name, job_id)
+        if done is not None:
+            return done
+        # the bundle a killed attempt placed (intent said so) but did not record: index it, run nothing again
+        meant = store.intent(bench_name, job_id)
+        if meant is not None and meant.is_dir() and verify_bundle(meant).status == VERIFIED:
+            return _finish(ctx, store, bench_name, job, meant, len(store.attempts(bench_name, job_id)))
         spool = ctx.spool / job_id
         for old in sorted(spool.glob("attempt-*/*")) if spool.exists() else []:  # what a killed attempt left
-            if old.is_dir():
-                kept = store.keep_incomplete(bench_name, old)
-                _Publish(r, events_channel(ctx.lab), job_id, ctx.host).event("warning", device, message=f"an earlier attempt was cut off; its partial bundle is kept at {kept}")
+            if not old.is_dir():
+                continue
+            if verify_bundle(old).status == VERIFIED:  # sealed and whole: it is the job's result
+                store.intend(bench_name, job_id, old.name)
+                placed = store.put(bench_name, old)
+                publish.event("warning", device, message=f"an earlier attempt finished its bundle before it was cut off; filed as {placed.name}")
+                record = _finish(ctx, store, bench_name, job, placed, len(store.attempts(bench_name, job_id)))
+                shutil.rmtree(spool, ignore_errors=True)
+                return record
+            kept = store.keep_incomplete(bench_name, old)
+            publish.event("warning", device, message=f"an earlier attempt was cut off; its partial bundle is kept at {kept}")
+        n = store.begin_attempt(bench_name, job_id, {"attempt": len(store.attempts(bench_name, job_id)) + 1, "host": ctx.host,
+                                                     "worker": held.me, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        limit = ctx.lab.lab.max_attempts
+        if n > limit:  # every earlier attempt died without a record (it killed its worker): stop driving the device
+            record = {"job_id": job_id, "host": ctx.host, "bench": bench_name, "device": device, "run_id": None, "exit_code": 3,
+                      "bundle": None, "verdicts": {}, "attempts": n - 1, "gave_up": True,
+                      "error": f"given up after {n - 1} attempt(s) that each ended without a record (lab.max_attempts {limit}); "
+                               f"partial bundles under {store.root / bench_name / 'incomplete'}"}
+            store.record_job(bench_name, job_id, record)
+            publish.event("warning", device, message=record["error"])
+            shutil.rmtree(spool, ignore_errors=True)
+            return record
+        _crash_point("started")
         attempt = spool / f"attempt-{int(time.time() * 1000)}"
         attempt.mkdir(parents=True, exist_ok=True)
         plan = RunPlan.select(bench, [device], job.get("scenarios") or None, attempt, lock_wait_s=float(job.get("lock_wait_s", 86400)))
-        out = execute(plan, progress=_Publish(r, events_channel(ctx.lab), job_id, ctx.host))
+        out = execute(plan, progress=publish)
         report = verify_bundle(out.bundle)
         if report.status != VERIFIED:
             kept = store.keep_incomplete(bench_name, out.bundle)
             raise RuntimeError(f"job {job_id}: the bundle did not verify ({report.status}); kept at {kept}")
+        store.intend(bench_name, job_id, out.bundle.name)
         placed = store.put(bench_name, out.bundle)
-        History.for_config(ctx.lab.lab.history, ctx.lab.lab.evidence_store).index_bundle(placed)
-        record = {"job_id": job_id, "host": ctx.host, "bench": bench_name, "device": device, "run_id": placed.name,
-                  "exit_code": out.exit_code, "bundle": str(placed),
-                  "verdicts": {s.id: s.verdict.value for d in out.record.devices for s in d.scenarios}}
-        store.record_job(bench_name, job_id, record)
+        _crash_point("placed")
+        record = _finish(ctx, store, bench_name, job, placed, n)
         shutil.rmtree(spool, ignore_errors=True)
         return record
     finally:
-        stop.set()
-        try:
-            if r.get(claim) == me.encode():
-                r.delete(claim)
-        except Exception:  # noqa: BLE001 - the claim expires by itself
-            pass
+        held.release()

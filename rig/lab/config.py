@@ -7,12 +7,14 @@ lab:
   broker: {url: "redis://127.0.0.1:6379/0", password_env: PRIVRIG_BROKER_PASSWORD}
   history: {url: "postgresql+psycopg://rig@db.lab/privrig", password_env: PRIVRIG_DB_PASSWORD}
   evidence_store: /srv/privrig/store          # a folder every host mounts (NFS)
+  max_attempts: 3                             # a job that kills its worker is given up after 3
   hosts:
     bench-a: {bench: benches/bench-a.yaml}    # the bench config the host owns
     bench-b: {bench: benches/bench-b.yaml}
 ```
 
-Passwords never sit in the file (a URL with one is refused); relative paths are read against
+Passwords never sit in the file (a URL with one is refused); a broker outside loopback needs
+a password (``password_env``) or TLS (``rediss://``); relative paths are read against
 the lab file's folder. Each host's bench config is loaded and checked too, and a device named
 on two hosts is refused (a job must have one host to go to).
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from rig.config import (NAME_RE, ConfigError, ConfigProblem, HistoryDb, LoadedConfig, _Model, load_config, read_config_text, read_yaml,
                         validate_model)
@@ -49,6 +51,15 @@ class Broker(_Model):
             raise ValueError("no password in the URL: name an environment variable in password_env")
         return v
 
+    @model_validator(mode="after")
+    def _guarded(self) -> "Broker":
+        """Outside loopback the broker carries the lab's jobs and results over the network: a
+        plain ``redis://`` with no password lets anyone on it forge a result or take a job."""
+        if self.url.startswith("redis://") and self.password_env is None and not _loopback(self.url):
+            raise ValueError(f"the broker {self.url} is outside loopback with no password: set password_env "
+                             "(Redis requirepass) or use rediss:// (TLS)")
+        return self
+
     def resolved_url(self) -> str:
         """The URL with the password from the environment (never logged)."""
         import os
@@ -65,6 +76,25 @@ class Broker(_Model):
         return f"{scheme}://:{quote(pw, safe='')}@{rest}"
 
 
+def _loopback(url: str) -> bool:
+    """The URL's host is this machine's loopback (127.0.0.0/8, ::1, localhost) or a Unix socket."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class LabHost(_Model):
     bench: Path
 
@@ -75,6 +105,9 @@ class LabInfo(_Model):
     history: HistoryDb
     evidence_store: Path
     hosts: dict[Annotated[str, Field(pattern=NAME_RE)], LabHost] = Field(min_length=1)
+    #: attempts a job gets (a worker that died mid-job is one): then it is recorded as given up,
+    #: so a job that kills its worker does not power-cycle or flash a device forever
+    max_attempts: int = Field(default=3, ge=1, le=20)
 
 
 class LabFile(_Model):

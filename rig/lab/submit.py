@@ -124,19 +124,66 @@ def _follow(lab: LoadedLab, app, pubsub, jobs: dict[str, tuple[str, str]], scena
             why = "no worker of that host is up" if not up.get(host) else f"still queued or running on {', '.join(up[host])}"
             _err(f"job {jid} ({device}) on host {host} did not finish within {wait:g} s: {why}")
         codes.append(EXIT_INCOMPLETE)
+    checked: list[dict] = []
     for jid, res in results.items():
         device, host = jobs[jid]
-        if isinstance(res, dict):
-            codes.append(int(res.get("exit_code", EXIT_INCOMPLETE)))
-            click.echo(f"{device} {host} exit {res.get('exit_code')} {res.get('bundle')}")
-        else:
+        if not isinstance(res, dict):
             codes.append(EXIT_INCOMPLETE)
             _err(f"job {jid} ({device}) on host {host} failed: {res}")
+            continue
+        rec, problem = from_store(lab, host, jid)
+        if rec is None:
+            codes.append(EXIT_INCOMPLETE)
+            _err(f"job {jid} ({device}) on host {host}: {problem}")
+            continue
+        if rec.get("exit_code") != res.get("exit_code") or rec.get("run_id") != res.get("run_id"):
+            _err(f"job {jid} ({device}): the broker's answer (exit {res.get('exit_code')}, run {res.get('run_id')}) is not what the store "
+                 f"holds (exit {rec.get('exit_code')}, run {rec.get('run_id')}); the store's verified bundle is reported")
+        codes.append(int(rec["exit_code"]))
+        checked.append(rec)
+        click.echo(f"{device} {host} exit {rec['exit_code']} {rec['bundle']} (verified, signed by {rec['signed_by']})")
     code = EXIT_FAIL if EXIT_FAIL in codes else EXIT_INCOMPLETE if EXIT_INCOMPLETE in codes or any(c not in (0, 1) for c in codes) else EXIT_PASS
     progress.event("run-end", status="complete" if not missing else "incomplete", exit_code=code, bundle=str(lab.lab.evidence_store))
     if junit is not None:
-        write_junit(junit, [r for r in results.values() if isinstance(r, dict)])
+        write_junit(junit, checked)
     return code
+
+
+def from_store(lab: LoadedLab, host: str, jid: str) -> tuple[dict | None, str]:
+    """A finished job as the evidence store holds it, never as the broker says: its record, its
+    bundle verified byte for byte and signed by a key this desk trusts (``rig keys trust``), its
+    exit code recomputed from the bundle's own results. ``(None, why)`` when any of it fails."""
+    from rig.lab.store import EvidenceStore
+    from rig.results import Verdict, exit_code_for
+    from rig.verify import VERIFIED, verify_bundle
+
+    bench = lab.benches[host].bench.bench.name
+    try:
+        store = EvidenceStore(lab.lab.evidence_store)
+        rec = store.job(bench, jid)
+    except (OSError, ValueError) as exc:
+        return None, f"the evidence store {lab.lab.evidence_store} cannot be read: {exc}"
+    if rec is None:
+        return None, f"the broker says it finished, but the evidence store has no record of it ({lab.lab.evidence_store}/{bench}/.jobs)"
+    if rec.get("gave_up"):
+        return None, str(rec.get("error", "given up"))
+    try:
+        bundle = store.root / bench / str(rec["run_id"])
+        report = verify_bundle(bundle)
+    except (KeyError, TypeError, ValueError, OSError) as exc:
+        return None, f"its record in the store names no readable bundle ({exc})"
+    if report.status != VERIFIED or report.key_trust not in ("this-bench", "trusted"):
+        why = "; ".join(report.problems[:2] + report.notes[:1]) or report.status
+        hint = f" (trust host {host}'s key: on it `rig keys show > {host}.pem`, here `rig keys trust {host}.pem --name {host}`)" \
+            if report.key_trust == "unknown" else ""
+        return None, f"its bundle {bundle} did not verify: {report.status}: {why}{hint}"
+    try:
+        doc = json.loads((bundle / "results.json").read_text())
+        verdicts = [Verdict(s["verdict"]) for d in doc.get("devices", []) for s in d.get("scenarios", [])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"its bundle's results.json cannot be read: {exc}"
+    code = exit_code_for(verdicts) if doc.get("status") == "complete" else EXIT_INCOMPLETE
+    return {**rec, "exit_code": code, "bundle": str(bundle), "signed_by": report.key_fingerprint}, ""
 
 
 def write_junit(path: Path, records: list[dict]) -> None:

@@ -71,3 +71,22 @@ def test_the_worker_finds_its_host_by_its_bench_config(tmp_path: Path) -> None:
     assert res.returncode == 2 and "no host of" in res.stderr
     res = rig("lab", "worker", "-c", str(lab))
     assert res.returncode == 2 and "give --bench" in res.stderr
+
+
+@pytest.mark.parametrize("broker,ok", [
+    ('{url: "redis://198.18.7.1:6379/0"}', False),  # another host, plain, no password: anyone on the wire forges results
+    ('{url: "redis://198.18.7.1:6379/0", password_env: PRIVRIG_BROKER_PASSWORD}', True),
+    ('{url: "rediss://198.18.7.1:6380/0"}', True),  # TLS
+    ('{url: "redis://localhost:6379/0"}', True),
+    ('{url: "redis://[::1]:6379/0"}', True),
+], ids=["plain-remote", "password", "tls", "localhost", "ipv6-loopback"])
+def test_a_broker_outside_loopback_needs_a_password_or_tls(tmp_path: Path, broker: str, ok: bool) -> None:
+    a = bench_config(tmp_path, "bench-one", 50, {"one-cam": "cam-compliant"})
+    path = lab_file(tmp_path, {"host-1": a}, broker)
+    if ok:
+        assert load_lab(path).lab.max_attempts == 3
+        return
+    with pytest.raises(ConfigError) as ei:
+        load_lab(path)
+    [p] = ei.value.problems
+    assert p.field.startswith("lab.broker") and p.line == 4 and "outside loopback with no password" in str(p), str(p)

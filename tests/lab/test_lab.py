@@ -77,23 +77,36 @@ lab:
   hosts:
 """ + "".join(f"    {h}: {{bench: {p}}}\n" for h, p in self.benches.items()))
         self.workers: dict[str, subprocess.Popen] = {}
+        self.desk = folder / "home-desk"  # where submit and status run: it trusts the hosts' keys
 
     def home(self, host: str) -> Path:
         return self.folder / f"home-{host}"
 
-    def start_worker(self, host: str) -> None:
-        env = {**os.environ, "PRIVRIG_HOME": str(self.home(host))}
-        self.workers[host] = subprocess.Popen([*RIG, "lab", "worker", "-c", str(self.path), "--bench", str(self.benches[host]), "-j", "2",
-                                               "--spool", str(self.folder / f"spool-{host}")],
+    def trust_hosts(self, *hosts: str) -> None:
+        """Each host's bench key made (``rig keys show`` on it) and trusted at the desk (``rig keys trust``)."""
+        for host in hosts:
+            shown = rig("keys", "show", env={**os.environ, "PRIVRIG_HOME": str(self.home(host))})
+            assert shown.returncode == 0, shown.stderr
+            pem = self.folder / f"{host}.pem"
+            pem.write_text(shown.stdout)
+            trusted = rig("keys", "trust", str(pem), "--name", host, env={**os.environ, "PRIVRIG_HOME": str(self.desk)})
+            assert trusted.returncode == 0, trusted.stderr
+
+    def start_worker(self, host: str, name: str | None = None, env: dict[str, str] | None = None) -> None:
+        """A worker of ``host`` in its own process group (``name``: a second one of the same host)."""
+        name = name or host
+        env = {**os.environ, "PRIVRIG_HOME": str(self.home(host)), **(env or {})}
+        self.workers[name] = subprocess.Popen([*RIG, "lab", "worker", "-c", str(self.path), "--bench", str(self.benches[host]), "-j", "2",
+                                               "--spool", str(self.folder / f"spool-{name}")],
                                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                              stderr=(self.folder / f"worker-{host}.log").open("ab"), start_new_session=True)
+                                              stderr=(self.folder / f"worker-{name}.log").open("ab"), start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             st = self.status()
-            if st["hosts"][host]["workers"]:
+            if len(st["hosts"][host]["workers"]) >= sum(1 for n in self.workers if n.split("#")[0] == host):
                 return
             time.sleep(0.5)
-        raise AssertionError(f"the worker of {host} did not come up: {(self.folder / f'worker-{host}.log').read_text()[-2000:]}")
+        raise AssertionError(f"the worker {name} did not come up: {(self.folder / f'worker-{name}.log').read_text()[-2000:]}")
 
     def kill_worker(self, host: str, sig: int = signal.SIGKILL) -> None:
         proc = self.workers.pop(host)
@@ -104,12 +117,13 @@ lab:
         proc.wait(timeout=60)
 
     def status(self) -> dict:
-        res = rig("lab", "status", "-c", str(self.path), "--json")
+        res = rig("lab", "status", "-c", str(self.path), "--json", env={**os.environ, "PRIVRIG_HOME": str(self.desk)})
         assert res.returncode == 0, res.stderr
         return json.loads(res.stdout)
 
-    def submit(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*RIG, "lab", "submit", "-c", str(self.path), *args], capture_output=True, text=True, timeout=timeout)
+    def submit(self, *args: str, timeout: float = 600, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*RIG, "lab", "submit", "-c", str(self.path), *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PRIVRIG_HOME": str(home or self.desk)})
 
     def verified(self, bundle: Path, host: str) -> bool:
         key = serialization.load_pem_private_key((self.home(host) / "bench-ed25519.pem").read_bytes(), None).public_key()
@@ -118,6 +132,10 @@ lab:
     def record(self, bench: str, job_id: str) -> dict | None:
         p = self.store / bench / ".jobs" / f"{job_id}.json"
         return json.loads(p.read_text()) if p.exists() else None
+
+    def store_attempts(self, bench: str, job_id: str) -> list[dict]:
+        p = self.store / bench / ".jobs" / f"{job_id}.attempts.jsonl"
+        return [json.loads(line) for line in p.read_text().splitlines()] if p.exists() else []
 
     def wait_record(self, bench: str, job_id: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
@@ -137,6 +155,9 @@ def lab(postgres_url: str, tmp_path_factory: pytest.TempPathFactory):
     from rig.sim.bench import SimBench
 
     folder = tmp_path_factory.mktemp("lab")
+    (folder / "store").mkdir()
+    # the store on a filesystem of its own (as an NFS export is): every bundle is copied across, not renamed
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "privrig-store", str(folder / "store")], check=True)
     (folder / "redis").mkdir()
     redis = Redis(folder / "redis")
     redis.start()
@@ -146,6 +167,7 @@ def lab(postgres_url: str, tmp_path_factory: pytest.TempPathFactory):
         for b in benches:
             b.down(log=lambda *_: None)
             b.up(log=lambda *_: None)
+        the_lab.trust_hosts("bench-a", "bench-b")
         for h in ("bench-a", "bench-b"):
             the_lab.start_worker(h)
         yield the_lab
@@ -155,6 +177,7 @@ def lab(postgres_url: str, tmp_path_factory: pytest.TempPathFactory):
         for b in benches:
             b.down(log=lambda *_: None)
         redis.stop()
+        subprocess.run(["umount", "-l", str(folder / "store")], check=False)
 
 
 def test_the_whole_lab_runs_into_one_store_and_one_history(lab: Lab, postgres_url: str) -> None:
@@ -174,6 +197,8 @@ def test_the_whole_lab_runs_into_one_store_and_one_history(lab: Lab, postgres_ur
         assert hist.returncode == 0, hist.stderr
         assert {a["verdict"] for a in json.loads(hist.stdout)} == {rec["verdicts"]["interface-auth"]}
     assert not list((lab.store / ".incoming").iterdir())  # nothing half-placed
+    assert os.stat(lab.store).st_dev != os.stat(lab.folder / "spool-bench-a").st_dev  # copied across filesystems, fsynced, renamed
+    assert "(verified, signed by" in res.stdout  # reported from the store's bundles, not the broker's word
     junit = (lab.folder / "lab-junit.xml").read_text()
     assert junit.count("<testsuite ") == 2 and 'failures="1"' in junit
     st = lab.status()
@@ -251,3 +276,96 @@ def test_a_job_for_a_device_a_local_run_holds_waits_for_its_lock(lab: Lab) -> No
         lock.release()
     rec = lab.wait_record("lab-bench-a", job_id, timeout=300)
     assert rec["verdicts"] == {"interface-auth": "pass"}
+
+
+def _jobs_of(res: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split()[0] for line in res.stdout.splitlines() if line.count(" ") == 2]
+
+
+def test_submit_reports_what_the_store_verifies_not_what_the_broker_says(lab: Lab) -> None:
+    """A result in Redis is only a hint: a forged one (anyone on the broker can write it) names
+    no job the store recorded; a desk that does not trust the host's key reports nothing."""
+    from rig.lab.app import make_app
+    from rig.lab.config import load_lab
+
+    proc = subprocess.Popen([*RIG, "lab", "submit", "-c", str(lab.path), "--device", "lab-c-cam", "--scenario", "interface-auth",
+                             "--wait", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PRIVRIG_HOME": str(lab.desk)})
+    try:
+        job_id = proc.stdout.readline().split()[0]  # bench-c has no worker: nothing will run it
+        make_app(load_lab(lab.path)).backend.store_result(job_id, {"job_id": job_id, "exit_code": 0, "run_id": "forged",
+                                                                   "bundle": "/etc"}, "SUCCESS")
+        out, err = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3 and "evidence store has no record of it" in err, err
+    # a real job, its bundle in the store, but the desk has never trusted bench-a's key
+    stranger = lab.folder / "home-stranger"
+    res = lab.submit("--device", "lab-a-cam", "--scenario", "interface-auth", "--wait", "300", home=stranger)
+    assert res.returncode == 3 and "did not verify: untrusted" in res.stderr and "rig keys trust" in res.stderr, res.stderr
+    rec = lab.record("lab-bench-a", _jobs_of(res)[0])
+    assert rec is not None and rec["exit_code"] == 0  # the job itself ran and was recorded
+
+
+def test_a_worker_killed_between_placing_and_recording_indexes_one_bundle(lab: Lab) -> None:
+    """The pool process dies right after the bundle landed in the store and before the job was
+    recorded: the job is delivered again and files what it placed, running nothing again."""
+    crash = lab.folder / "crash-placed"
+    crash.write_text("placed\n")
+    lab.kill_worker("bench-a", signal.SIGTERM)
+    lab.start_worker("bench-a", env={"PRIVRIG_LAB_CRASH": str(crash)})
+    try:
+        before = {p.name for p in (lab.store / "lab-bench-a").iterdir()}
+        res = lab.submit("--device", "lab-a-cam", "--scenario", "interface-auth", "--wait", "300")
+        assert res.returncode == 0, res.stderr
+        assert not crash.exists()  # it did die where it was told to
+        [job_id] = _jobs_of(res)
+        rec = lab.record("lab-bench-a", job_id)
+        new = {p.name for p in (lab.store / "lab-bench-a").iterdir()} - before
+        assert new == {rec["run_id"]} and rec["attempts"] == 1  # one bundle, one run of the device
+        assert len(lab.store_attempts("lab-bench-a", job_id)) == 1
+        assert not (lab.store / "lab-bench-a" / ".jobs" / f"{job_id}.placing").exists()
+    finally:
+        lab.kill_worker("bench-a", signal.SIGTERM)
+        lab.start_worker("bench-a")
+
+
+def test_a_job_that_kills_its_worker_is_given_up_after_max_attempts(lab: Lab) -> None:
+    crash = lab.folder / "crash-always"
+    crash.write_text("started\nagain\n")
+    lab.kill_worker("bench-b", signal.SIGTERM)
+    lab.start_worker("bench-b", env={"PRIVRIG_LAB_CRASH": str(crash)})
+    try:
+        res = lab.submit("--device", "lab-b-cam", "--scenario", "debug-ports", "--wait", "300")
+        assert res.returncode == 3 and "given up after 3 attempt(s)" in res.stderr, res.stderr
+        [job_id] = _jobs_of(res)
+        rec = lab.record("lab-bench-b", job_id)
+        assert rec["gave_up"] is True and rec["run_id"] is None
+        attempts = lab.store_attempts("lab-bench-b", job_id)
+        assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]  # the fourth only recorded the giving up
+    finally:
+        crash.unlink(missing_ok=True)
+        lab.kill_worker("bench-b", signal.SIGTERM)
+        lab.start_worker("bench-b")
+
+
+def test_two_workers_of_one_host_never_drive_its_device_at_once(lab: Lab) -> None:
+    """A second worker of bench-a in another process group (as on a second machine): both take
+    bench-a's queue, and the device key in Redis keeps one job at a time on the camera."""
+    lab.start_worker("bench-a", name="bench-a#2")
+    try:
+        procs = [subprocess.Popen([*RIG, "lab", "submit", "-c", str(lab.path), "--device", "lab-a-cam", "--scenario", "interface-auth",
+                                   "--wait", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PRIVRIG_HOME": str(lab.desk)}) for _ in range(2)]
+        outs = [p.communicate(timeout=500) for p in procs]
+    finally:
+        lab.kill_worker("bench-a#2", signal.SIGTERM)
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert any("held by another job of the lab; waiting" in e for _, e in outs), [e for _, e in outs]
+    spans = []
+    for out, _ in outs:
+        rec = lab.record("lab-bench-a", out.split()[0])
+        doc = json.loads((Path(rec["bundle"]) / "results.json").read_text())
+        spans.append((doc["started_at"], doc["finished_at"]))
+    (s1, e1), (s2, e2) = sorted(spans)
+    assert e1 <= s2, spans  # one after the other
