@@ -133,8 +133,13 @@ class EvidenceStore:
     def begin_attempt(self, bench: str, job_id: str, attempt: dict) -> int:
         """Append one attempt of a job (fsynced); returns how many attempts it has had, this one included."""
         p = self._jobs(bench) / f"{_name(job_id)}.attempts.jsonl"
-        with open(p, "a") as fh:
-            fh.write(json.dumps(attempt) + "\n")
+        with open(p, "a+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            cut = False
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                cut = fh.read(1) != b"\n"  # the last line was cut by a kill: this one starts on its own
+            fh.write((("\n" if cut else "") + json.dumps(attempt) + "\n").encode())
             fh.flush()
             os.fsync(fh.fileno())
         return len(self.attempts(bench, job_id))
