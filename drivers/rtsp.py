@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from drivers import httpauth
 from drivers.httpauth import Credentials
-from drivers.wire import head_complete, read_until
+from drivers.wire import content_length, head_complete, head_headers, read_until
 
 REPLY_LIMIT = 64 * 1024
 
@@ -48,24 +48,17 @@ def _read_reply(sock: socket.socket | ssl.SSLSocket, deadline: float) -> bytes:
     """One reply: its head, then as much body as Content-Length says (all bounded)."""
     data = read_until(sock, deadline, head_complete, REPLY_LIMIT)
     head, sep, body = data.partition(b"\r\n\r\n")
-    m = re.search(rb"(?im)^content-length:\s*(\d{1,7})\s*$", head)
-    if not sep or not m:
+    length = content_length(head_headers(head)) if sep else None
+    if length is None:
         return data
-    want = min(int(m.group(1)), REPLY_LIMIT)
+    want = min(length, REPLY_LIMIT)
     body = read_until(sock, deadline, lambda b: len(b) >= want, want + 1, body)
     return head + sep + body[:want]
 
 
 def _parse(reply: bytes) -> tuple[int | None, dict[str, list[str]]]:
-    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    lines = head.split("\r\n")
-    m = re.match(r"RTSP/\d\.\d (\d{3})", lines[0]) if lines else None
-    headers: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return (int(m.group(1)) if m else None), headers
+    m = re.match(rb"RTSP/\d\.\d (\d{3})", reply)
+    return (int(m.group(1)) if m else None), head_headers(reply)
 
 
 def request(url: str, method: str = "DESCRIBE", auth: Credentials | None = None, timeout: float = 5.0) -> RtspAnswer:

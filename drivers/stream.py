@@ -31,7 +31,7 @@ from drivers import rtsp as rtsp_client
 from drivers.httpauth import Credentials
 from drivers.tlsprobe import every_version
 from drivers.transcript import escape_bytes
-from drivers.wire import head_complete, read_until
+from drivers.wire import head_complete, head_headers, read_until
 
 HEAD_LIMIT = 4096
 
@@ -127,9 +127,7 @@ def _head(sock: socket.socket | ssl.SSLSocket, timeout: float) -> bytes:
 
 
 def _challenges_of(head: bytes) -> list[httpauth.Challenge]:
-    values = [line.split(b":", 1)[1].decode("latin-1").strip() for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
-              if line.lower().startswith(b"www-authenticate:")]
-    return httpauth.challenges(*values)
+    return httpauth.challenges(*head_headers(head).get("www-authenticate", []))
 
 
 def _open(url: str, client_cert: tuple[Path, Path] | None, connect_timeout: float,

@@ -32,3 +32,21 @@ def read_until(sock: socket.socket | ssl.SSLSocket, deadline: float, done: Calla
 def head_complete(data: bytes) -> bool:
     """An HTTP or RTSP response head has arrived (the blank line after the headers)."""
     return b"\r\n\r\n" in data
+
+
+def head_headers(head: bytes, max_lines: int = 100, max_value: int = 8192) -> dict[str, list[str]]:
+    """The headers of an HTTP or RTSP response head (status line first, body ignored): lower-case
+    names, every value in order (a server may send several ``WWW-Authenticate``), at most
+    ``max_lines`` header lines and ``max_value`` characters a value: a hostile head stays small."""
+    out: dict[str, list[str]] = {}
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:max_lines + 1]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            out.setdefault(name.strip().lower().decode("latin-1"), []).append(value.strip().decode("latin-1")[:max_value])
+    return out
+
+
+def content_length(headers: dict[str, list[str]]) -> int | None:
+    """The first Content-Length when it is a plain non-negative number (else ``None``: read to the bound)."""
+    value = (headers.get("content-length") or [""])[0].strip()
+    return int(value) if value.isdigit() and len(value) <= 12 else None

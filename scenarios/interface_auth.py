@@ -50,7 +50,7 @@ from drivers.portscan import PortScanner
 from drivers.probes import LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, LoginService, _telnet_refuse, identify_login_service, probe_tcp, snmp_communities
 from drivers.stream import http_status
 from drivers.transcript import Transcript, escape_bytes, strip_ansi
-from drivers.wire import head_complete, read_until
+from drivers.wire import content_length, head_complete, head_headers, read_until
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.credentials import NONE_AUTH_USERS, Entry, entries
@@ -707,29 +707,6 @@ REQUEST_S = 10.0
 HEAD_LIMIT = 16 * 1024
 
 
-def _headers(head: bytes) -> tuple[dict[str, str], list[str]]:
-    """An HTTP head's headers (lower-cased names, the first of each, at most 100) and every
-    WWW-Authenticate value (a server may send several challenges)."""
-    out: dict[str, str] = {}
-    challenges: list[str] = []
-    for line in head.split(b"\r\n")[1:101]:
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        k, v = name.strip().lower().decode("latin-1"), value.strip().decode("latin-1")[:8192]
-        if k == "www-authenticate":
-            challenges.append(v)
-        out.setdefault(k, v)
-    return out, challenges[:20]
-
-
-def _content_length(value: str | None) -> int | None:
-    """A Content-Length the rig believes: a plain non-negative number (else the body is read to its bound)."""
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value.strip())
-
-
 class Web:
     """HTTP(S) requests to one port of the device, each on a fresh connection, each in the transcript.
 
@@ -777,12 +754,13 @@ class Web:
             if status is None:
                 self.tr.record("info", f"not HTTP: {escape_bytes(head[:120])}")
                 return WebAnswer(None)
-            hdrs, auth_values = _headers(head)
-            length = _content_length(hdrs.get("content-length"))
+            every = head_headers(head)
+            hdrs = {k: v[0] for k, v in every.items()}
+            length = content_length(every)
             want = BODY_LIMIT if length is None else min(length, BODY_LIMIT)
             payload = rest if len(rest) >= want else read_until(sock, deadline, lambda d: len(d) >= want, BODY_LIMIT, data=rest)
             payload = payload[:want]
-            chs = httpauth.challenges(*auth_values) if status == 401 else []
+            chs = httpauth.challenges(*every.get("www-authenticate", [])[:20]) if status == 401 else []
             loc = hdrs.get("location")
             reason = escape_bytes(head.split(b"\r\n", 1)[0][13:80])
             self.tr.record("rx", f"{status} {reason} ({len(payload)} bytes)" + (f" [{', '.join(c.label() for c in chs)}]" if chs else "")

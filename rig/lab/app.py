@@ -37,7 +37,7 @@ from typing import Any
 from celery import Celery
 
 from rig.lab.config import LoadedLab
-from rig.lab.store import EvidenceStore
+from rig.lab.store import EvidenceStore, outcome_of
 
 TASK = "privrig.run_device"
 CLAIM_TTL_S = 20  # a claim (job, device) of a process that died frees itself this long after its last renewal
@@ -175,14 +175,12 @@ def device_key(bench: str, device: str) -> str:
 def _finish(ctx: WorkerContext, store: EvidenceStore, bench_name: str, job: dict, placed: Path, attempts: int) -> dict:
     """Index a placed bundle and record the job's outcome from the bundle's own results."""
     from rig.history import History
-    from rig.results import Verdict, exit_code_for
 
-    doc = json.loads((placed / "results.json").read_text())
-    verdicts = {s["id"]: s["verdict"] for d in doc.get("devices", []) for s in d.get("scenarios", [])}
+    verdicts, code = outcome_of(placed)
     History.for_config(ctx.lab.lab.history, ctx.lab.lab.evidence_store).index_bundle(placed)
     _crash_point("indexed")
     record = {"job_id": job["job_id"], "host": ctx.host, "bench": bench_name, "device": job["device"], "run_id": placed.name,
-              "exit_code": exit_code_for([Verdict(v) for v in verdicts.values()]) if doc.get("status") == "complete" else 3,
+              "exit_code": code,
               "bundle": str(placed), "verdicts": verdicts, "attempts": attempts}
     store.record_job(bench_name, job["job_id"], record)
     return record

@@ -165,6 +165,18 @@ class EvidenceStore:
         return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "incomplete") if d.is_dir() else []
 
 
+def outcome_of(bundle: Path) -> tuple[dict[str, str], int]:
+    """What a bundle's own results.json says: scenario -> verdict, and `rig run`'s exit code for
+    it (3 when the run did not complete). Raises OSError, ValueError, KeyError or TypeError for a
+    results.json that cannot be read as one."""
+    from rig.results import Verdict, exit_code_for
+
+    doc = json.loads((bundle / "results.json").read_text())
+    verdicts = {s["id"]: s["verdict"] for d in doc.get("devices", []) for s in d.get("scenarios", [])}
+    code = exit_code_for([Verdict(v) for v in verdicts.values()]) if doc.get("status") == "complete" else 3
+    return verdicts, code
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -153,8 +153,7 @@ def from_store(lab: LoadedLab, host: str, jid: str) -> tuple[dict | None, str]:
     """A finished job as the evidence store holds it, never as the broker says: its record, its
     bundle verified byte for byte and signed by a key this desk trusts (``rig keys trust``), its
     exit code recomputed from the bundle's own results. ``(None, why)`` when any of it fails."""
-    from rig.lab.store import EvidenceStore
-    from rig.results import Verdict, exit_code_for
+    from rig.lab.store import EvidenceStore, outcome_of
     from rig.verify import VERIFIED, verify_bundle
 
     bench = lab.benches[host].bench.bench.name
@@ -178,11 +177,9 @@ def from_store(lab: LoadedLab, host: str, jid: str) -> tuple[dict | None, str]:
             if report.key_trust == "unknown" else ""
         return None, f"its bundle {bundle} did not verify: {report.status}: {why}{hint}"
     try:
-        doc = json.loads((bundle / "results.json").read_text())
-        verdicts = [Verdict(s["verdict"]) for d in doc.get("devices", []) for s in d.get("scenarios", [])]
+        _, code = outcome_of(bundle)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"its bundle's results.json cannot be read: {exc}"
-    code = exit_code_for(verdicts) if doc.get("status") == "complete" else EXIT_INCOMPLETE
     return {**rec, "exit_code": code, "bundle": str(bundle), "signed_by": report.key_fingerprint}, ""
 
 

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from drivers.probes import _telnet_refuse, probe_tcp, probe_udp
+from drivers.probes import _telnet_refuse, identify_login_service, probe_tcp, probe_udp
 
 
 def _listener(handler) -> tuple[int, threading.Thread]:
@@ -62,3 +62,18 @@ def test_udp_probe_of_closed_port_is_quick_and_empty() -> None:
     res = probe_udp("127.0.0.1", port, timeout=0.3)
     assert res.service is None
     assert time.monotonic() - t0 < 3
+
+
+def test_a_port_silent_to_every_login_probe_is_said_silent_not_absent() -> None:
+    port, _ = _listener(lambda c: None)  # takes each connection and closes it without a byte
+    res = identify_login_service("127.0.0.1", port, timeout=0.5)
+    assert res.service is None and res.answered and res.silent and not res.refused
+    assert f"{port}/tcp" in res.note
+
+
+def test_a_closed_port_is_refused_not_silent() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: the kernel answers with a reset
+        res = identify_login_service("127.0.0.1", port, timeout=0.5)
+    assert res.refused and not res.answered and not res.silent and res.service is None
