@@ -65,7 +65,7 @@ CLAUSES: tuple[Clause, ...] = (
 )
 
 #: worse first: the cell of a clause covered by several scenarios shows the worst verdict
-ORDER = ("fail", "error", "inconclusive", "pass", "not applicable", "skipped")
+ORDER = ("fail", "error", "inconclusive", "pass", "not configured", "not applicable", "skipped")
 
 
 def scenario_cell(clause: Clause, result: "ScenarioResult") -> str | None:
@@ -100,3 +100,19 @@ def cell(clause: Clause, results: dict[str, "ScenarioResult"]) -> str:
     if not seen:
         return "not tested"
     return min(seen, key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
+
+
+def cell_notes(clause: Clause, results: dict[str, "ScenarioResult"]) -> list[str]:
+    """What the cell of ``clause`` did not check because the config gave no means (the parts
+    not configured, e.g. "bootloader not checked, no power action"), from every scenario that
+    checks it and ran; empty for a manual clause."""
+    from rig.coverage import clause_notes
+
+    if clause.manual:
+        return []
+    out: list[str] = []
+    for sid in clause.scenarios:
+        r = results.get(sid)
+        if r is not None and r.coverage is not None and r.verdict.value != "skipped":
+            out += [n for n in clause_notes(r.coverage, clause.id) if n not in out]
+    return out

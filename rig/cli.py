@@ -121,7 +121,7 @@ def attest(bundle: str, device: str, clause: str, verdict: str, note: str, by: s
     from rig.attest import attest as record_attestation
 
     try:
-        att = record_attestation(Path(bundle), device, clause, verdict, note, by, Path(photo) if photo else None)
+        att = record_attestation(_bundle_path(bundle), device, clause, verdict, note, by, Path(photo) if photo else None)
     except AttestError as exc:
         click.echo(f"rig: {_safe(exc)}", err=True)
         sys.exit(2)
@@ -195,7 +195,7 @@ def rerun(bundle: str, devices: tuple[str, ...], scenarios: tuple[str, ...], pub
         click.echo(f"rig: --pubkey {pubkey}: {exc}", err=True)
         sys.exit(2)
     try:
-        source = load_rerun(Path(bundle), pinned)
+        source = load_rerun(_bundle_path(bundle), pinned)
         devs, scns = narrow(source, list(devices), list(scenarios))
         plan = RunPlan.select(source.config, devs, scns, Path(out_dir) if out_dir else None, jobs, wait_lock)
     except (RerunError, ValueError) as exc:
@@ -247,6 +247,12 @@ def keys_list() -> None:
         click.echo(f"{fp}  {path.stem}")
 
 
+def _bundle_path(bundle: str) -> Path:
+    """The bundle folder a user names, with the symlinks on the way resolved (an ``evidence/latest``
+    link a lab keeps); a symlink *inside* the bundle is still refused by the verifier."""
+    return Path(os.path.realpath(bundle))
+
+
 @main.command()
 @click.argument("bundle", type=click.Path())
 @click.option("--pubkey", type=click.Path(dir_okay=False, exists=True), help="PEM public key the bundle must be signed by")
@@ -264,11 +270,12 @@ def verify(bundle: str, pubkey: str | None, as_json: bool) -> None:
         except (OSError, ValueError) as exc:
             click.echo(f"rig: --pubkey {pubkey}: {exc}", err=True)
             sys.exit(2)
-    rep = verify_bundle(Path(bundle), pinned)
+    root = _bundle_path(bundle)
+    rep = verify_bundle(root, pinned)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
-        click.echo(f"{bundle}: {rep.status.upper()}")
+        click.echo(f"{_safe(bundle)}: {rep.status.upper()}" + (f" ({_safe(str(root))})" if str(root) != bundle.rstrip("/") else ""))
         if rep.key_fingerprint:
             trust = {"pinned": "the pinned key", "not-pinned": "NOT the pinned key", "this-bench": "this bench's key",
                      "trusted": "a key added with rig keys trust",
@@ -312,6 +319,24 @@ def config_check(file: str) -> None:
     cfg = _load_or_exit(file)
     names = ", ".join(cfg.bench.devices)
     click.echo(f"{file}: ok: bench {cfg.bench.bench.name}, {len(cfg.bench.devices)} device(s): {names}")
+    for line in unconfigured_hints(cfg.bench):
+        click.echo(line)
+
+
+def unconfigured_hints(bench) -> list[str]:  # noqa: ANN001 - a BenchConfig
+    """One line per part a scenario that applies would record as not configured (the config
+    gives the rig no means to carry it out), saying what to add: ``hint: DEVICE SCENARIO PART:
+    not configured (MISSING): ADD``. The config is still valid: these parts are shown as not
+    configured, never counted as observed."""
+    from scenarios import REGISTRY
+
+    out = []
+    for name, dev in bench.devices.items():
+        for sid, cls in REGISTRY.items():
+            sc = cls()
+            if sc.applies(dev) is None:
+                out += [f"hint: {name} {sid} {u.part}: not configured ({u.missing}): {u.add}" for u in sc.unconfigured(dev)]
+    return out
 
 
 @config.command("schema")

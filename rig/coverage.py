@@ -15,8 +15,15 @@ scenario, and :func:`rig.clauses.cell` uses the same parts for each clause of th
 * ``error``: a part errored, or the scenario raised;
 * ``inconclusive``: a required part is ``unset`` or ``unobserved``, or no part was declared
   at all (a scenario that observed nothing cannot pass);
-* ``pass``: every declared part observed (``not-applicable`` parts, with their reason, do
-  not count either way).
+* ``pass``: every declared part observed (``not-applicable`` parts, with their reason, and
+  ``not-configured`` parts, with what the config lacks, do not count either way; at least one
+  part must have been observed).
+
+``not-configured`` is a part the bench config gives the rig no means to carry out (no power
+action for the bootloader, no serial section for the console, no ``firmware.older`` for the
+rollback): the lab chose not to check it, which is not the same as a check that ran and saw
+nothing (``unobserved``). It is shown as such in the coverage table and in the matrix cell
+("pass: bootloader not checked, no power action"), and ``rig config check`` names it.
 """
 
 from __future__ import annotations
@@ -39,7 +46,13 @@ class PartState(str, Enum):
     UNOBSERVED = "unobserved"  # carried out, nothing to judge (nothing answered, 401, timed out)
     ERROR = "error"  # the rig, a tool or the link failed while carrying it out
     NOT_APPLICABLE = "not-applicable"  # does not apply to this device (the reason says why)
+    NOT_CONFIGURED = "not-configured"  # the config gives no means to carry it out (``seen.missing`` says which)
 
+
+#: states that leave nothing to observe and count neither way in a verdict
+SETTLED = (PartState.OBSERVED, PartState.NOT_APPLICABLE, PartState.NOT_CONFIGURED)
+#: states that say the part was not looked at by design (not applicable or not configured)
+ASIDE = frozenset({PartState.NOT_APPLICABLE, PartState.NOT_CONFIGURED})
 
 #: where a finding about a part may say it was seen (and the evidence it points at)
 WHERE_KEYS = ("interface", "proto", "port", "service", "path", "flow", "usb", "evidence")
@@ -97,10 +110,25 @@ class Part:
         self.summary = _clip(reason)
         return self
 
+    def not_configured(self, missing: str, reason: str) -> "Part":
+        """The config gives the rig no means to carry the part out: ``missing`` says what in a
+        few words for the matrix ("no power action"), ``reason`` what to add to the config."""
+        self.state = PartState.NOT_CONFIGURED
+        self.summary = _clip(reason)
+        self.seen["missing"] = _clip(missing)[:80]
+        return self
+
     @property
     def done(self) -> bool:
-        """Recorded as observed or not applicable."""
-        return self.state in (PartState.OBSERVED, PartState.NOT_APPLICABLE)
+        """Recorded as observed, not applicable or not configured (nothing more will be seen)."""
+        return self.state in SETTLED
+
+    @property
+    def note(self) -> str | None:
+        """For a not-configured part, the matrix's few words: "bootloader not checked, no power action"."""
+        if self.state is not PartState.NOT_CONFIGURED:
+            return None
+        return f"{self.name} not checked, {self.seen.get('missing') or 'not configured'}"
 
     def checks(self, clause: str) -> bool:
         """This part speaks for ``clause``."""
@@ -189,7 +217,7 @@ def gap_findings(coverage: Coverage, findings: list[Finding]) -> list[Finding]:
     out = []
     have = {(f.kind, f.port, f.path, f.flow) for f in findings}
     for p in coverage:
-        if p.state in (PartState.OBSERVED, PartState.NOT_APPLICABLE):
+        if p.state in SETTLED:
             continue
         kind = p.kind or ("part-error" if p.state is PartState.ERROR else "not-observed")
         if (kind, p.where.get("port"), p.where.get("path"), p.where.get("flow")) in have:
@@ -209,14 +237,16 @@ def decide(findings: list[Finding], coverage: Coverage, raised: bool = False) ->
         return Verdict.ERROR
     if not coverage.parts or states & {PartState.UNSET, PartState.UNOBSERVED}:
         return Verdict.INCONCLUSIVE
-    if states == {PartState.NOT_APPLICABLE}:
-        return Verdict.INCONCLUSIVE  # nothing applied, so nothing was observed
+    if states <= ASIDE:
+        return Verdict.INCONCLUSIVE  # nothing applied or was configured, so nothing was observed
     return Verdict.PASS
 
 
 def clause_state(coverage: Coverage, clause: str) -> str | None:
     """What the parts that check ``clause`` add up to: ``error``, ``inconclusive``, ``pass``,
-    ``not applicable``, or ``None`` when no part speaks for it."""
+    ``not configured`` (every part not configured, or those with not-applicable ones),
+    ``not applicable``, or ``None`` when no part speaks for it. A ``pass`` may stand beside
+    not-configured parts: :func:`clause_notes` names them."""
     parts = [p for p in coverage if p.checks(clause)]
     if not parts:
         return None
@@ -227,4 +257,12 @@ def clause_state(coverage: Coverage, clause: str) -> str | None:
         return "inconclusive"
     if states == {PartState.NOT_APPLICABLE}:
         return "not applicable"
+    if states <= ASIDE:
+        return "not configured"
     return "pass"
+
+
+def clause_notes(coverage: Coverage, clause: str) -> list[str]:
+    """The parts that check ``clause`` and were not configured, in the matrix's words
+    ("bootloader not checked, no power action")."""
+    return [n for p in coverage if p.checks(clause) and (n := p.note)]

@@ -320,7 +320,8 @@ def _run_scenario(scenario: Scenario, device_name: str, device: DeviceConfig, bu
     res = ScenarioResult(scenario.id, list(scenario.clauses), verdict, started, dur, findings, measurements, list(folder.refs), coverage)
     journal.append("scenario-end", device=device_name, scenario=scenario.id, verdict=verdict.value, findings=len(findings), duration_s=round(dur, 3))
     progress.event("scenario-end", device_name, scenario.id, verdict=verdict.value, findings=len(findings), duration_s=dur,
-                   summaries=[f.summary for f in findings if f.severity != "info"][:5])
+                   summaries=[f.summary for f in findings if f.severity != "info"][:5],
+                   not_configured=[n for p in coverage if (n := p.note)][:8])
     return res
 
 

@@ -46,6 +46,8 @@ def junit_xml(record: RunRecord) -> bytes:
         for clause in sc.clauses:
             ET.SubElement(cprops, "property", name="clause", value=clause)
         lines = [f"[{f.severity}] {f.kind}: {f.summary}" + (f" (evidence: {', '.join(f.evidence)})" if f.evidence else "") for f in sc.findings]
+        if sc.coverage is not None:
+            lines += [f"[not configured] {p.note}: {p.summary}" for p in sc.coverage if p.note]
         body = xml_safe("\n".join(lines))
         first = xml_safe(sc.findings[0].summary) if sc.findings else sc.verdict.value
         if sc.verdict is Verdict.FAIL:
@@ -66,7 +68,7 @@ def junit_xml(record: RunRecord) -> bytes:
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped,.not-tested,.not-applicable,.unset{background:#eee}.observed{background:#d9f2d9}.unobserved{background:#fbe7c6}
+.pass{background:#d9f2d9}.fail{background:#f7d4d4}.error,.inconclusive{background:#fbe7c6}.skipped,.not-tested,.not-applicable,.not-configured,.unset{background:#eee}.observed{background:#d9f2d9}.unobserved{background:#fbe7c6}
 .manual{background:#dde6f7}
 code,pre{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
 figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}figure img{border:1px solid #999;max-width:480px}
@@ -88,7 +90,7 @@ def _cls(verdict: str) -> str:
 def _matrix(record: RunRecord, attested: list | None = None) -> list[str]:
     """The conformance matrix: clause x device, with the EN 303 645 / TS 103 701 and ISVS
     equivalents; a manual clause a technician attested shows that verdict (the latest)."""
-    from rig.clauses import CLAUSES, cell
+    from rig.clauses import CLAUSES, cell, cell_notes
 
     by_clause = {(a.device, a.clause): a for a in attested or []}
 
@@ -96,7 +98,9 @@ def _matrix(record: RunRecord, attested: list | None = None) -> list[str]:
            "(a scenario that checks several clauses fails a clause only through that clause's findings); <i>manual</i> where no "
            "automated check covers the clause and a technician judges it; <i>not tested</i> where its scenarios did not run or "
            "did not apply; <i>not applicable</i> where the parts that check it do not apply to the device. A clause passes only "
-           "when every part that checks it was observed; a part not observed makes it <i>inconclusive</i>.</p><table id=matrix><tr><th>clause</th><th>checked by</th>"
+           "when every part that checks it was observed; a part not observed makes it <i>inconclusive</i>. A part the bench config gives "
+           "no means to carry out (no power action for the bootloader, no serial console) is <i>not configured</i>: named under the "
+           "verdict (\"pass: bootloader not checked, no power action\"), never counted as observed.</p><table id=matrix><tr><th>clause</th><th>checked by</th>"
            + "".join(f"<th>{_e(d.name)}</th>" for d in record.devices) + "<th>EN 303 645 provision / TS 103 701 test group</th><th>OWASP ISVS</th></tr>"]
     per_device = [{s.id: s for s in d.scenarios} for d in record.devices]
     for c in CLAUSES:
@@ -107,7 +111,10 @@ def _matrix(record: RunRecord, attested: list | None = None) -> list[str]:
                 cls = {"pass": "pass", "fail": "fail"}.get(a.verdict, "not-tested")
                 cells += f"<td class={cls}>{_e(a.verdict)}<br><small>attested by {_e(a.by)}</small></td>"
             else:
-                cells += f"<td class={_cls(v)}>{_e(v)}</td>"
+                notes = cell_notes(c, r)
+                shown = f"{v}: {'; '.join(notes)}" if notes and v == "pass" else v
+                small = f"<br><small>{_e('; '.join(notes))}</small>" if notes and v != "pass" else ""
+                cells += f"<td class={_cls(v)}>{_e(shown)}{small}</td>"
         out.append(f"<tr><td><b>{_e(c.id)}</b><br>{_e(c.title)}</td><td>{_e(', '.join(c.scenarios) or 'manual')}</td>{cells}"
                    f"<td>{_e(c.etsi)}</td><td>{_e(c.isvs)}</td></tr>")
     out.append("</table>")

@@ -77,6 +77,9 @@ class TerminalProgress:
                     line = Text(f"[{device}] {scenario} ")
                     line.append(verdict.upper() if verdict == "fail" else verdict, style=STYLE.get(verdict, ""))
                     line.append(f" ({info.get('findings', 0)} findings, {float(info.get('duration_s', 0)):.1f} s)")  # type: ignore[arg-type]
+                    aside = list(info.get("not_configured") or [])  # type: ignore[call-overload]
+                    if aside:
+                        line.append(f"; not configured: {safe('; '.join(aside))}", style="dim")
                     self._print(line)
                     for s in summaries:
                         self._print(Text(f"    - {safe(s)}"))

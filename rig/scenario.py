@@ -42,6 +42,13 @@ class Scenario:
         """``None`` if the scenario applies to ``device``, else the reason it does not."""
         return None
 
+    def unconfigured(self, device: DeviceConfig) -> list["Unconfigured"]:
+        """The parts of this scenario the config of ``device`` gives the rig no means to carry
+        out (no power action for the bootloader, no serial for the console): the scenario
+        records them as ``not-configured`` and ``rig config check`` names them as hints. Only
+        called when the scenario applies. A scenario with nothing optional returns ``[]``."""
+        return []
+
     def run(self, ctx: "ScenarioContext") -> None:
         """Carry out the check: declare the parts to observe (:meth:`ScenarioContext.part`) and
         record what each saw, with findings and artifacts. The engine makes the verdict."""
@@ -54,6 +61,16 @@ class Scenario:
         if inputs:
             raise ValueError(f"{cls.id} takes no replayed inputs (got {', '.join(sorted(inputs))})")
         return {}
+
+
+@dataclass(frozen=True)
+class Unconfigured:
+    """A part the config gives no means to carry out: its name, what is missing in a few words
+    ("no power action") and what to add to the config to check it."""
+
+    part: str
+    missing: str
+    add: str
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ other undeclared open port is a finding too.
 Serial console: the console is woken and what answers classified. An unauthenticated
 shell (proved by running a command) or a bootloader prompt is a finding on ``serial``.
 
-Parts: ``tcp``, ``udp``, ``console``, ``usb`` (those the config gives the device). A part is
-observed when the device answered on it: a TCP port answered (open or refused), a UDP port
+Parts: ``tcp``, ``udp``, ``bootloader``, ``console``, ``usb``. One the config gives no means
+for (no network section, no serial section, no power action for the bootloader, no usb
+section) is ``not-configured``, saying what to add. A part is observed when the device
+answered on it: a TCP port answered (open or refused), a UDP port
 answered, the console spoke a prompt the rig recognised, the USB device enumerated. A
 silent console is not observed; a part the rig could not carry out is an error.
 """
@@ -34,7 +36,7 @@ from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part, PartState
 from rig.credentials import CONSOLE_CREDENTIALS, describe
-from rig.scenario import Scenario, ScenarioContext
+from rig.scenario import Scenario, ScenarioContext, Unconfigured
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
 PROBE_WORKERS = 16
@@ -100,9 +102,33 @@ class DebugPorts(Scenario):
             return "the config gives this device no network address, serial console or USB port"
         return None
 
+    def unconfigured(self, device: DeviceConfig) -> list[Unconfigured]:
+        """Interfaces the config does not give (network, serial, USB) and, with a console but no
+        power action, the bootloader: a bootloader listens only at power-on."""
+        out = []
+        if device.network is None:
+            add = "add a network section (address, open_ports) to scan the device's ports"
+            out += [Unconfigured("tcp", "no network section", add), Unconfigured("udp", "no network section", add)]
+        if device.serial is None:
+            add = "add a serial section (the UART adapter on the board's console pins: port, baud)"
+            out += [Unconfigured("bootloader", "no serial section", add + " and a power action"), Unconfigured("console", "no serial section", add)]
+        elif power.method(device) is None:
+            out.append(Unconfigured("bootloader", "no power action",
+                                    "add power-off and power-on via host (a relay or PDU outlet), or power-cycle via ssh or serial (a soft "
+                                    "reboot such as {via: ssh, command: reboot}): a bootloader listens only while the device starts"))
+        if device.usb is None:
+            out.append(Unconfigured("usb", "no usb section", "add a usb section (bus and serial, or vid:pid) to list the device's USB interfaces"))
+        return out
+
+    #: what each part checks, for a part declared only to say it is not configured
+    WHAT = {"tcp": "every TCP port: what answers, by protocol", "udp": "the UDP ports that matter (nmap's top 100, debug and declared ports)",
+            "bootloader": "the console watched from power-on, interrupt keys sent: autoboot must not stop at a bootloader prompt",
+            "console": "the serial console: woken and classified", "usb": "the device's USB interfaces"}
+
     def run(self, ctx: ScenarioContext) -> None:
         dev = ctx.device
         parts = []
+        aside = {u.part: u for u in self.unconfigured(dev)}
         if dev.network is not None:
             address = str(dev.network.address)
             tcp = ctx.part("tcp", f"every TCP port of {address}: what answers, by protocol", interface="network")
@@ -116,6 +142,8 @@ class DebugPorts(Scenario):
             console = ctx.part("console", f"serial console {dev.serial.port}: woken and classified", interface="serial", path=dev.serial.port)
             parts.insert(0, (("serial",), lambda: (boot_found.append(self._boot(ctx, boot)), self._serial(ctx, console, bool(boot_found and boot_found[0]))),
                              (boot, console)))
+        for name, u in aside.items():
+            ctx.part(name, self.WHAT[name], interface={"tcp": "network", "udp": "network", "usb": "usb"}.get(name, "serial")).not_configured(u.missing, u.add)
         if dev.usb is not None:
             usb = ctx.part("usb", f"USB interfaces of the device on {dev.usb.bus}", interface="usb")
             parts.append((("usb",), lambda: self._usb(ctx, usb), (usb,)))
@@ -158,12 +186,15 @@ class DebugPorts(Scenario):
             if debug:
                 access = pr.detail.get("access")
                 sev = "critical" if access in CRITICAL_ACCESS else "high"
+                # a shell for anyone who connects is also a login without authentication (6.2.1 d):
+                # interface-auth records it as unauthenticated-login on the same port; each names the other
+                also = {"also": "interface-auth unauthenticated-login"} if access == "unauthenticated-shell" else {}
                 ctx.finding(
                     "open-debug-service", sev,
                     f"{service} answers on {op.port}/tcp{' (declared, still a debug service)' if is_declared else ''}: "
-                    f"{pr.summary or op.label}",
+                    f"{pr.summary or op.label}" + (" (interface-auth names it an unauthenticated login)" if also else ""),
                     interface="network", proto="tcp", port=op.port, service=service, evidence=evidence,
-                    detail={"nmap": op.label, **pr.detail},
+                    detail={"nmap": op.label, **pr.detail, **also},
                 )
             elif not is_declared:
                 ctx.finding(
@@ -273,9 +304,7 @@ class DebugPorts(Scenario):
         ser = dev.serial
         assert ser is not None
         how = power.method(dev)
-        if how is None:
-            part.unobserved("the bootloader was not checked: no power-off/power-on or power-cycle action, so the console was never seen from "
-                            "power-on, the only time a bootloader listens", kind="bootloader-not-checked")
+        if how is None:  # not configured (recorded by run): the console is never seen from power-on
             return False
         con = ctx.serial()
         con.drain(quiet_s=0.2, limit_s=1.0)

@@ -37,7 +37,7 @@ from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.firmware import ImageTooLarge, Variant, read_image, rollback, variants
-from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.scenario import Scenario, ScenarioContext, Unconfigured, run_action
 from rig.traffic.verdict import Channel
 from rig.traffic.window import JUDGED, capture_window
 
@@ -71,6 +71,21 @@ class FirmwareUpdate(Scenario):
             return "no identify action: the running version cannot be read before and after"
         return None
 
+    def unconfigured(self, device: DeviceConfig) -> list[Unconfigured]:
+        """The rollback variant needs the vendor's older genuine image (and, when the images carry
+        detached signatures, the older image's own signature)."""
+        fw = device.firmware
+        if fw is None:
+            return []
+        if fw.older is None:
+            return [Unconfigured("variant rollback", "no firmware.older", "add firmware.older: an older genuine image of the vendor's, to show a "
+                                 "downgrade is refused")]
+        if fw.signature is not None and fw.signature.detached is not None and fw.older_signature is None:
+            return [Unconfigured("variant rollback", "no firmware.older_signature",
+                                 "the images carry detached signatures: add firmware.older_signature (the older image's own signature), "
+                                 "or a refusal would show nothing about downgrades")]
+        return []
+
     def run(self, ctx: ScenarioContext) -> None:
         fw = ctx.device.firmware
         assert fw is not None
@@ -83,12 +98,9 @@ class FirmwareUpdate(Scenario):
             version_part.error(f"the vendor's image cannot be read: {getattr(exc, 'strerror', None) or exc}", "firmware-image")
             return
         planned = variants(genuine, fw, detached)
-        rollback_gap = None
-        if older is not None and detached is not None and fw.older_signature is None:
-            # the older image without its own signature tests the signature check again, not the version check
-            rollback_gap = ("the images carry detached signatures and the config gives no firmware.older_signature: the older image "
-                            "cannot be handed over as the vendor signed it, so a refusal would show nothing about downgrades")
-        elif older is not None:
+        # an older image without its own signature when the images carry detached ones would test the
+        # signature check again, not the version check: that rollback is not configured (below)
+        if older is not None and not (detached is not None and fw.older_signature is None):
             try:
                 older_sig = fw.older_signature.read_bytes()[:65536] if fw.older_signature is not None else None
             except OSError as exc:
@@ -97,11 +109,10 @@ class FirmwareUpdate(Scenario):
             planned.append(rollback(older, older_sig))
         parts = {v.name: ctx.part(f"variant {v.name}", f"{v.description}: refused, and the device keeps its version", kind="firmware-variant")
                  for v in planned}
-        if older is None:
-            ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").not_applicable(
-                "no firmware.older: the vendor gave no older genuine image")
-        elif rollback_gap is not None:
-            ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").unobserved(rollback_gap)
+        aside = {u.part: u for u in self.unconfigured(ctx.device)}
+        if "variant rollback" in aside:
+            u = aside["variant rollback"]
+            ctx.part("variant rollback", "the older genuine image: refused (no downgrade)", kind="firmware-variant").not_configured(u.missing, u.add)
         genuine_part = ctx.part("genuine", f"the genuine image is accepted and the device then reports {fw.version}", control=True,
                                 kind="firmware-genuine")
         channel = None

@@ -43,7 +43,7 @@ from drivers.storage import DeviceStorage, FileRead
 from rig import atrest
 from rig.config import DeviceConfig, ModelFile
 from rig.coverage import Part
-from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.scenario import Scenario, ScenarioContext, Unconfigured, run_action
 
 T = "T/AI 110.1-2020 "
 MODEL_CLAUSE = "Edge AI group standard: model security (anti-tamper, anti-reverse)"
@@ -74,6 +74,13 @@ class StorageAtRest(Scenario):
         if device.ssh is None:
             return "no ssh transport: the storage searches run in the device's shell over SSH"
         return None
+
+    def unconfigured(self, device: DeviceConfig) -> list[Unconfigured]:
+        """A model declared with ``tamper_check`` needs a ``model-load`` action to be tried."""
+        if device.storage is None or "model-load" in device.actions:
+            return []
+        return [Unconfigured(f"tamper {m.path}", "no model-load action", f"add a model-load action so {m.path} can be loaded untouched and tampered")
+                for m in device.storage.models if m.tamper_check]
 
     def run(self, ctx: ScenarioContext) -> None:
         st = ctx.device.storage
@@ -285,7 +292,8 @@ class StorageAtRest(Scenario):
         if tamper is None:
             return entry
         if "model-load" not in ctx.device.actions:
-            tamper.unobserved(f"{m.path}: no model-load action, so tampering cannot be tried", kind="tamper-not-checked")
+            tamper.not_configured("no model-load action", f"{m.path}: add a model-load action ({{model}} is the path) so the rig can "
+                                  "load it untouched and then with 16 bytes changed")
             return entry
         info = storage.file_info(m.path)
         original = info.sha256 if info else None

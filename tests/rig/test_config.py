@@ -322,3 +322,34 @@ def test_power_actions_and_settings(tmp_path: Path, actions: str, power: str, me
         return
     problems = problems_of(tmp_path, text)
     assert any(message in p for p in problems), problems
+
+
+BOARD = textwrap.dedent(
+    """\
+    version: 1
+    bench: {name: boards}
+    devices:
+      board-01:
+        privacy_level: 2
+        serial: {port: /dev/ttyUSB0, baud: 115200}
+    """)
+
+
+@pytest.mark.parametrize("wait_for", ["ssh", "network"])
+def test_a_console_only_board_cannot_wait_for_what_it_does_not_have(tmp_path: Path, wait_for: str) -> None:
+    """A board with a UART and a relay, no network and no SSH: waiting for its SSH (or network)
+    after a power cycle once read ssh.host of a device that has none."""
+    relay = "    actions:\n      power-off: {via: host, argv: [relay, '1', 'off']}\n      power-on: {via: host, argv: [relay, '1', 'on']}\n"
+    problems = problems_of(tmp_path, BOARD + f"    power: {{wait_for: {wait_for}}}\n" + relay)
+    assert any("devices.board-01.power.wait_for" in p and wait_for in p for p in problems), problems
+    dev = load_config(write(tmp_path, BOARD + "    power: {wait_for: console}\n" + relay)).bench.devices["board-01"]
+    assert dev.power.wait_for == "console"
+
+
+def test_config_check_names_the_parts_the_config_gives_no_means_for(tmp_path: Path) -> None:
+    res = rig("config", "check", str(write(tmp_path, BOARD)))
+    assert res.returncode == 0, res.stderr
+    hints = [line for line in res.stdout.splitlines() if line.startswith("hint: ")]
+    assert "hint: board-01 debug-ports bootloader: not configured (no power action): add power-off and power-on" in "\n".join(hints)
+    assert any(h.startswith("hint: board-01 debug-ports tcp: not configured (no network section)") for h in hints)
+    assert not any(" console:" in h for h in hints)  # the console it has is checked

@@ -96,3 +96,51 @@ def test_coverage_survives_results_json_and_the_schema_checks_a_pass() -> None:
 
     with pytest.raises(jsonschema.ValidationError):
         validate_results(doc)
+
+
+def _debug_result(boot: str) -> ScenarioResult:
+    cov = Coverage()
+    cov.part("console", "serial console", clauses=None).observed("a login prompt; root/root refused")
+    boot_part = cov.part("bootloader", "console from power-on")
+    if boot == "not-configured":
+        boot_part.not_configured("no power action", "add power-off and power-on via host")
+    elif boot == "unobserved":
+        boot_part.unobserved("the device was never seen down")
+    return ScenarioResult("debug-ports", [T + "6.2.1 b"], decide([], cov), datetime.now(timezone.utc), 1.0, [], coverage=cov)
+
+
+def test_a_part_not_configured_is_not_a_gap_and_the_matrix_names_it() -> None:
+    """A network camera without power actions: its bootloader was never going to be checked. That
+    is the lab's choice, shown as such, not an observation that failed (inconclusive)."""
+    from rig.clauses import cell_notes
+
+    r = _debug_result("not-configured")
+    assert r.verdict is Verdict.PASS
+    assert gap_findings(r.coverage, []) == []  # type: ignore[arg-type]
+    assert cell(BY_ID[T + "6.2.1 b"], {r.id: r}) == "pass"
+    assert cell_notes(BY_ID[T + "6.2.1 b"], {r.id: r}) == ["bootloader not checked, no power action"]
+    # attempted and saw nothing stays a gap
+    r2 = _debug_result("unobserved")
+    assert r2.verdict is Verdict.INCONCLUSIVE and cell(BY_ID[T + "6.2.1 b"], {r2.id: r2}) == "inconclusive"
+    assert cell_notes(BY_ID[T + "6.2.1 b"], {r2.id: r2}) == []
+    # nothing but parts not configured: nothing observed, never a pass
+    only = Coverage()
+    only.part("bootloader", "b").not_configured("no power action", "add one")
+    assert decide([], only) is Verdict.INCONCLUSIVE and clause_state(only, T + "6.2.1 b") == "not configured"
+
+
+def test_not_configured_survives_results_json_the_schema_and_the_report() -> None:
+    from rig.outputs import junit_xml, report_html
+
+    now = datetime.now(timezone.utc)
+    r = _debug_result("not-configured")
+    rec = RunRecord("20261206T000000Z-abcdef", "0.1.0", "0" * 64, now, "lab", now, "complete", [DeviceResult("d", {}, 2, [r])])
+    doc = rec.to_dict()
+    validate_results(doc)
+    back = record_from_dict(doc)
+    part = back.devices[0].scenarios[0].coverage["bootloader"]  # type: ignore[index]
+    assert part.state is PartState.NOT_CONFIGURED and part.note == "bootloader not checked, no power action"
+    page = report_html(back).decode()
+    assert "pass: bootloader not checked, no power action" in page  # the matrix cell
+    assert "<td class=not-configured>not-configured</td>" in page  # the coverage table
+    assert "[not configured] bootloader not checked, no power action" in junit_xml(back).decode()

@@ -325,3 +325,23 @@ def test_removing_the_manifest_after_editing_the_results_is_tampering(tmp_path: 
     rep = verify_bundle(root)
     assert rep.status == TAMPERED and rep.exit_code == 1
     assert any("manifest.json was removed" in p for p in rep.problems) and any("results.json: content differs" in p for p in rep.problems)
+
+
+def test_verify_follows_a_symlink_to_the_bundle_folder(tmp_path: Path, key: BenchKey) -> None:
+    """A lab keeps evidence/latest pointing at the newest bundle: rig verify once said it was
+    "not an evidence bundle". The path the user gives is resolved; a symlink inside is still tampering."""
+    root = make_bundle(tmp_path, key)
+    latest = tmp_path / "latest"
+    latest.symlink_to(root, target_is_directory=True)
+    res = rig("verify", str(latest))
+    assert res.returncode == 0 and res.stdout.startswith(f"{latest}: VERIFIED ({root})"), res.stdout + res.stderr
+    chain = tmp_path / "chain"
+    chain.symlink_to(latest)  # a link to the link
+    assert rig("verify", str(chain) + "/").returncode == 0
+    art = root / "devices/cam-01/debug-ports/nmap-tcp.xml"
+    outside = tmp_path / "copy.xml"
+    outside.write_bytes(art.read_bytes())
+    art.unlink()
+    art.symlink_to(outside)
+    res = rig("verify", str(latest))
+    assert res.returncode == 1 and "TAMPERED" in res.stdout

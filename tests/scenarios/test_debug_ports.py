@@ -54,6 +54,7 @@ def test_violating_device_fails_with_telnet_finding(outcome) -> None:
     [telnet] = [f for f in sc.findings if f.port == 23]
     assert (telnet.kind, telnet.interface, telnet.proto, telnet.service) == ("open-debug-service", "network", "tcp", "telnet")
     assert telnet.severity == "critical" and telnet.detail["access"] == "unauthenticated-shell"
+    assert telnet.detail["also"] == "interface-auth unauthenticated-login"  # 6.2.1 d's finding on the same port
     probe = outcome.bundle / telnet.evidence[0]
     assert probe.name == "probe-23.txt"
     assert "RIG42PROBE" in probe.read_text()  # the shell computed 6*7: proof, not a guess
@@ -268,3 +269,71 @@ def test_a_power_cycle_the_device_never_went_down_for_observes_no_bootloader(sim
     assert boot.state.value == "unobserved" and "never seen down" in boot.summary, boot.summary
     assert [f.kind for f in sc.findings if f.severity == "info" and f.interface == "serial"] == ["power-cycle-unseen"]
     assert sc.coverage["console"].state.value == "observed"  # the rest of the scenario still observed and kept
+
+
+#: console-only boards (a UART and a relay, no network, no SSH) on the simulated bench's consoles:
+#: cam-compliant's (login, autoboot not interruptible), cam-retail's (its bootloader stops on any
+#: key) and cam-leaky's with no power action at all
+BOARDS = """\
+version: 1
+bench: {{name: console-boards}}
+devices:
+  board-locked:
+    privacy_level: 2
+    serial: {{port: /run/privrig/sim/cam-compliant/console, baud: 115200, timeout_s: 3}}
+    power: {{wait_for: console, off_s: 1, timeout_s: 30, boot_watch_s: 8}}
+    actions:
+      power-off: {{via: host, argv: [sh, -c, 'echo off > {sim}/cam-compliant/power']}}
+      power-on: {{via: host, argv: [sh, -c, 'echo on > {sim}/cam-compliant/power']}}
+  board-open:
+    privacy_level: 2
+    serial: {{port: /run/privrig/sim/cam-retail/console, baud: 115200, timeout_s: 4}}
+    power: {{wait_for: console, off_s: 1, timeout_s: 30, boot_watch_s: 8}}
+    actions:
+      power-off: {{via: host, argv: [sh, -c, 'echo off > {sim}/cam-retail/power']}}
+      power-on: {{via: host, argv: [sh, -c, 'echo on > {sim}/cam-retail/power']}}
+  board-norelay:
+    privacy_level: 2
+    serial: {{port: /run/privrig/sim/cam-leaky/console, baud: 115200, timeout_s: 3}}
+"""
+
+
+@pytest.fixture(scope="module")
+def boards(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("boards")
+    cfg = parse_config(BOARDS.format(sim="/run/privrig/sim"), tmp / "boards.yaml")
+    out = execute(RunPlan.select(cfg, None, ["debug-ports"], tmp / "ev"))
+    validate_results(out.record.to_dict())
+    return {d.name: d.scenarios[0] for d in out.record.devices}
+
+
+def test_a_console_only_board_with_a_relay_passes_when_autoboot_cannot_be_stopped(boards) -> None:
+    sc = boards["board-locked"]
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    boot = sc.coverage["bootloader"]
+    assert boot.state.value == "observed" and "seen down" in boot.summary and "no bootloader prompt" in boot.summary
+    assert sc.coverage["console"].state.value == "observed"
+    assert {p.name: p.seen["missing"] for p in sc.coverage if p.state.value == "not-configured"} == {
+        "tcp": "no network section", "udp": "no network section", "usb": "no usb section"}
+
+
+def test_a_console_only_board_with_a_relay_fails_when_autoboot_stops_at_a_prompt(boards) -> None:
+    sc = boards["board-open"]
+    assert sc.verdict is Verdict.FAIL
+    [boot] = [f for f in sc.findings if f.kind == "bootloader-console"]
+    assert boot.severity == "critical" and boot.path == "/run/privrig/sim/cam-retail/console" and boot.interface == "serial"
+
+
+def test_a_bootloader_without_a_power_action_is_not_configured_not_unobserved(boards) -> None:
+    """A camera without power actions was inconclusive on every run, for a part the config never
+    gave the rig a means to carry out; the matrix now says so beside the pass."""
+    from rig.clauses import CLAUSES, cell, cell_notes
+
+    sc = boards["board-norelay"]
+    assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
+    boot = sc.coverage["bootloader"]
+    assert boot.state.value == "not-configured" and "power-cycle via ssh or serial" in boot.summary
+    assert not any(f.kind in ("bootloader-not-checked", "not-observed") for f in sc.findings)
+    [clause] = [c for c in CLAUSES if c.id == "T/AI 110.1-2020 6.2.1 b"]
+    assert cell(clause, {sc.id: sc}) == "pass"
+    assert "bootloader not checked, no power action" in cell_notes(clause, {sc.id: sc})

@@ -56,6 +56,21 @@ def test_violating_device_finding(outcome, kind: str, service: str, port: int, p
     assert f.evidence and (outcome.bundle / f.evidence[0]).is_file()
 
 
+def test_a_telnet_shell_without_a_login_is_this_scenarios_finding_on_its_port(outcome) -> None:
+    """cam-violating's telnetd on 23 hands a shell to anyone: interface-auth once passed over it,
+    leaving it to debug-ports. Its own finding names the port and links to debug-ports'; the
+    6.2.1 d cell of the matrix fails through it."""
+    from rig.clauses import CLAUSES, cell
+
+    sc = scenario(outcome, "cam-violating")
+    [f] = [f for f in sc.findings if f.port == 23]
+    assert (f.kind, f.severity, f.interface, f.proto, f.service) == ("unauthenticated-login", "critical", "network", "tcp", "telnet")
+    assert "23/tcp" in f.summary and f.detail["also"] == "debug-ports open-debug-service"
+    assert sc.coverage["scan"].seen["undeclared"]["23"] == "telnet"
+    [clause] = [c for c in CLAUSES if c.id == "T/AI 110.1-2020 6.2.1 d"]
+    assert cell(clause, {sc.id: sc}) == "fail" and "unauthenticated-login" in (clause.kinds or {"unauthenticated-login"})
+
+
 def test_violating_device_has_exactly_the_planted_findings(outcome) -> None:
     sc = scenario(outcome, "cam-violating")
     assert sc.verdict is Verdict.FAIL
