@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from drivers.errors import CommandTimeout, DeviceError, LinkLost
+from drivers.transcript import strip_ansi
 from rig.config import DeviceConfig
 from rig.scenario import ScenarioContext, run_action
 
@@ -50,6 +51,14 @@ BOOT_SIGNS = re.compile(r"U-Boot \d|Hit any key to stop autoboot|autoboot in|Sta
                         r"CFE version|RedBoot\(tm\)", re.IGNORECASE)
 #: each down probe waits this long for an answer
 PROBE_S = 1.0
+#: an autoboot countdown ("Hit any key to stop autoboot: 3"): no key may reach the console while it runs
+AUTOBOOT = re.compile(r"(?i)(hit|press) (any key|ctrl-c|space|enter|esc)[^\n]{0,40}(stop|interrupt|abort)|autoboot in \d|stop autoboot|"
+                      r"== Executing boot script")
+#: waiting for a console prompt, the rig listens until the console was quiet this long before it sends a
+#: return (U-Boot redraws its countdown every second, so a countdown is never this quiet)
+QUIET_S = 2.0
+#: after that return, a prompt must show within this long
+WAKE_S = 3.0
 
 
 @dataclass
@@ -137,11 +146,16 @@ def _down(ctx: ScenarioContext) -> tuple[str | None, str]:
     how = means(ctx.device)
     if how == "console":
         con = ctx.serial()
+        text, end = "", time.monotonic() + 0.3  # a rebooting device's banner, heard before a key could stop its autoboot
         try:
+            while time.monotonic() < end:
+                text += con.read_some().decode("utf-8", "replace")
+                if BOOT_SIGNS.search(text):
+                    return "its console prints a boot banner (it restarted)", text
             con.write(b"\r")
         except LinkLost as exc:
-            return f"its console is gone ({exc.reason})", ""
-        text, end = "", time.monotonic() + PROBE_S
+            return f"its console is gone ({exc.reason})", text
+        end = time.monotonic() + PROBE_S
         while time.monotonic() < end:
             text += con.read_some().decode("utf-8", "replace")
             if BOOT_SIGNS.search(text):
@@ -193,9 +207,24 @@ def _back(ctx: ScenarioContext, wait_for: str, timeout: float) -> tuple[bool, st
     how = means(ctx.device)  # wait_for, unless the device lacks it: then what it has
     if how == "console":
         p = ctx.device.serial.prompts  # type: ignore[union-attr]
+        prompts = {"login": p.login, "shell": p.shell, "password": p.password, "bootloader": p.bootloader}
         con = ctx.serial()
-        con.write(b"\r")
-        res = con.expect({"login": p.login, "shell": p.shell, "password": p.password, "bootloader": p.bootloader}, timeout)
+        # listen before speaking: a key sent while the bootloader counts down stops the autoboot
+        # and leaves the device at its prompt, off the network, for every check after this one
+        quiet = min(QUIET_S, timeout)
+        start = time.monotonic()
+        text = con.drain(quiet_s=quiet, limit_s=timeout)
+        tail = strip_ansi(text.replace("\r\n", "\n").replace("\r", "\n"))[-4096:]
+        for name, rx in prompts.items():
+            if re.search(rx, tail, re.MULTILINE):
+                return True, f"console showed a {name} prompt"
+        if time.monotonic() - start >= timeout - 0.05 and text:
+            return False, "the console is still printing (booting)"
+        countdown = AUTOBOOT.search(tail[-400:])
+        if countdown and not re.search(r"(?i)booting|starting kernel|executing boot", tail[countdown.end():]):
+            return False, "the bootloader is counting down to autoboot (no key sent)"
+        con.write(b"\r")  # quiet for QUIET_S: a device already up shows its prompt when woken
+        res = con.expect(prompts, min(timeout, WAKE_S))
         return (res.name is not None), (f"console showed a {res.name} prompt" if res.name else "no console prompt")
     if how == "ssh":
         try:

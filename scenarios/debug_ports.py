@@ -42,7 +42,7 @@ from rig.scenario import Scenario, ScenarioContext, Unconfigured
 PROBE_WORKERS = 16
 
 #: What a bootloader prints while it counts down to autoboot (U-Boot, barebox, CFE, RedBoot ...).
-AUTOBOOT = re.compile(r"(?i)(hit|press) (any key|ctrl-c|space|enter|esc)[^\n]{0,40}(stop|interrupt|abort)|autoboot in \d|stop autoboot|== Executing boot script")
+AUTOBOOT = power.AUTOBOOT
 
 #: keys a technician holds down from power-on to stop autoboot: space (U-Boot's default) and Ctrl-C (many vendors' builds)
 INTERRUPT_KEYS = b" \x03"

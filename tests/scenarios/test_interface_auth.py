@@ -221,7 +221,7 @@ RETAIL = [
 
 def test_shop_camera_fails_on_digest_form_rtsp_and_undeclared_telnet(outcome) -> None:
     sc = scenario(outcome, "cam-retail")
-    assert sc.verdict is Verdict.FAIL
+    assert sc.verdict is Verdict.FAIL, [(p.name, p.state.value, p.what) for p in sc.coverage if p.state.value != "observed"]
     assert sorted(((f.kind, f.service, f.port, f.path) for f in sc.findings), key=str) == sorted(RETAIL, key=str)
     by = {(f.service, f.path): f for f in sc.findings if f.kind == "default-credential-accepted"}
     digest, form, rtsp = by[("https", "/stream.mjpg")], by[("https", "/login")], by[("rtsp", "rtsp://198.18.0.17/main")]
