@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/fuzz.py [--cases N] [--seed S] [--seconds-per-case T]
 
 Configs (the shipped sim bench and the corpus's good.yaml, mutated), action templates
-(random format strings), captures (the labelled traffic's pcaps and a pcapng, mutated) and
-bundles (a sealed bundle, damaged one way per case). Prints, per input kind, the cases tried,
-the crashes (an exception other than the documented refusal, or a damaged bundle that
-verified) and the hangs (a case over --seconds-per-case), with the first few failing cases;
+(random format strings), captures (the labelled traffic's pcaps and a pcapng, mutated),
+bundles (a sealed bundle, damaged one way per case) and device answers (a camera's HTTP,
+RTSP, telnet and SSH answers mutated and served on loopback to the rig's clients; a
+twentieth of --cases, each talks to a server). Prints, per input kind, the cases tried,
+the crashes (an exception other than the documented refusal, a damaged bundle that
+verified, a raw escape in what a driver returned), the hangs (a case over --seconds-per-case), with the first few failing cases;
 exits 1 if any. Each case runs in this process under an alarm, so a hang is caught, not waited on.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -66,11 +69,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=2000, help="cases per input kind")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--seconds-per-case", type=float, default=5.0)
+    ap.add_argument("--seconds-per-case", type=float, default=15.0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     signal.signal(signal.SIGALRM, _alarm)
     tmp = Path(tempfile.mkdtemp(prefix="privrig-fuzz-"))
+    shutil.copytree(ROOT / "hil_config/credentials", tmp / "credentials")  # the files the shipped bench names beside it
     configs = [(ROOT / "hil_config/sim-bench.yaml").read_bytes(), (ROOT / "tests/corpus/config/good.yaml").read_bytes()]
     captures = _capture_seeds(tmp)
     bundle = _bundle(tmp)
@@ -80,13 +84,22 @@ def main() -> int:
         "template": lambda i: fuzz.check_template("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))),
         "capture": lambda i: fuzz.check_capture(fuzz.mutate(rng.choice(captures), rng, rng.randint(1, 8)), tmp / f"c{i % 2}.pcap"),
         "bundle": lambda i: fuzz.check_bundle(tmp / f"b{i}", fuzz.tamper_bundle(bundle, tmp / f"b{i}", rng)),
+        # device side: a camera's genuine answers (HTTP, RTSP, telnet, SSH), mutated, served on
+        # loopback to the rig's own clients (MJPEG grabber, RTSP client, probes, login naming)
+        "device": lambda i: (lambda proto: fuzz.check_device_answer(
+            proto, fuzz.mutate(rng.choice(fuzz.DEVICE_SEEDS[proto]), rng, rng.randint(1, 8))))(rng.choice(sorted(fuzz.DEVICE_SEEDS))),
     }
+    budget = {"device": max(1, args.cases // 20)}  # each device case talks to a server: ~2 s, so a twentieth of the cases
     bad = 0
-    print(f"{'input':10} {'cases':>7} {'crashes':>8} {'hangs':>6} {'s':>7}")
+    import tracemalloc
+
+    print(f"{'input':10} {'cases':>7} {'crashes':>8} {'hangs':>6} {'s':>7} {'peak MiB':>9}")
     for name, case in kinds.items():
         crashes, hangs = [], []
         t0 = time.monotonic()
-        for i in range(args.cases):
+        cases = budget.get(name, args.cases)
+        tracemalloc.start()
+        for i in range(cases):
             signal.setitimer(signal.ITIMER_REAL, args.seconds_per_case)
             try:
                 problem = case(i)
@@ -98,10 +111,10 @@ def main() -> int:
             if problem:
                 crashes.append(f"case {i}: {problem}")
             if name == "bundle":
-                import shutil
-
                 shutil.rmtree(tmp / f"b{i}", ignore_errors=True)
-        print(f"{name:10} {args.cases:>7} {len(crashes):>8} {len(hangs):>6} {time.monotonic() - t0:>7.1f}")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"{name:10} {cases:>7} {len(crashes):>8} {len(hangs):>6} {time.monotonic() - t0:>7.1f} {peak / 2**20:>9.1f}")
         for c in (crashes + hangs)[:5]:
             print(f"    {c}")
         bad += len(crashes) + len(hangs)

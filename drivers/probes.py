@@ -182,6 +182,11 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
                 return res
         else:
             res.detail["banner"] = escape_bytes(banner[:200])
+    except OSError as exc:  # the device dropped the connection mid-conversation (a reset, a broken pipe)
+        res.note("!", f"the connection dropped during the first exchange: {exc.strerror or type(exc).__name__}")
+        if res.service is not None:
+            res.summary = res.summary or f"{res.service} negotiation seen, then the device dropped the connection"
+            return res
     finally:
         conn.close()
     for step in (_http, _rtsp, _jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
@@ -192,6 +197,10 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
             continue
         try:
             if step(c, res, timeout):
+                return res
+        except OSError as exc:
+            res.note("!", f"{step.__name__[1:]}: the connection dropped: {exc.strerror or type(exc).__name__}")
+            if res.service is not None:
                 return res
         finally:
             c.close()

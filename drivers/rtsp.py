@@ -93,6 +93,10 @@ def request(url: str, method: str = "DESCRIBE", auth: Credentials | None = None,
             reply = _read_reply(sock, time.monotonic() + timeout)
             ans.replies.append(reply)
             ans.status, ans.headers = _parse(reply)
+            if ans.status is not None and not head_complete(reply):  # endless headers, a 1 GB line: no answer was given
+                ans.status, ans.headers = None, {}
+                ans.error = f"the reply head did not end (no blank line within {REPLY_LIMIT >> 10} KiB or {timeout:g} s): not an RTSP answer"
+                return ans
             if ans.status is None:
                 ans.error = "no RTSP answer" if not reply else "not an RTSP answer"
                 return ans

@@ -210,6 +210,9 @@ def pull(url: str, seconds: float, max_bytes: int = 64 << 20, client_cert: tuple
             if got >= max_bytes:
                 break
         code, line = http_status(head) if head else (None, None)
+        if code is not None and not head_complete(head):  # the head never ended: no answer, whatever its first line says
+            return PullResult(url, got, round(time.monotonic() - start, 3), None,
+                              f"the response head did not end within {HEAD_LIMIT >> 10} KiB or {seconds:g} s: not an HTTP answer", None, local, auth=scheme)
         error = None if code is not None and 200 <= code < 300 else \
             (f"the stream answered {line}" if code is not None else "no HTTP answer" if not head else f"not an HTTP answer: {escape_bytes(head[:60])}")
         return PullResult(url, got, round(time.monotonic() - start, 3), line, error, code, local, auth=scheme)
@@ -289,6 +292,9 @@ def _grab_mjpeg(url: str, seconds: float, max_frames: int, client_cert: tuple[Pa
                 end = buf.find(b"\r\n\r\n")
                 if end < 0 and len(buf) < HEAD_LIMIT:
                     continue
+                if end < 0:  # endless headers, a 1 GB header line: the server never answered
+                    grab.error = f"the response head did not end within {HEAD_LIMIT >> 10} KiB: not an HTTP answer"
+                    return grab
                 grab.status, line = http_status(bytes(buf[:HEAD_LIMIT]))
                 if grab.status is None or not 200 <= grab.status < 300:
                     grab.error = f"the stream answered {line}" if grab.status is not None else f"not an HTTP answer: {escape_bytes(bytes(buf[:60]))}"

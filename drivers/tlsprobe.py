@@ -59,9 +59,10 @@ class ClientAuthResult:
     certificate. Each outcome is one of (see :func:`outcome_state`):
 
     * ``accepted`` (the server answered a request) or ``accepted (no alert within 2 s)``;
-    * ``refused (<the server's alert, or its close>)``: the server's own refusal;
+    * ``refused (<the server's alert, or its close>)``: the server's own refusal (:data:`REFUSALS`);
     * ``error: <why>``: the rig could not connect at all (the device went away);
-    * ``not observed: <why>``: the connection or the handshake timed out: nothing was judged.
+    * ``not observed: <why>``: the connection or the handshake timed out, or the exchange broke in a
+      way no refusal does (garbage after the ServerHello): nothing was judged.
     """
 
     no_certificate: str
@@ -153,6 +154,23 @@ def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
     return reason is not None and any(m in reason for m in ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE", "BAD_CERTIFICATE", "PROTOCOL_VERSION"))
 
 
+#: what a server that turns a client away says: an alert about the certificate or the handshake, or a
+#: hang-up. Any other failure (a record the client cannot parse, an unsafe renegotiation, a wrong version
+#: number) is a broken exchange, not a refusal: a device that sends garbage after its ServerHello must not
+#: pass as one that demands a certificate
+REFUSALS = ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE", "UNKNOWN_CA", "CERTIFICATE_UNKNOWN", "UNSUPPORTED_CERTIFICATE",
+            "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED", "ACCESS_DENIED", "HANDSHAKE_FAILURE", "DECRYPT_ERROR",
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE", "NO_CERTIFICATE", "EOF", "closed without data", "ConnectionResetError",
+            "BrokenPipeError", "ConnectionAbortedError")
+
+
+def _refusal(reason: str) -> str:
+    """``refused (reason)`` when ``reason`` is a server's refusal (:data:`REFUSALS`), else not observed."""
+    if any(m.lower() in reason.lower() for m in REFUSALS):
+        return f"refused ({reason})"
+    return f"not observed: the TLS exchange broke ({reason[:200]}): not a refusal the rig can read"
+
+
 def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) -> str:
     """Handshake, send a request, read: ``refused`` only on the server's own alert or hang-up;
     a connect failure is ``error``, a timeout ``not observed`` (see :class:`ClientAuthResult`)."""
@@ -163,18 +181,18 @@ def _request_outcome(host: str, port: int, ctx: ssl.SSLContext, timeout: float) 
             return f"error: cannot {reason}"
         if reason.startswith("timeout:"):
             return f"not observed: {reason[len('timeout: '):]}"
-        return f"refused ({reason})"
+        return _refusal(reason)
     try:
         sock.settimeout(min(timeout, 2.0))
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
         data = sock.recv(1)
         return "accepted" if data else "refused (closed without data)"
     except ssl.SSLError as exc:
-        return f"refused ({exc.reason or exc})"
+        return _refusal(str(exc.reason or exc))
     except (TimeoutError, socket.timeout):
         return "accepted (no alert within 2 s)"
     except OSError as exc:
-        return f"refused ({type(exc).__name__})"
+        return _refusal(type(exc).__name__)
     finally:
         sock.close()
 

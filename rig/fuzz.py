@@ -47,7 +47,7 @@ def mutate(data: bytes, rng: random.Random, edits: int = 3) -> bytes:
 
 def check_config(text: bytes, path: Path) -> str | None:
     """Load ``text`` as a bench config: a LoadedConfig or a ConfigError whose lines are single
-    escaped lines naming the file; anything else is a failure."""
+    escaped lines naming the file (or a file it names in its folder); anything else is a failure."""
     from rig.config import ConfigError, load_config
 
     path.write_bytes(text)
@@ -56,7 +56,8 @@ def check_config(text: bytes, path: Path) -> str | None:
     except ConfigError as exc:
         for p in exc.problems:
             line = str(p)
-            if "\n" in line or "\x1b" in line or not line.startswith(str(path)):
+            # the config's own path, or a file it names beside it (a credentials list it could not read)
+            if "\n" in line or "\x1b" in line or not (line.startswith(str(path)) or line.startswith(f"{path.parent}/")):
                 return f"config problem line is not one escaped line naming the file: {line[:120]!r}"
     except Exception as exc:  # noqa: BLE001 - this is what the check looks for
         return f"config: {type(exc).__name__}: {str(exc)[:120]}"
@@ -146,4 +147,85 @@ def check_bundle(bundle: Path, what: str) -> str | None:
         return f"verify after '{what}': {type(exc).__name__}: {str(exc)[:120]}"
     if rep.status not in (TAMPERED, UNREADABLE):
         return f"verify after '{what}': {rep.status}"
+    return None
+
+
+# -- device answers: what a mutated device says to the rig's own clients ------------------------
+
+#: genuine answers of a camera, per protocol: the seeds the device-side campaign mutates
+DEVICE_SEEDS: dict[str, list[bytes]] = {
+    "http": [b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="cam", qop="auth", nonce="6f1a2b", algorithm=MD5\r\n'
+             b'WWW-Authenticate: Basic realm="cam"\r\nContent-Length: 0\r\n\r\n',
+             b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n--f\r\nContent-Type: image/jpeg\r\n"
+             b"Content-Length: 20\r\n\r\n\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\xff\xd9\r\n--f\r\n"],
+    "rtsp": [b'RTSP/1.0 401 Unauthorized\r\nCSeq: 1\r\nWWW-Authenticate: Digest realm="cam", nonce="abc123"\r\n\r\n',
+             b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 44\r\n\r\n"
+             b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=cam\r\nm=video 0 RTP/AVP 96\r\n"],
+    "telnet": [b"\xff\xfd\x18\xff\xfb\x01\xff\xfb\x03\r\nSimCam login: ", b"\r\nBusyBox v1.36 built-in shell (ash)\r\n# "],
+    "ssh": [b"SSH-2.0-dropbear_2019.78\r\n", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"],
+}
+
+
+def _serve_once(answer: bytes, read_first: bool) -> tuple[int, "object"]:
+    """A loopback listener that answers each of up to 8 connections with ``answer`` (after the
+    client's request when ``read_first``) and closes it; returns its port and its thread."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(6.0)
+
+    def loop() -> None:
+        try:
+            for _ in range(8):
+                conn, _ = srv.accept()
+                with conn:
+                    conn.settimeout(1.0)
+                    try:
+                        if read_first:
+                            conn.recv(65536)
+                        conn.sendall(answer)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        finally:
+            srv.close()
+
+    th = threading.Thread(target=loop, daemon=True)
+    th.start()
+    return srv.getsockname()[1], th
+
+
+def check_device_answer(proto: str, answer: bytes) -> str | None:
+    """Serve ``answer`` as a device would on ``proto`` (``http``, ``rtsp``, ``telnet``, ``ssh``) and
+    run the rig's clients for it (the MJPEG grabber or the RTSP client, then the protocol probe
+    and login-service naming): ``None`` when each ended with an answer or its documented
+    "no answer", or the misbehaviour (an exception out of a driver that never raises, a raw
+    escape byte in what it returned)."""
+    import json
+
+    from drivers.httpauth import Credentials
+    from drivers.probes import identify_login_service, probe_tcp
+    from drivers.rtsp import request
+    from drivers.stream import grab_frames
+
+    port, th = _serve_once(answer, read_first=proto in ("http", "rtsp"))
+    out: list[object] = []
+    try:
+        if proto == "http":
+            out.append(grab_frames(f"http://127.0.0.1:{port}/s.mjpg", 1.0, max_frames=2, connect_timeout=1.0, auth=Credentials("admin", "x")).to_dict())
+        elif proto == "rtsp":
+            out.append(repr(request(f"rtsp://127.0.0.1:{port}/main", "DESCRIBE", Credentials("admin", "x"), timeout=1.0)))
+        res = probe_tcp("127.0.0.1", port, timeout=0.5)
+        out += [res.summary, res.detail]
+        out.append(identify_login_service("127.0.0.1", port, timeout=0.5).note)
+    except Exception as exc:  # noqa: BLE001 - any escape from a driver is the finding
+        return f"{proto}: {type(exc).__name__}: {exc}"[:300]
+    text = json.dumps(out, default=str)
+    for raw in ("\x1b", "\x00", "\x07"):
+        if raw in text:
+            return f"{proto}: a raw {raw!r} in what the driver returned"
     return None

@@ -36,6 +36,7 @@ from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part, PartState
 from rig.credentials import CONSOLE_CREDENTIALS, describe
+from rig.results import ArtifactRef
 from rig.scenario import Scenario, ScenarioContext, Unconfigured
 
 #: Open ports probed at once (a device with hundreds open ports is still bounded).
@@ -70,17 +71,25 @@ class TcpSurvey:
     sv_xml: bytes | None
 
 
-def survey_tcp(address: str, on_step: Callable[..., None] | None = None) -> TcpSurvey:
+def survey_tcp(address: str, on_step: Callable[..., None] | None = None, on_scan: Callable[[ScanResult], None] | None = None,
+               on_probes: Callable[[ScanResult, dict[int, ProbeResult]], None] | None = None) -> TcpSurvey:
     """Scan all 65535 TCP ports, probe every open one by protocol (side by side), and run
-    nmap's ``-sV`` only on ports the probes could not name. Bounded in time throughout."""
+    nmap's ``-sV`` only on ports the probes could not name. Bounded in time throughout.
+    ``on_scan`` gets the scan the moment it is back and ``on_probes`` the probes before ``-sV``
+    starts, so what was seen is recorded even when a device that feeds ``-sV`` slowly runs the
+    scenario into its deadline."""
     step = on_step or (lambda *a, **k: None)
     scanner = PortScanner()
     scan = scanner.scan_tcp(address)
+    if on_scan is not None:
+        on_scan(scan)
     if scan.responded == 0:
         return TcpSurvey(scan, {}, [], None)
     step("probe", ports=scan.open_ports)
     with ThreadPoolExecutor(max_workers=PROBE_WORKERS) as pool:
         probes = dict(zip(scan.open_ports, pool.map(lambda port: probe_tcp(address, port), scan.open_ports)))
+    if on_probes is not None:
+        on_probes(scan, probes)
     unknown = [op.port for op in scan.open if probes[op.port].service is None]
     names: dict[int, OpenPort] = {}
     sv_xml = None
@@ -163,9 +172,16 @@ class DebugPorts(Scenario):
         assert net is not None
         address = str(net.address)
         ctx.step("tcp scan", address=address, ports="1-65535")
-        survey = survey_tcp(address, on_step=lambda msg, **kw: ctx.step(msg, **kw))
+        refs: list[ArtifactRef] = []
+
+        def probed(scan: ScanResult, probes: dict[int, ProbeResult]) -> None:
+            for op in scan.open:  # nmap's label from the scan: -sV's names are in nmap-sv.xml
+                ctx.artifact(f"probe-{op.port}.txt", _probe_text(op, probes[op.port]), "text/plain")
+
+        survey = survey_tcp(address, on_step=lambda msg, **kw: ctx.step(msg, **kw),
+                            on_scan=lambda scan: refs.append(ctx.artifact("nmap-tcp.xml", scan.xml, "application/xml")), on_probes=probed)
         scan, probes, scan_open = survey.scan, survey.probes, survey.ports
-        xml_ref = ctx.artifact("nmap-tcp.xml", scan.xml, "application/xml")
+        xml_ref = refs[0]
         if survey.sv_xml is not None:
             ctx.artifact("nmap-sv.xml", survey.sv_xml, "application/xml")
         ctx.measure("scan_s", round(scan.elapsed_s, 2))
@@ -174,8 +190,6 @@ class DebugPorts(Scenario):
         if scan.responded == 0:
             raise Unreachable(scan.notes[0] if scan.notes else f"no answer from {address}")
         declared = {(p.port, p.proto) for p in net.open_ports}
-        for op in scan_open:
-            ctx.artifact(f"probe-{op.port}.txt", _probe_text(op, probes[op.port]), "text/plain")
         ctx.measure("services", {str(op.port): probes[op.port].service or op.label for op in scan_open})
         for op in scan_open:
             pr = probes[op.port]

@@ -257,6 +257,10 @@ class InterfaceAuth(Scenario):
         if ca.no_certificate.startswith("accepted"):
             part.unobserved(f"the TLS server alerted certificate_required once but then accepted a client without one ({ca.no_certificate})")
             return
+        if ca.configured_certificate is not None and not ca.configured_certificate.startswith("accepted"):  # the positive control
+            part.unobserved(f"{port}/tcp refused the configured client certificate too ({ca.configured_certificate}): its refusals of "
+                            "other clients prove nothing", evidence=evidence)
+            return
         part.observed(f"TLS demands a client certificate: none {ca.no_certificate}; self-made {ca.self_made_certificate}"
                       + (f"; configured {ca.configured_certificate}" if ca.configured_certificate else ""), evidence=evidence)
 

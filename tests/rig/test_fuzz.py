@@ -46,3 +46,21 @@ def test_damaged_bundles_never_verify(tmp_path: Path) -> None:
         if bad:
             failures.append(bad)
     assert failures == []
+
+
+def test_mutated_device_answers_never_break_the_rigs_clients() -> None:
+    """A camera's genuine HTTP, RTSP, telnet and SSH answers, mutated, served on loopback to the
+    MJPEG grabber, the RTSP client, the probes and login naming: each ends with an answer or its
+    documented "no answer", never an exception or a raw escape (benchmarks/fuzz.py runs more)."""
+    import time
+
+    rng = random.Random(23)
+    t0 = time.monotonic()
+    for proto in sorted(fuzz.DEVICE_SEEDS):  # the seeds themselves first: the clients read them
+        for seed in fuzz.DEVICE_SEEDS[proto]:
+            assert fuzz.check_device_answer(proto, seed) is None
+    for _ in range(16):
+        proto = rng.choice(sorted(fuzz.DEVICE_SEEDS))
+        answer = fuzz.mutate(rng.choice(fuzz.DEVICE_SEEDS[proto]) + rng.choice([b"", b"\x1b]52;c;eA==\x07", b"\x00\xff"]), rng, rng.randint(1, 8))
+        assert fuzz.check_device_answer(proto, answer) is None, answer[:120]
+    assert time.monotonic() - t0 < 180  # a bound on hangs, not a speed target
