@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import random
 import shutil
+import socket
+import threading
 from pathlib import Path
+from typing import Callable
 
 #: bytes a mutation inserts: what YAML, format strings and binary formats are made of
 SPECIALS = [b"&a ", b"*a", b"<<: *a", b"!!int ", b"!!bool ", b"!!python/object ", b"{", b"}", b"[", b"]", b": ", b"- ", b"\n", b"\t",
@@ -166,29 +169,22 @@ DEVICE_SEEDS: dict[str, list[bytes]] = {
 }
 
 
-def _serve_once(answer: bytes, read_first: bool) -> tuple[int, "object"]:
-    """A loopback listener that answers each of up to 8 connections with ``answer`` (after the
-    client's request when ``read_first``) and closes it; returns its port and its thread."""
-    import socket
-    import threading
-
+def loopback_server(handler: Callable[[socket.socket], None], connections: int = 8,
+                    accept_timeout: float = 10.0) -> tuple[int, threading.Thread]:
+    """A listener on 127.0.0.1 that hands each of up to ``connections`` connections to ``handler``
+    and closes it; it stops after ``accept_timeout`` s without a connection. Returns its port and
+    its thread. Bounded both ways, as the bench's rule asks of every loop."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(6.0)
+    srv.listen(connections)
+    srv.settimeout(accept_timeout)
 
     def loop() -> None:
         try:
-            for _ in range(8):
+            for _ in range(connections):
                 conn, _ = srv.accept()
                 with conn:
-                    conn.settimeout(1.0)
-                    try:
-                        if read_first:
-                            conn.recv(65536)
-                        conn.sendall(answer)
-                    except OSError:
-                        pass
+                    handler(conn)
         except OSError:
             pass
         finally:
@@ -197,6 +193,22 @@ def _serve_once(answer: bytes, read_first: bool) -> tuple[int, "object"]:
     th = threading.Thread(target=loop, daemon=True)
     th.start()
     return srv.getsockname()[1], th
+
+
+def _serve_once(answer: bytes, read_first: bool) -> tuple[int, threading.Thread]:
+    """A loopback listener that answers each of up to 8 connections with ``answer`` (after the
+    client's request when ``read_first``) and closes it; returns its port and its thread."""
+
+    def answer_one(conn: socket.socket) -> None:
+        conn.settimeout(1.0)
+        try:
+            if read_first:
+                conn.recv(65536)
+            conn.sendall(answer)
+        except OSError:
+            pass
+
+    return loopback_server(answer_one, accept_timeout=6.0)
 
 
 def check_device_answer(proto: str, answer: bytes) -> str | None:

@@ -3,32 +3,10 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 from drivers.probes import _telnet_refuse, identify_login_service, probe_tcp, probe_udp
-
-
-def _listener(handler) -> tuple[int, threading.Thread]:
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(10)
-
-    def loop() -> None:
-        try:
-            for _ in range(8):  # bounded: at most 8 connections
-                conn, _ = srv.accept()
-                with conn:
-                    handler(conn)
-        except OSError:
-            pass
-        finally:
-            srv.close()
-
-    th = threading.Thread(target=loop, daemon=True)
-    th.start()
-    return srv.getsockname()[1], th
+from rig.fuzz import loopback_server as _listener
 
 
 def test_silent_port_is_unrecognised_within_bound() -> None:
@@ -77,3 +55,22 @@ def test_a_closed_port_is_refused_not_silent() -> None:
         port = s.getsockname()[1]  # bound, never listening: the kernel answers with a reset
         res = identify_login_service("127.0.0.1", port, timeout=0.5)
     assert res.refused and not res.answered and not res.silent and res.service is None
+
+
+def test_a_device_that_resets_mid_exchange_is_unrecognised_not_a_crash() -> None:
+    """A reset after half a banner (SO_LINGER 0), on every connection the probe makes: the probe ends
+    within its bound with the port unnamed (debug-ports reports an unknown open port, never a closed
+    one), and what the device sent is in the transcript. A reset that lands on the probe's own send
+    is caught too (drivers/probes.py notes "the connection dropped"); which send it hits is a race."""
+    import struct
+
+    def reset(c: socket.socket) -> None:
+        c.sendall(b"\xde\xad")  # half of something
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    port, _ = _listener(reset)
+    t0 = time.monotonic()
+    res = probe_tcp("127.0.0.1", port, timeout=1.0)
+    assert time.monotonic() - t0 < 8 * 1.0 + 2
+    assert res.service is None and res.summary == "no known debug protocol recognised"
+    assert any(" < " in line for line in res.transcript), res.transcript  # the device's bytes, recorded

@@ -111,26 +111,35 @@ def test_nothing_listening_is_an_error_never_a_refusal() -> None:
         assert not tlsprobe.speaks_tls("127.0.0.1", 9, timeout=1)
 
 
-def test_a_server_that_never_answers_the_handshake_is_not_observed() -> None:
-    """A port that takes the connection and then says nothing has judged no client."""
+@contextmanager
+def _raw_server(on_connection):
+    """A loopback port whose first three connections go to ``on_connection`` and are held open
+    until the test ends (a device that keeps the line): yields the port."""
     lsock = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
 
-    def hold() -> None:
+    def serve() -> None:
         for _ in range(3):
             try:
                 conn, _ = lsock.accept()
             except OSError:
                 return
             held.append(conn)
+            on_connection(conn)
 
-    threading.Thread(target=hold, daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
     try:
-        ca = tlsprobe.client_auth("127.0.0.1", lsock.getsockname()[1], 1.0, None)
+        yield lsock.getsockname()[1]
     finally:
         lsock.close()
         for c in held:
             c.close()
+
+
+def test_a_server_that_never_answers_the_handshake_is_not_observed() -> None:
+    """A port that takes the connection and then says nothing has judged no client."""
+    with _raw_server(lambda conn: None) as port:
+        ca = tlsprobe.client_auth("127.0.0.1", port, 1.0, None)
     assert ca.no_certificate.startswith("not observed:") and "did not finish" in ca.no_certificate
     assert not ca.no_certificate.startswith("refused") and ca.gap() == ("unobserved", ca.gap()[1])
 
@@ -139,26 +148,13 @@ def test_a_server_that_answers_the_hello_with_garbage_refused_no_one() -> None:
     """A broken exchange (a record the client cannot parse) is not a refusal: before, any TLS error
     was "refused", so a device that sent garbage after the ClientHello passed as one demanding a
     certificate."""
-    lsock = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
 
-    def garble() -> None:
-        for _ in range(3):
-            try:
-                conn, _ = lsock.accept()
-            except OSError:
-                return
-            held.append(conn)
-            conn.recv(4096)
-            conn.sendall(b"\x16\x03\x03\x00\x08garbage!" + b"\x17\x03\x03\x40\x00" + b"\x00" * 64)
+    def garble(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(b"\x16\x03\x03\x00\x08garbage!" + b"\x17\x03\x03\x40\x00" + b"\x00" * 64)
 
-    threading.Thread(target=garble, daemon=True).start()
-    try:
-        ca = tlsprobe.client_auth("127.0.0.1", lsock.getsockname()[1], 1.0, None)
-    finally:
-        lsock.close()
-        for c in held:
-            c.close()
+    with _raw_server(garble) as port:
+        ca = tlsprobe.client_auth("127.0.0.1", port, 1.0, None)
     for outcome in (ca.no_certificate, ca.self_made_certificate):
         assert outcome.startswith("not observed: the TLS exchange broke"), outcome
     assert ca.gap()[0] == "unobserved"
