@@ -154,15 +154,45 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
     port speak GDB RSP on the same connection (single-client stubs may not accept a
     second one quickly), then JDWP, ADB, OpenOCD TCL and a shell test, each on a fresh
     connection. Every step is bounded by ``timeout``. Never raises for network trouble:
-    an unreachable port gives ``service=None`` and the reason in ``summary``.
+    an unreachable port gives ``service=None`` and the reason in ``summary``; a port that resets
+    each connection as it opens is open, and its probes all run (``service=None``, the resets noted).
     """
     res = ProbeResult(port)
     try:
-        conn = _Conn(address, port, timeout, res)
+        conn: _Conn | None = _Conn(address, port, timeout, res)
+    except ConnectionResetError as exc:
+        # the handshake completed and the device reset at once (the reset can reach the client before
+        # connect() returns): the port is open, so the other probes still run
+        res.note("!", f"the device reset the connection as it opened: {exc.strerror or type(exc).__name__}")
+        conn = None
     except OSError as exc:
         res.summary = f"connect failed: {exc}"
         res.note("!", res.summary)
         return res
+    if conn is not None and _first_exchange(conn, res, timeout) is not None:
+        return res
+    for step in (_http, _rtsp, _jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
+        try:
+            c = _Conn(address, port, timeout, res)
+        except OSError as exc:
+            res.note("!", f"{step.__name__[1:]}: connect failed: {exc}")
+            continue
+        try:
+            if step(c, res, timeout):
+                return res
+        except OSError as exc:
+            res.note("!", f"{step.__name__[1:]}: the connection dropped: {exc.strerror or type(exc).__name__}")
+            if res.service is not None:
+                return res
+        finally:
+            c.close()
+    res.summary = "no known debug protocol recognised"
+    return res
+
+
+def _first_exchange(conn: _Conn, res: ProbeResult, timeout: float) -> ProbeResult | None:
+    """The first connection: a banner names SSH, FTP, telnet or a console; a silent port is asked
+    GDB RSP. The result when the port is named, ``None`` when the other probes must run."""
     try:
         banner = conn.recv(timeout, until=re.compile(rb"[\r\n]|[:#$>] ?$"))
         if banner.startswith(b"SSH-"):
@@ -189,23 +219,7 @@ def probe_tcp(address: str, port: int, timeout: float = 1.5) -> ProbeResult:
             return res
     finally:
         conn.close()
-    for step in (_http, _rtsp, _jdwp, _adb, _openocd_tcl, _tls, _raw_shell):
-        try:
-            c = _Conn(address, port, timeout, res)
-        except OSError as exc:
-            res.note("!", f"{step.__name__[1:]}: connect failed: {exc}")
-            continue
-        try:
-            if step(c, res, timeout):
-                return res
-        except OSError as exc:
-            res.note("!", f"{step.__name__[1:]}: the connection dropped: {exc.strerror or type(exc).__name__}")
-            if res.service is not None:
-                return res
-        finally:
-            c.close()
-    res.summary = "no known debug protocol recognised"
-    return res
+    return None
 
 
 def _gdb(conn: _Conn, res: ProbeResult, timeout: float) -> bool:

@@ -15,9 +15,14 @@ import subprocess
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from rig.results import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_CONFIG = ROOT / "hil_config" / "sim-bench.yaml"
@@ -76,6 +81,41 @@ def sim_bench():
         yield state
     finally:
         bench.down(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def run_all(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+    """``rig run`` of every scenario on every device of the shipped bench, once per test session, as
+    a technician runs it: (process result, bundle path). The integration tests read it whole; the
+    scenario tests read their scenario's part of it (:func:`scenario_run`) instead of a run of their own."""
+    out = tmp_path_factory.mktemp("evidence")
+    res = rig("run", "-c", str(SIM_CONFIG), "--out", str(out))
+    return res, Path(res.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class ScenarioRun:
+    """One scenario's results on each device of the shared run (:func:`run_all`), and its bundle."""
+
+    record: "RunRecord"
+    bundle: Path
+
+
+def scenario_run(run_all, scenario: str, devices: list[str] | None = None) -> ScenarioRun:
+    """The shared run's results of ``scenario`` only (on ``devices``, or on every device), as typed
+    records: each device keeps just that scenario. The document is checked against the contract."""
+    import json
+
+    from rig.results import record_from_dict, validate_results
+
+    _, bundle = run_all
+    doc = json.loads((bundle / "results.json").read_text())
+    validate_results(doc)
+    rec = record_from_dict(doc)
+    rec.devices = [d for d in rec.devices if devices is None or d.name in devices]
+    for d in rec.devices:
+        d.scenarios = [s for s in d.scenarios if s.id == scenario]
+    return ScenarioRun(rec, bundle)
 
 
 def pytest_configure(config: pytest.Config) -> None:

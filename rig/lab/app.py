@@ -40,7 +40,8 @@ from rig.lab.config import LoadedLab
 from rig.lab.store import EvidenceStore, outcome_of
 
 TASK = "privrig.run_device"
-CLAIM_TTL_S = 20  # a claim (job, device) of a process that died frees itself this long after its last renewal
+CLAIM_TTL_S = 20  # a claim (job, device) of a process that died elsewhere frees itself this long after its last renewal
+# (one whose holder was a process of this machine that is gone is taken over at once: _Held.take)
 CLAIM_REFRESH_S = 5
 
 
@@ -138,9 +139,15 @@ class _Held:
         self._thread: threading.Thread | None = None
 
     def take(self, key: str, ttl: int) -> bool:
-        """Take ``key`` for ``ttl`` s if no one holds it (the holder's renewal keeps it)."""
+        """Take ``key`` for ``ttl`` s if no one holds it (the holder's renewal keeps it), or if its
+        holder is a process of this machine that no longer exists (a killed worker's claim is free at
+        once, not after its ``ttl``); a holder elsewhere is trusted until its key expires."""
         if not self.r.set(key, self.me, nx=True, ex=ttl):
-            return False
+            holder = self.r.get(key)
+            if holder is None or not _dead_here(holder.decode(errors="replace")):
+                return False
+            if not self.r.eval(_TAKE_OVER, 1, key, holder, self.me, ttl):  # changed hands meanwhile
+                return False
         self.keys.append((key, ttl))
         if self._thread is None:
             self._thread = threading.Thread(target=self._renew, daemon=True)
@@ -165,6 +172,37 @@ class _Held:
                     self.r.delete(key)
             except Exception:  # noqa: BLE001 - it expires by itself
                 pass
+
+
+#: replace a key's holder only if it is still the one judged dead (atomic in Redis)
+_TAKE_OVER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return false"
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+def holder_id(pid: int) -> str:
+    """Who holds a claim: ``host:boot:pid``. The boot id tells this machine (and this boot) from
+    another of the same host name, so only a holder of this very boot is ever judged dead."""
+    return f"{socket.gethostname()}:{_boot_id()}:{pid}"
+
+
+def _dead_here(holder: str) -> bool:
+    """True only if ``holder`` names a process of this machine and boot that is gone."""
+    host_boot, _, pid = holder.rpartition(":")
+    if host_boot != holder_id(0).rpartition(":")[0] or not pid.isdigit() or int(pid) in (0, os.getpid()):
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
 
 
 def device_key(bench: str, device: str) -> str:
@@ -204,7 +242,7 @@ def _run_device(task: Any, job: dict) -> dict:
     if done is not None:
         return done  # delivered again after it completed: nothing to run
     r = _redis(ctx.lab)
-    held = _Held(r, f"{socket.gethostname()}:{os.getpid()}")
+    held = _Held(r, holder_id(os.getpid()))
     publish = _Publish(r, events_channel(ctx.lab), job_id, ctx.host)
     try:
         if not held.take(f"privrig:claim:{job_id}", CLAIM_TTL_S):

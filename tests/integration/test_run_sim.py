@@ -32,25 +32,27 @@ def test_results_json_follows_the_contract(run_all) -> None:
     no_stream = {"channel-encryption": "skipped", "camera-shutter": "skipped", "deidentification": "skipped"}  # no camera: skipped with the reason
     no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped"}
     no_fw = {"firmware-update": "skipped", "server-auth": "skipped"}  # no vendor image, no uplink: skipped with the reason
-    assert verdicts == {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass", **no_fw},
-                        "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail", **no_fw},
-                        "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage, **no_fw},
-                        "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage, **no_fw},
-                        "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
-                                       **no_storage, "firmware-update": "pass", "server-auth": "pass"},
-                        "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail",
-                                      **no_storage, "firmware-update": "fail", "server-auth": "fail"},
-                        # answers, sends nothing: whatever needed its media is inconclusive (tests/integration/test_absent_and_mute.py)
-                        "cam-mute": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "inconclusive", "camera-shutter": "inconclusive",
-                                     "deidentification": "inconclusive", **no_storage, **no_fw},
-                        # a camera as shops sell them: Digest default account, undeclared telnet, legacy TLS, clear RTSP; and its twin
-                        "cam-retail": {"debug-ports": "fail", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "pass",
-                                       "deidentification": "pass", **no_storage, **no_fw},
-                        "cam-retail-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass",
-                                              "deidentification": "pass", **no_storage, **no_fw},
-                        # never powered on: nothing passes
-                        "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
-                                       "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error", **no_fw}}
+    expected = {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass", **no_fw},
+               "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail", **no_fw},
+               "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage, **no_fw},
+               "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage, **no_fw},
+               "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
+                              **no_storage, "firmware-update": "pass", "server-auth": "pass"},
+               "cam-leaky": {"debug-ports": "pass", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "fail", "deidentification": "fail",
+                             **no_storage, "firmware-update": "fail", "server-auth": "fail"},
+               # answers, sends nothing: whatever needed its media is inconclusive (tests/integration/test_absent_and_mute.py)
+               "cam-mute": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "inconclusive", "camera-shutter": "inconclusive",
+                            "deidentification": "inconclusive", **no_storage, **no_fw},
+               # a camera as shops sell them: Digest default account, undeclared telnet, legacy TLS, clear RTSP; and its twin
+               "cam-retail": {"debug-ports": "fail", "interface-auth": "fail", "channel-encryption": "fail", "camera-shutter": "pass",
+                              "deidentification": "pass", **no_storage, **no_fw},
+               "cam-retail-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass",
+                                     "deidentification": "pass", **no_storage, **no_fw},
+               # never powered on: nothing passes
+               "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
+                              "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error", **no_fw}}
+    # a mismatch names each cell that differs and the parts behind it, with what they saw (CI keeps no bundle)
+    assert verdicts == expected, _why(doc, verdicts, expected)
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
     [dp] = [s for s in viol["scenarios"] if s["id"] == "debug-ports"]
     ports = {(f.get("proto"), f.get("port"), f.get("service")) for f in dp["findings"] if f.get("kind") == "open-debug-service"}
@@ -58,6 +60,19 @@ def test_results_json_follows_the_contract(run_all) -> None:
     import hashlib
 
     assert doc["config_sha256"] == hashlib.sha256(SIM_CONFIG.read_bytes()).hexdigest()
+
+
+def _why(doc: dict, got: dict, expected: dict) -> str:
+    """Each device/scenario whose verdict differs, with its parts that were not observed and why."""
+    lines = []
+    for d in doc["devices"]:
+        for s in d["scenarios"]:
+            want = expected.get(d["name"], {}).get(s["id"])
+            if want != got[d["name"]][s["id"]]:
+                parts = [f"{p['name']}: {p['state']}: {p.get('summary')}" for p in (s.get("coverage") or {}).get("parts", [])
+                         if p.get("state") != "observed"]
+                lines.append(f"{d['name']}/{s['id']}: {s['verdict']} (expected {want}): " + " | ".join(parts)[:1500])
+    return "\n".join(lines)
 
 
 def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:

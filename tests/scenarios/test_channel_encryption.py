@@ -10,19 +10,17 @@ import pytest
 
 from rig.config import load_config
 from rig.engine import RunPlan, execute
-from rig.results import Verdict, validate_results
+from rig.results import Verdict
 from rig.traffic.flows import read_flows
-from tests.conftest import SIM_CONFIG, run_scenario, sim_config_variant
+from tests.conftest import SIM_CONFIG, run_scenario, scenario_run, sim_config_variant
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.2 b")
 
 
 @pytest.fixture(scope="module")
-def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
-    out = execute(RunPlan.select(load_config(SIM_CONFIG), ["cam-secure", "cam-leaky", "cam-retail", "cam-retail-secure"], ["channel-encryption"],
-                                 tmp_path_factory.mktemp("ev")))
-    validate_results(out.record.to_dict())
-    return out
+def outcome(run_all):
+    """channel-encryption on the camera devices, from the session's shared run (tests/conftest.py run_all)."""
+    return scenario_run(run_all, "channel-encryption", ["cam-secure", "cam-leaky", "cam-retail", "cam-retail-secure"])
 
 
 def scenario(outcome, device: str):

@@ -13,17 +13,15 @@ from rig.config import load_config, parse_config
 from rig.credentials import CONSOLE_CREDENTIALS
 from rig.engine import RunPlan, execute
 from rig.results import Verdict, validate_results
-from tests.conftest import sim_config_text, SIM_CONFIG
+from tests.conftest import SIM_CONFIG, scenario_run, sim_config_text
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 b")
 
 
 @pytest.fixture(scope="module")
-def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
-    plan = RunPlan.select(load_config(SIM_CONFIG), None, ["debug-ports"], tmp_path_factory.mktemp("ev"))
-    out = execute(plan)
-    validate_results(out.record.to_dict())
-    return out
+def outcome(run_all):
+    """debug-ports on every device, from the session's shared run (tests/conftest.py run_all)."""
+    return scenario_run(run_all, "debug-ports")
 
 
 def scenario(outcome, device: str):

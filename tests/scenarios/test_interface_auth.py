@@ -8,18 +8,17 @@ import pytest
 
 from rig.config import load_config
 from rig.engine import RunPlan, execute
-from rig.results import Verdict, validate_results
+from rig.results import Verdict
 from scenarios.interface_auth import rate_limited
-from tests.conftest import sim_config_text, SIM_CONFIG
+from tests.conftest import scenario_run, sim_config_text
 
 pytestmark = pytest.mark.clause("T/AI 110.1-2020 6.2.1 d")
 
 
 @pytest.fixture(scope="module")
-def outcome(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
-    out = execute(RunPlan.select(load_config(SIM_CONFIG), None, ["interface-auth"], tmp_path_factory.mktemp("ev")))
-    validate_results(out.record.to_dict())
-    return out
+def outcome(run_all):
+    """interface-auth on every device, from the session's shared run (tests/conftest.py run_all)."""
+    return scenario_run(run_all, "interface-auth")
 
 
 def scenario(outcome, device: str):
