@@ -29,6 +29,10 @@ class SinkCounters:
     datagrams: dict[int, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)  # "5004/udp" -> bytes
     connections: int = 0
+    #: datagram bytes and TCP connections from senders other than the device the sink is for
+    #: (another device of the bench still pushing to this host): counted here, never in ``bytes``
+    others: int = 0
+    others_connections: int = 0
 
 
 def interface_address(interface: str) -> ipaddress.IPv4Address:
@@ -49,21 +53,22 @@ class StreamSink:
     """UDP ``port..port+3`` and TCP ``port`` on ``host``, drained in one thread."""
 
     @classmethod
-    def first_free(cls, host: ipaddress.IPv4Address, port: int) -> "StreamSink":
-        """A sink on ``port``, or on the next free block of four ports (``.port`` says which)."""
+    def first_free(cls, host: ipaddress.IPv4Address, port: int, source: str | None = None) -> "StreamSink":
+        """A sink on ``port``, or on the next free block of four ports (``.port`` says which);
+        with ``source``, only what that address sends is counted as received."""
         last: DeviceError | None = None
         for k in range(PORT_BLOCKS):
             base = port + UDP_PORTS * k
             if base + UDP_PORTS > 65535:
                 break
             try:
-                return cls(host, base)
+                return cls(host, base, source)
             except DeviceError as exc:
                 last = exc
         raise last or DeviceError(f"stream sink: no free port block from {port}")
 
-    def __init__(self, host: ipaddress.IPv4Address, port: int):
-        self.host, self.port = host, port
+    def __init__(self, host: ipaddress.IPv4Address, port: int, source: str | None = None):
+        self.host, self.port, self.source = host, port, source
         self.counters = SinkCounters()
         self._sel = selectors.DefaultSelector()
         self._stop = threading.Event()
@@ -97,11 +102,18 @@ class StreamSink:
                 try:
                     if kind == "udp":
                         for _ in range(256):  # bounded burst per wake-up
-                            data = sock.recv(65535)
+                            data, sender = sock.recvfrom(65535)
+                            if self.source is not None and sender[0] != self.source:
+                                self.counters.others += len(data)
+                                continue
                             self.counters.datagrams[port] = self.counters.datagrams.get(port, 0) + 1
                             self.counters.bytes[f"{port}/udp"] = self.counters.bytes.get(f"{port}/udp", 0) + len(data)
                     elif kind == "listen":
-                        conn, _ = sock.accept()
+                        conn, peer = sock.accept()
+                        if self.source is not None and peer[0] != self.source:
+                            self.counters.others_connections += 1
+                            conn.close()  # another device's push: not this device's stream
+                            continue
                         conn.setblocking(False)
                         self.counters.connections += 1
                         if len(self._socks) < 64:

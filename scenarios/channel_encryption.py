@@ -95,7 +95,7 @@ class ChannelEncryption(Scenario):
         sink_bytes = 0
         try:
             capture.start()
-            with StreamSink.first_free(sink_host, settings.sink_port) as sink:
+            with StreamSink.first_free(sink_host, settings.sink_port, source=address) as sink:
                 ctx.measure("sink_address", f"{sink_host}:{sink.port}")
                 sink_ports = [sink.port + k for k in range(4)]
                 started = False
@@ -117,7 +117,8 @@ class ChannelEncryption(Scenario):
                     if started and "stream-stop" in dev.actions:
                         run_action(ctx, "stream-stop")
                 sink_bytes = sum(sink.counters.bytes.values())
-                ctx.measure("sink", {"bytes": sink.counters.bytes, "connections": sink.counters.connections})
+                ctx.measure("sink", {"bytes": sink.counters.bytes, "connections": sink.counters.connections,
+                                     "from_other_senders": {"bytes": sink.counters.others, "connections": sink.counters.others_connections}})
         finally:
             stats = capture.stop() if capture.started else None
             ctx.folder.adopt(stream)
