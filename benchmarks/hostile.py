@@ -54,6 +54,37 @@ try:
                                    connect_timeout_s=5), device="cam-hostile").connect()
         except DeviceError as exc:
             said.append("ssh: " + exc.reason.split(": ", 1)[-1])
+    elif proto.startswith("shell"):
+        from drivers.errors import DeviceError
+        from drivers.ssh import SshDriver
+        from drivers.storage import DeviceStorage
+        from rig.config import SshTransport
+        from rig.sim import hostile_ssh
+        drv = SshDriver(SshTransport(host=host, port=port, user="root", key_file=hostile_ssh.STATE / "id_ed25519",
+                                     host_key=hostile_ssh.host_key_line(), connect_timeout_s=5, command_timeout_s=20), device="cam-hostile")
+        try:
+            with drv:
+                if proto == "shell-true":
+                    r = drv.run("true")
+                    said.append(f"ssh: exit {{r.exit_status}}")
+                elif port == 22:
+                    st = DeviceStorage(drv, timeout_s=8, max_files=20_000)
+                    for roots in (["/data/names"], ["/data/many"]):
+                        try:
+                            l = st.snapshot(roots)
+                            said.append(f"{{roots[0]}}: {{len(l.files)}} files{{' (cut)' if l.truncated else ''}}")
+                        except DeviceError as exc:
+                            said.append(f"{{roots[0]}}: {{exc.reason[:60]}}")
+                elif port == 2213:
+                    l = DeviceStorage(drv, timeout_s=20).snapshot(["/data"])
+                    said.append(f"listing: {{len(l.files)}} files{{' (cut)' if l.truncated else ''}}")
+                else:
+                    r = drv.run("cat /etc/device-info", max_output=1 << 20)
+                    said.append(f"ssh: exit {{r.exit_status}}, {{len(r.stdout)}} bytes kept{{' (cut)' if r.truncated else ''}}")
+        except DeviceError as exc:
+            said.append("ssh: " + exc.reason.split(": ", 1)[-1][:80])
+        print(json.dumps({{"ok": True, "said": said}}))
+        sys.exit(0)
     from drivers.probes import identify_login_service, probe_tcp
     p = probe_tcp(host, port, timeout=1.5)
     said.append(f"probe: {{p.service}} {{p.summary}}")
@@ -94,12 +125,17 @@ def main() -> int:
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--limit-mib", type=float, default=256.0, help="peak RSS a case may reach")
     args = ap.parse_args()
+    from rig.sim.hostile_ssh import SHELL_CASES
+
     dev = HostileDevice()
-    host = dev.up()
+    host = dev.up(ssh=True)
     try:
-        # per protocol: the same drivers (and their imports: OpenCV for HTTP) against a closed port, no attack
+        # per protocol: the same drivers (and their imports: OpenCV for HTTP) against a closed port, no attack;
+        # for the shell cases, one `true` over the device's SSH
         base = {proto: run_case(host, 9, proto) for proto in sorted({c.proto for c in CASES.values()})}
+        base["shell"] = run_case(host, 22, "shell-true")
         rows = [(c.name, c.proto, run_case(host, p, c.proto)) for p, c in CASES.items()]
+        rows += [(c.name, "shell", run_case(host, p, "shell")) for p, c in SHELL_CASES.items()]
     finally:
         dev.down()
     if args.json:
@@ -107,7 +143,7 @@ def main() -> int:
     else:
         print(f"{'case':28} {'s':>6} {'peak MiB':>9} {'+ base':>7}  outcome")
         for proto, b in base.items():
-            print(f"{'baseline ' + proto + ' (closed port)':28} {b['s']:>6} {b['peak_mib']:>9} {0:>7}  {'; '.join(b['said'])[:90]}")
+            print(f"{'baseline ' + proto + (' (true)' if proto == 'shell' else ' (closed port)'):28} {b['s']:>6} {b['peak_mib']:>9} {0:>7}  {'; '.join(b['said'])[:90]}")
         for name, proto, r in rows:
             print(f"{name:28} {r['s']:>6} {r['peak_mib']:>9} {r['peak_mib'] - base[proto]['peak_mib']:>7.1f}  "
                   f"{'' if r['ok'] else 'FAILED: '}{'; '.join(r['said'])[:110]}")

@@ -36,6 +36,8 @@ from rig.config import SshTransport
 MAX_OUTPUT = 4 * 1024 * 1024
 #: how long a command's output loop waits between looks when nothing is ready
 POLL_S = 0.02
+#: bytes one look moves from a stream before the command's deadline is checked again
+DRAIN_BYTES = 1 << 20
 
 
 def key_fingerprint(key: paramiko.PKey) -> str:
@@ -233,8 +235,10 @@ class SshDriver:
         """Move what one stream has ready into the transcript (unless ``record`` is off) and
         into ``buf`` (bounded); returns (anything read, anything dropped over ``limit``)."""
         got = dropped = False
-        while ready():
+        taken = 0
+        while taken < DRAIN_BYTES and ready():  # bounded per call: a device that never stops sending still meets the deadline
             data = recv(65536)
+            taken += len(data)
             if not data:
                 break
             got = True

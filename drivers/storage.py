@@ -12,8 +12,10 @@ Guarantees:
   a raw block device is read only by :meth:`DeviceStorage.scan_raw`, for a device the
   config lists, and only up to the configured number of bytes.
 * Paths and values from the config are shell-quoted; nothing the device sends is put
-  into a command. Device output is bounded (``max_output``), decompressed with a bound,
-  and paths are kept as escaped text (``\\xNN`` for bytes that are not UTF-8).
+  into a command. Device output is bounded (``max_output``), decompressed in chunks with a
+  bound (a gzip bomb costs one chunk; a line over :data:`MAX_LINE` is dropped and the listing
+  marked cut), and paths are kept as escaped text (``\\xNN`` for bytes that are not UTF-8). A
+  path holding a newline is listed whole (NUL-separated, unhashed): it cannot forge a line.
 * ``bytes_moved`` counts what crossed the link for these searches (commands and output).
 * An incomplete answer is never a complete one: a search killed on the device (exit 137,
   or no exit status at all when sshd reports the signal), a listing whose compressed stream
@@ -28,7 +30,7 @@ import re
 import shlex
 import zlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from drivers.errors import DeviceError
 from drivers.transcript import escape_bytes
@@ -37,6 +39,8 @@ from drivers.transcript import escape_bytes
 PRUNE = r"\( -path /dev -o -path /proc -o -path /sys \) -prune -o"
 #: bytes per listed file a listing may take, at most (path, size and hash lines)
 BYTES_PER_FILE = 1024
+#: the longest listing line kept (two paths of PATH_MAX and a hash); a longer one is dropped
+MAX_LINE = 2 * 4096 + 128
 
 
 class Shell(Protocol):
@@ -232,20 +236,49 @@ class DeviceStorage:
                                    "its answer is incomplete")
         return res.exit_status, res.stdout, res.stderr
 
-    def _gunzip(self, data: bytes, limit: int) -> tuple[bytes, bool]:
-        """``data`` decompressed if it is gzip (at most ``limit`` bytes; the flag says it was cut)."""
+    def _lines(self, data: bytes, limit: int, cut: list[bool]) -> Iterator[bytes]:
+        """The lines of ``data`` (gunzipped first if it is gzip), read in chunks: at most ``limit``
+        bytes unpacked, a line longer than :data:`MAX_LINE` dropped; either sets ``cut[0]``. The
+        unpacked text is never held whole, so a gzip bomb costs one chunk of memory, not ``limit``."""
         if not data.startswith(b"\x1f\x8b"):
-            return data, False
+            chunks: Iterator[bytes] = iter([data])
+        else:
+            chunks = self._gunzip_chunks(data, limit, cut)
+        rest, total = b"", 0
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                cut[0] = True
+                chunk = chunk[:max(0, len(chunk) - (total - limit))]
+            rest += chunk
+            *whole, rest = rest.split(b"\n")
+            yield from whole
+            if len(rest) > MAX_LINE:  # a "line" that never ends (zeros): dropped, and the listing is cut
+                cut[0], rest = True, b""
+            if total > limit:
+                return
+        if rest:
+            yield rest
+
+    def _gunzip_chunks(self, data: bytes, limit: int, cut: list[bool]) -> Iterator[bytes]:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = d.decompress(data, limit)
-        except zlib.error as exc:
-            raise SearchIncomplete(f"the device's compressed listing is corrupt: {exc}") from None
-        if d.unconsumed_tail:
-            return out, True
+        pending, out = data, 0
+        while True:
+            try:
+                chunk = d.decompress(pending, 1 << 20)
+            except zlib.error as exc:
+                raise SearchIncomplete(f"the device's compressed listing is corrupt: {exc}") from None
+            pending = d.unconsumed_tail
+            out += len(chunk)
+            if chunk:
+                yield chunk
+            if out > limit:
+                cut[0] = True
+                return
+            if not pending and (d.eof or not chunk):
+                break
         if not d.eof:
             raise SearchIncomplete("the device's compressed listing ends early (cut short): the listing is incomplete")
-        return out, False
 
     # -- listings ---------------------------------------------------------------------
     def snapshot(self, roots: list[str]) -> Listing:
@@ -253,27 +286,45 @@ class DeviceStorage:
 
         A root that does not exist is listed in ``missing_roots``; a listing longer than
         ``max_files`` files is cut and marked ``truncated``."""
+        # a name holding a newline would split its stat and sha256sum lines (and could forge a
+        # line of its own): such files are listed after a marker line, NUL-separated, unhashed
         script = "\n".join([
+            "nl=$(printf '\\n_'); nl=${nl%_}",
             f"for r in {_quote_all(roots)}; do",
             '  if [ ! -d "$r" ]; then printf "#missing %s\\n" "$r" >&2; continue; fi',
-            f'  find "$r" -xdev {PRUNE} -type f -print0 | xargs -0 -r sh -c \'stat -c "%s %n" "$@"; sha256sum "$@"\' sh',
+            f'  find "$r" -xdev {PRUNE} -type f ! -path "*$nl*" -print0 | xargs -0 -r sh -c \'stat -c "%s %n" "$@"; sha256sum "$@"\' sh',
+            "done",
+            'printf "\\n#newline-names\\n"',
+            f"for r in {_quote_all(roots)}; do",
+            f'  [ -d "$r" ] && find "$r" -xdev {PRUNE} -type f -path "*$nl*" -print0',
             "done",
         ])
         limit = self.max_files * BYTES_PER_FILE
         script = f"( {script} ) | if command -v gzip >/dev/null 2>&1; then gzip -1 -c; else cat; fi"
         _, out, err = self._run(script, max_output=limit, record_stdout=False)
-        text, cut = self._gunzip(out, limit)
+        cut = [len(out) >= limit]
         reach = _reach(err)
-        listing = Listing(truncated=cut or len(out) >= limit, missing_roots=reach.missing_roots, unreadable=reach.unreadable)
-        sizes: dict[bytes, int] = {}
+        sizes: dict[bytes, int | None] = {}
         hashes: dict[bytes, str] = {}
-        for line in text.split(b"\n"):
+        newline_names: list[bytes] = []
+        lines = self._lines(out, limit, cut)
+        for line in lines:
+            if line == b"#newline-names":
+                newline_names = b"\n".join(lines).split(b"\0")
+                break
+            if len(sizes) + len(hashes) > 2 * self.max_files:
+                cut[0] = True
+                break
             if len(line) > 66 and line[64:66] == b"  " and re.fullmatch(rb"[0-9a-f]{64}", line[:64]):
                 hashes[line[66:]] = line[:64].decode()
             else:
                 m = re.match(rb"(\d+) (/.*)", line, re.S)
                 if m:
                     sizes[m.group(2)] = int(m.group(1))
+        for raw in newline_names:
+            if raw.startswith(b"/") and len(raw) <= MAX_LINE:
+                sizes.setdefault(raw, None)
+        listing = Listing(truncated=cut[0], missing_roots=reach.missing_roots, unreadable=reach.unreadable)
         for raw in list(sizes) + [h for h in hashes if h not in sizes]:
             if len(listing.files) >= self.max_files:
                 listing.truncated = True

@@ -12,7 +12,8 @@ traceback, and never a pass. The cases (:data:`CASES`, port -> case) are:
   terminal escapes and markup in the headers and body;
 * telnet: a 100 MB flood of random bytes and escapes at full speed, endless login prompts;
 * TLS: a 16 MB certificate chain, garbage after the ServerHello, a handshake that stalls;
-* SSH: a 10 MB pre-banner that never becomes a banner.
+* SSH: a 10 MB pre-banner that never becomes a banner; and, with ``up(ssh=True)``, a real
+  ``sshd`` whose shell, files and forced commands attack (:mod:`rig.sim.hostile_ssh`).
 
 The server is bounded too (the bench's own rule): each connection at most :data:`CONN_S`
 seconds and its case's byte budget, at most :data:`MAX_CONNS` at once; it stops on SIGTERM.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -302,11 +304,14 @@ class HostileDevice:
     def __init__(self, bridge: str = "rigbr0", subnet: str = "198.18.0.0/24", gateway: str = "198.18.0.1", address: ipaddress.IPv4Address = ADDRESS):
         self.bridge, self.subnet, self.gateway, self.address = bridge, ipaddress.IPv4Network(subnet), ipaddress.IPv4Address(gateway), address
         self.proc: subprocess.Popen | None = None
+        self.sshd: subprocess.Popen | None = None
 
-    def up(self, timeout_s: float = 20.0) -> str:
-        """Make the namespace and start the attacks; returns the device's address once every
-        case's port listens. Raises ``RuntimeError`` naming what did not come up."""
+    def up(self, timeout_s: float = 20.0, ssh: bool = False) -> str:
+        """Make the namespace and start the attacks; with ``ssh`` also its ``sshd``
+        (:mod:`rig.sim.hostile_ssh`: keys and tree under its ``STATE``). Returns the device's
+        address once every case's port listens. Raises ``RuntimeError`` naming what did not come up."""
         from rig.sim import net
+        from rig.sim import hostile_ssh
 
         self.down()
         try:
@@ -317,16 +322,30 @@ class HostileDevice:
         root = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(["ip", "netns", "exec", NETNS, sys.executable, "-m", "rig.sim.hostile", "serve"], cwd=root,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        ports = list(CASES)
+        if ssh:
+            sroot = hostile_ssh.prepare()
+            etc_ns = Path("/etc/netns") / NETNS  # root's login shell is the device's busybox sh
+            etc_ns.mkdir(parents=True, exist_ok=True)
+            (etc_ns / "passwd").write_text("".join(
+                ":".join(f[:6] + ["/bin/sh"]) + "\n" if f[0] == "root" and len(f) == 7 else ":".join(f) + "\n"
+                for f in (line.split(":") for line in Path("/etc/passwd").read_text().splitlines())))
+            log = open(hostile_ssh.STATE / "sshd.log", "ab")
+            self.sshd = subprocess.Popen(["ip", "netns", "exec", NETNS, *hostile_ssh.sshd_argv(hostile_ssh.STATE, sroot, str(self.address))],
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+            log.close()
+            ports += list(hostile_ssh.SHELL_CASES)
         deadline = time.monotonic() + timeout_s
-        for port in CASES:
+        for port in ports:
             while True:
                 try:
                     with socket.create_connection((str(self.address), port), timeout=1.0):
                         break  # a connect: the case's attack runs on it and is dropped
                 except OSError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
+                    if time.monotonic() > deadline or self.proc.poll() is not None or (self.sshd and self.sshd.poll() is not None):
                         self.down()
-                        raise RuntimeError(f"cam-hostile: port {port} ({CASES[port].name}) did not listen within {timeout_s:g} s") from None
+                        name = CASES[port].name if port in CASES else hostile_ssh.SHELL_CASES[port].name
+                        raise RuntimeError(f"cam-hostile: port {port} ({name}) did not listen within {timeout_s:g} s") from None
                     time.sleep(0.2)
         return str(self.address)
 
@@ -334,14 +353,15 @@ class HostileDevice:
         """Stop the server and remove the namespace (idempotent)."""
         from rig.sim import net
 
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self.proc = None
+        for proc in (self.proc, self.sshd):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
+        self.proc = self.sshd = None
         if net.netns_exists(NETNS):
             for pid in net.netns_pids(NETNS):
                 try:
@@ -349,6 +369,10 @@ class HostileDevice:
                 except ProcessLookupError:
                     pass
             net.ip("netns", "del", NETNS, check=False)
+        shutil.rmtree(Path("/etc/netns") / NETNS, ignore_errors=True)
+        from rig.sim import hostile_ssh
+
+        shutil.rmtree(hostile_ssh.STATE, ignore_errors=True)  # its keys, root filesystem and tree
         if net.link_exists(VETH):
             net.ip("link", "del", VETH, check=False)
 

@@ -219,6 +219,41 @@ def test_a_listing_cut_short_in_transit_is_incomplete(shell: BusyboxShell, devic
 
     st = DeviceStorage(shell, timeout_s=20)
     whole = gzip.compress(b"12 /data/a\n" * 1000)
-    assert st._gunzip(whole, 1 << 20)[0].count(b"\n") == 1000
+    cut = [False]
+    assert sum(1 for line in st._lines(whole, 1 << 20, cut) if line) == 1000 and not cut[0]
     with pytest.raises(SearchIncomplete, match="ends early"):
-        st._gunzip(whole[: len(whole) // 2], 1 << 20)
+        list(st._lines(whole[: len(whole) // 2], 1 << 20, [False]))
+
+
+def test_a_gzip_bomb_or_a_line_that_never_ends_cuts_the_listing_in_bounded_memory() -> None:
+    """A hostile device's listing: 256 MiB of zeros in a small gzip, one line with no end. The
+    listing is cut (incomplete), and unpacking holds about one chunk, not the bound."""
+    import gzip
+    import tracemalloc
+
+    from drivers.storage import MAX_LINE
+
+    st = DeviceStorage(None, timeout_s=20)  # type: ignore[arg-type]
+    bomb = gzip.compress(bytes(256 << 20), 9)
+    tracemalloc.start()
+    cut = [False]
+    lines = list(st._lines(bomb, 200 << 20, cut))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert cut[0] and all(len(x) <= MAX_LINE for x in lines)
+    assert peak < 16 << 20, f"{peak >> 20} MiB"
+    cut = [False]
+    assert list(st._lines(b"7 /data/a\n" + b"x" * (3 * MAX_LINE), 1 << 30, cut)) == [b"7 /data/a"] and cut[0]
+
+
+def test_a_name_with_a_newline_is_listed_whole_and_forges_no_line(shell: BusyboxShell, device: Path) -> None:
+    """``forged\\n0 /etc/shadow`` would split into a listing line of its own: it is listed once,
+    by its whole name (unhashed), and no ``/etc/shadow`` appears."""
+    raw = os.path.join(os.fsencode(device / "data/app"), b"forged\n0 /etc/shadow")
+    os.makedirs(os.path.dirname(raw))
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    listing = DeviceStorage(shell, timeout_s=20).snapshot([str(device / "data")])
+    assert f"{device}/data/app/forged\n0 /etc/shadow" in listing.files  # (its folders hold the newline)
+    assert not any(p.startswith("/etc") for p in listing.files), sorted(listing.files)
+    assert f"{device}/data/app/app.conf" in listing.files and listing.files[f"{device}/data/app/app.conf"].sha256

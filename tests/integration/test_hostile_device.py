@@ -2,7 +2,8 @@
 
 Each case's attack is met by the driver that would meet it on a bench: the stream grabber and
 puller for HTTP/MJPEG, the RTSP client, the protocol probes and login-service naming for every
-port, the TLS client-certificate probe, the SSH driver. Each call must end within its own bound
+port, the TLS client-certificate probe, the SSH driver; over the device's real sshd
+(rig/sim/hostile_ssh.py) the SSH driver's commands and the storage searches. Each call must end within its own bound
 plus a margin, keep the rig's Python allocations under :data:`PEAK_LIMIT`, and return text with no
 raw terminal escape. A whole run of debug-ports and interface-auth on cam-hostile (`rig run`, as
 a technician would) must end within its deadline, print no escape and no traceback, write a
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from rig.sim.hostile import ADDRESS, CASES, HostileDevice
+from rig.sim import hostile_ssh
 from tests.conftest import ROOT
 
 HOST = str(ADDRESS)
@@ -34,7 +36,7 @@ MARGIN_S = 15.0
 @pytest.fixture(scope="module")
 def hostile(sim_bench: dict):
     dev = HostileDevice()
-    dev.up()
+    dev.up(ssh=True)
     try:
         yield HOST
     finally:
@@ -201,4 +203,168 @@ def test_a_whole_run_on_the_hostile_device_ends_escapes_and_passes_nothing(hosti
     assert "<script>alert(1)</script>" not in html and "\x1b" not in html  # the device's markup is escaped
     assert not Path("/tmp/privrig-pwned").exists()  # nothing the device sent ran
     for p in bundle.rglob("*"):  # nothing landed outside the bundle's folders, and every file is the rig's
+        assert p.resolve().is_relative_to(bundle.resolve()) and not p.is_symlink()
+
+
+class _Sink:
+    """A transcript sink that keeps what was written (to check its bound and its escaping)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+def _ssh(port: int, command_timeout_s: float = 20.0):
+    from drivers.ssh import SshDriver
+    from drivers.transcript import Transcript
+    from rig.config import SshTransport
+
+    res = SshTransport(host=HOST, port=port, user="root", key_file=hostile_ssh.STATE / "id_ed25519", host_key=hostile_ssh.host_key_line(),
+                       connect_timeout_s=5, command_timeout_s=command_timeout_s)
+    sink = _Sink()
+    return SshDriver(res, Transcript(sink), device="cam-hostile"), sink
+
+
+def _transcript_clean(sink: _Sink) -> None:
+    from drivers.transcript import DEFAULT_LIMIT
+
+    assert len(sink.data) <= DEFAULT_LIMIT + 4096, f"transcript {len(sink.data) >> 20} MiB"
+    assert b"\x1b" not in sink.data and b"\x00" not in sink.data and b"\x07" not in sink.data  # JSON escapes them
+
+
+def test_ssh_output_of_200_mb_is_cut_at_the_bound(hostile: str) -> None:
+    """Cut at ``max_output`` (and the transcript at its limit); a link too slow to take 200 MB
+    within the command's deadline (tracemalloc slows the rig's reads here) is a CommandTimeout by it."""
+    from drivers.errors import CommandTimeout
+
+    drv, sink = _ssh(2210)
+    with drv:
+        try:
+            res = _bounded(lambda: drv.run("cat /etc/device-info", timeout=20.0, max_output=1 << 20), 20.0)
+        except CommandTimeout as exc:
+            assert "20 s" in exc.reason
+        else:
+            assert res.truncated and len(res.stdout) == 1 << 20 and res.exit_status == 0
+    _transcript_clean(sink)
+    assert b"transcript limit" in sink.data  # 200 MB met the transcript's own bound, said so
+
+
+def test_ssh_output_that_never_ends_times_out(hostile: str) -> None:
+    from drivers.errors import CommandTimeout
+
+    drv, sink = _ssh(2211)
+    with drv:
+        with pytest.raises(CommandTimeout) as ei:
+            _bounded(lambda: drv.run("cat /etc/device-info", timeout=5.0, max_output=1 << 20), 5.0)
+    assert "5 s" in ei.value.reason
+    _transcript_clean(sink)
+
+
+def test_ssh_escapes_reach_no_terminal_and_no_shell(hostile: str) -> None:
+    from drivers.ssh import escape_tail
+
+    drv, sink = _ssh(2212)
+    with drv:
+        res = _bounded(lambda: drv.run("cat /etc/device-info"), 20.0)
+    assert b"\x1b]52" in res.stdout and b"\x1b]52" in res.stderr  # the attack arrived...
+    _clean(escape_tail(res.stdout))  # ...and is shown escaped
+    _transcript_clean(sink)
+    assert b"\\\\x1b]52" in sink.data or b"\\u001b]52" in sink.data or b"\\\\x1b" in sink.data
+    assert not hostile_ssh.pwned()
+
+
+def test_a_gzip_bomb_for_a_listing_is_cut_in_bounded_memory(hostile: str) -> None:
+    from drivers.storage import DeviceStorage
+
+    drv, sink = _ssh(2213)
+    with drv:
+        listing = _bounded(lambda: DeviceStorage(drv, timeout_s=20).snapshot(["/data"]), 20.0 + 15)
+    assert listing.truncated and not listing.files  # 1 GiB of zeros: no file, and never a complete listing
+    _transcript_clean(sink)
+
+
+def test_storage_searches_hold_on_a_tree_of_hostile_names(hostile: str) -> None:
+    """Every search over the names tree: paths kept whole and escaped (a newline forges no line),
+    no symlink followed out of the tree or round a loop, the FIFO never opened, nothing run."""
+    from drivers.storage import DeviceStorage
+    from drivers.transcript import escape_bytes
+
+    drv, sink = _ssh(22)
+    with drv:
+        st = DeviceStorage(drv, timeout_s=20)
+        listing = _bounded(lambda: st.snapshot(["/data/names"]), 20.0 + 15)
+        expect = {"/data/names/" + escape_bytes(n) for n in hostile_ssh.NAMES}
+        frame = "/data/names/" + escape_bytes(hostile_ssh.SNAPSHOT)
+        assert set(listing.files) == expect | {frame}, sorted(set(listing.files) ^ expect)
+        assert not listing.truncated
+        heads = _bounded(lambda: st.heads(["/data/names"]), 20.0 + 15)
+        assert set(heads) == expect | {frame} and all(h == hostile_ssh.ESCAPES[:16] for p, h in heads.items() if p != frame)
+        assert heads[frame] == hostile_ssh.JPEG[:16]
+        rows = _bounded(lambda: st.grep(["/data/names"], "alert"), 20.0 + 15)
+        assert rows and all(p.startswith("/data/names/") for p, _, _ in rows)
+        hits = _bounded(lambda: st.find_token(["/data/names"], "privrig-pwned"), 20.0 + 15)
+        assert all(p.startswith("/data/names/") for p in hits.paths)
+    for p in listing.files:
+        _clean(p)
+    _transcript_clean(sink)
+    assert not hostile_ssh.pwned()
+
+
+def test_a_tree_of_a_million_entries_is_cut_by_the_search_bound(hostile: str) -> None:
+    from drivers.storage import DeviceStorage, SearchIncomplete
+
+    drv, _ = _ssh(22)
+    with drv:
+        st = DeviceStorage(drv, timeout_s=8, max_files=20_000)
+        try:
+            listing = _bounded(lambda: st.snapshot(["/data/many"]), 8.0 + 15)
+        except SearchIncomplete as exc:  # killed on the device at its search timeout
+            assert "killed" in exc.reason or "incomplete" in exc.reason
+        else:
+            assert listing.truncated and len(listing.files) <= 20_000  # cut at max_files
+
+
+STORAGE_CONFIG = """\
+version: 1
+bench: {{name: hostile-bench, evidence_dir: {ev}, scenario_timeout_s: 60}}
+devices:
+  cam-hostile:
+    identity: {{model: Hostile H1, serial: HOSTILE-0001, firmware: 6.6.6}}
+    privacy_level: 2
+    ssh: {{host: {host}, user: root, key_file: {key}, host_key: "{host_key}", command_timeout_s: 30}}
+    storage:
+      data_roots: [/data]
+      config_roots: [/data/names]
+      shadow_files: [/etc/shadow]
+      search_timeout_s: 10
+      max_files: 50000
+"""
+
+
+def test_a_storage_run_on_the_hostile_tree_fails_on_the_frame_by_its_whole_name_and_escapes(hostile: str, tmp_path: Path) -> None:
+    from drivers.transcript import escape_bytes
+
+    cfg = tmp_path / "hostile-storage.yaml"
+    cfg.write_text(STORAGE_CONFIG.format(ev=tmp_path / "ev", host=hostile, key=hostile_ssh.STATE / "id_ed25519", host_key=hostile_ssh.host_key_line()))
+    t0 = time.monotonic()
+    proc = subprocess.run([str(ROOT / ".venv/bin/rig"), "run", "-c", str(cfg), "--scenario", "storage-at-rest", "--out", str(tmp_path / "ev")],
+                          capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert time.monotonic() - t0 < 60 + 60
+    for stream in (proc.stdout, proc.stderr):
+        assert b"\x1b]" not in stream and b"\x1b[2J" not in stream and b"\x00" not in stream and b"\x07" not in stream
+        assert b"Traceback" not in stream
+    bundle = Path(proc.stdout.decode().strip().splitlines()[-1])
+    assert subprocess.run([str(ROOT / ".venv/bin/rig"), "verify", str(bundle)], capture_output=True).returncode == 0
+    [dev] = json.loads((bundle / "results.json").read_text())["devices"]
+    [sc] = dev["scenarios"]
+    # the frame under its hostile name is found, by its whole path; the million entries were searched
+    assert sc["verdict"] == "fail", sc
+    frame = "/data/names/" + escape_bytes(hostile_ssh.SNAPSHOT)
+    assert [f for f in sc["findings"] if f["kind"] == "raw-image-at-rest" and f.get("path") == frame], sc["findings"]
+    html = (bundle / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "\x1b" not in html
+    assert not hostile_ssh.pwned()
+    for p in bundle.rglob("*"):
         assert p.resolve().is_relative_to(bundle.resolve()) and not p.is_symlink()
