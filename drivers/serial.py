@@ -7,9 +7,10 @@ Guarantees:
   or ``None`` at the deadline, never blocks longer.
 * A port that vanishes (USB-serial unplugged, pty closed) raises :class:`LinkLost`
   naming the port, never hangs and never returns silently.
-* Every byte received goes to the raw sink unchanged (``console.raw``) and, with a
-  timestamp, to the transcript; what the rig types goes to the transcript, secrets
-  redacted. The match buffer kept in memory is bounded.
+* Every byte received goes to the raw sink unchanged (``console.raw``, at most
+  :data:`RAW_LIMIT` bytes; the transcript says when a flood passed it) and, with a
+  timestamp, to the transcript (its own limit); what the rig types goes to the transcript,
+  secrets redacted. The match buffer kept in memory is bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from drivers.transcript import Sink, Transcript, strip_ansi
 from rig.config import SerialTransport
 
 BUFFER_LIMIT = 64 * 1024
+#: bytes of a console kept raw (``console.raw``), at most: a pty or USB console has no baud rate
+#: to slow a flood (the transcript has its own limit)
+RAW_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class SerialDriver:
         self.device = device
         self.where = f"{device} serial {resource.port}"
         self._port: serial.SerialBase | None = None
+        self.raw_bytes = 0  # bytes given to the raw sink (at most RAW_LIMIT)
+        self.raw_dropped = 0  # bytes received after the raw sink was full
 
     def open(self) -> "SerialDriver":
         """Open the port exclusively; :class:`Unreachable` if it does not exist or is busy."""
@@ -119,7 +125,14 @@ class SerialDriver:
             raise self._lost(exc) from None
         if data:
             if self.raw is not None:
-                self.raw.write(data)
+                room = max(0, RAW_LIMIT - self.raw_bytes)
+                if room:
+                    self.raw.write(data[:room])
+                    self.raw_bytes += min(room, len(data))
+                if len(data) > room:
+                    if not self.raw_dropped:
+                        self.transcript.record("info", f"console.raw limit of {RAW_LIMIT} bytes reached; later bytes not kept raw")
+                    self.raw_dropped += len(data) - room
             self.transcript.record("rx", data)
         return data
 

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from drivers.errors import DeviceError, Unreachable
+from drivers.errors import CommandTimeout, DeviceError, Unreachable
 from drivers.portscan import DEBUG_UDP, OpenPort, PortScanner, ScanResult, top_udp_ports
 from drivers.probes import ProbeResult, probe_tcp, probe_udp
 from drivers.transcript import escape_bytes, strip_ansi
@@ -398,9 +398,17 @@ class DebugPorts(Scenario):
                              f"the console stayed silent after 3 carriage returns ({ser.baud} baud): wrong port or baud rate, or the device is off?"),
                             kind="console-silent", heard=heard, baud=ser.baud, evidence=evidence)
             return
-        part.observed(f"the console answered with a {state} prompt", state=state, evidence=evidence)
         if state == "shell":
-            status, out = con.run_command("id", timeout=ser.timeout_s)
+            # a prompt-like text is no shell until a command runs: a console flooding noise or escapes
+            # matches a shell pattern, and a pass on it would say the console was seen
+            try:
+                status, out = con.run_command("id", timeout=ser.timeout_s)
+            except CommandTimeout:
+                part.unobserved(f"the console showed what looks like a shell prompt, but `id` typed at it gave no end of output within "
+                                f"{ser.timeout_s:g} s: no shell proved (a flood, noise, or a prompt of another program?)",
+                                kind="console-silent", state=state, evidence=evidence)
+                return
+            part.observed(f"the console answered with a shell prompt, and `id` ran (exit {status})", state=state, evidence=evidence)
             ctx.measure("console_id", escape_bytes(out.encode()[:200]))
             if status == 0:
                 ctx.finding(
@@ -408,17 +416,26 @@ class DebugPorts(Scenario):
                     f"serial console {ser.port} gives a shell without login ({escape_bytes(out.encode()[:80]).strip()})",
                     interface="serial", path=ser.port, evidence=evidence,
                 )
-        elif state == "bootloader":
-            if not bootloader_found:  # already the bootloader part's finding
-                self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence)
-        elif state in ("login", "password"):
-            if state == "password":  # a stale password prompt: let it fail back to login
-                con.write(b"\r")
-                con.expect({"login": p.login}, ser.timeout_s + 4)
-            note = self._default_credentials(ctx, con, ser, evidence)
-            if note:
-                part.unobserved(f"login prompt seen, but {note}: not every default credential was tried", kind="console-silent",
-                                state=state, evidence=evidence)
+            return
+        part.observed(f"the console answered with a {state} prompt", state=state, evidence=evidence)
+        try:
+            if state == "bootloader":
+                if not bootloader_found:  # already the bootloader part's finding
+                    self._bootloader(ctx, con, ser.port, ser.timeout_s, evidence)
+            elif state in ("login", "password"):
+                if state == "password":  # a stale password prompt: let it fail back to login
+                    con.write(b"\r")
+                    con.expect({"login": p.login}, ser.timeout_s + 4)
+                note = self._default_credentials(ctx, con, ser, evidence)
+                if note:
+                    part.unobserved(f"login prompt seen, but {note}: not every default credential was tried", kind="console-silent",
+                                    state=state, evidence=evidence)
+                else:
+                    part.observed("the console answered with a login prompt; every default credential tried was answered and none let the rig in",
+                                  state=state, evidence=evidence)
+        except DeviceError as exc:  # a prompt seen is not a check done: the part ends as the error that cut it
+            part.error(f"console part not carried out: {exc.reason}", exc.kind, evidence)
+            raise
 
     def _bootloader(self, ctx: ScenarioContext, con, port: str, timeout: float, evidence: list[str], after_power_on: float | None = None) -> bool:
         """Interrupt autoboot like a technician would (a key; a carriage return when the power-on

@@ -130,3 +130,27 @@ def test_expect_deadline_returns_none(console) -> None:
         res = drv.expect({"never": r"THIS-WILL-NOT-APPEAR"}, 0.5)
         assert res.name is None
         assert 0.4 < time.monotonic() - t0 < 2
+
+
+def test_a_flooding_console_is_kept_raw_only_up_to_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pty has no baud rate: a flood (rig.sim.hostile_console) fills console.raw up to RAW_LIMIT
+    (made 1 MiB here), no further; the transcript says so; a wait still ends at its deadline."""
+    import drivers.serial as serial_driver
+
+    monkeypatch.setattr(serial_driver, "RAW_LIMIT", 1 << 20)
+    link = tmp_path / "console"
+    proc = subprocess.Popen([sys.executable, "-m", "rig.sim.hostile_console", "--link", str(link), "--case", "console-flood"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        raw, log = io.BytesIO(), io.BytesIO()
+        with SerialDriver(SerialTransport(port=str(link), timeout_s=2), Transcript(log), raw, "board-hostile") as con:
+            t0 = time.monotonic()
+            res = con.expect({"never": r"RIGEND[0-9a-f]{8} \d+"}, 3.0)
+            took = time.monotonic() - t0
+        assert res.name is None and took < 3.0 + 2.0
+        assert con.raw_bytes == len(raw.getvalue()) == 1 << 20 and con.raw_dropped > 0
+        assert b"console.raw limit of 1048576 bytes reached" in log.getvalue()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
