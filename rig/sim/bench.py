@@ -40,6 +40,9 @@ from rig.sim.usbgadget import write_gadget
 
 NS_PREFIX = "rig-"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+#: the sshd options every simulated device shares: no forwarding, no banners, no DNS, room for parallel probes
+SSHD_QUIET = ("X11Forwarding no", "AllowTcpForwarding no", "PermitTunnel no", "PrintMotd no", "PrintLastLog no", "UseDNS no",
+              "MaxStartups 50:30:100")
 
 
 @dataclass(frozen=True)
@@ -404,13 +407,7 @@ class SimBench:
                     "UsePAM no",
                     "StrictModes yes",
                     f"ChrootDirectory {root}",
-                    "X11Forwarding no",
-                    "AllowTcpForwarding no",
-                    "PermitTunnel no",
-                    "PrintMotd no",
-                    "PrintLastLog no",
-                    "UseDNS no",
-                    "MaxStartups 50:30:100",
+                    *SSHD_QUIET,
                     "Subsystem sftp internal-sftp",
                     "",
                 ]

@@ -124,6 +124,8 @@ def hostile_tree(root: Path, many: int = MANY) -> None:
 
 def sshd_config(state: Path, root: Path, address: str) -> str:
     """The ``sshd_config`` of cam-hostile: key login as root, chrooted, one port per case."""
+    from rig.sim.bench import SSHD_QUIET
+
     lines = [f"Port {p}" for p in SHELL_CASES] + [
         f"ListenAddress {address}",
         f"HostKey {state / 'ssh_host_ed25519_key'}",
@@ -136,13 +138,7 @@ def sshd_config(state: Path, root: Path, address: str) -> str:
         "UsePAM no",
         "StrictModes no",
         f"ChrootDirectory {root}",
-        "X11Forwarding no",
-        "AllowTcpForwarding no",
-        "PermitTunnel no",
-        "PrintMotd no",
-        "PrintLastLog no",
-        "UseDNS no",
-        "MaxStartups 50:30:100",
+        *SSHD_QUIET,
     ]
     for port, case in SHELL_CASES.items():
         if case.command:
