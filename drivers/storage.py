@@ -243,7 +243,7 @@ class DeviceStorage:
         if not data.startswith(b"\x1f\x8b"):
             chunks: Iterator[bytes] = iter([data])
         else:
-            chunks = self._gunzip_chunks(data, limit, cut)
+            chunks = self._gunzip_chunks(data)
         rest, total = b"", 0
         for chunk in chunks:
             total += len(chunk)
@@ -260,21 +260,19 @@ class DeviceStorage:
         if rest:
             yield rest
 
-    def _gunzip_chunks(self, data: bytes, limit: int, cut: list[bool]) -> Iterator[bytes]:
+    @staticmethod
+    def _gunzip_chunks(data: bytes) -> Iterator[bytes]:
+        """``data`` gunzipped, 1 MiB at a time, lazily: the caller's bound stops the unpacking."""
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        pending, out = data, 0
+        pending = data
         while True:
             try:
                 chunk = d.decompress(pending, 1 << 20)
             except zlib.error as exc:
                 raise SearchIncomplete(f"the device's compressed listing is corrupt: {exc}") from None
             pending = d.unconsumed_tail
-            out += len(chunk)
             if chunk:
                 yield chunk
-            if out > limit:
-                cut[0] = True
-                return
             if not pending and (d.eof or not chunk):
                 break
         if not d.eof:

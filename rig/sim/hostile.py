@@ -324,12 +324,12 @@ class HostileDevice:
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
         ports = list(CASES)
         if ssh:
+            from rig.sim.bench import _host_passwd_with_root_shell
+
             sroot = hostile_ssh.prepare()
             etc_ns = Path("/etc/netns") / NETNS  # root's login shell is the device's busybox sh
             etc_ns.mkdir(parents=True, exist_ok=True)
-            (etc_ns / "passwd").write_text("".join(
-                ":".join(f[:6] + ["/bin/sh"]) + "\n" if f[0] == "root" and len(f) == 7 else ":".join(f) + "\n"
-                for f in (line.split(":") for line in Path("/etc/passwd").read_text().splitlines())))
+            (etc_ns / "passwd").write_text(_host_passwd_with_root_shell("/bin/sh"))
             log = open(hostile_ssh.STATE / "sshd.log", "ab")
             self.sshd = subprocess.Popen(["ip", "netns", "exec", NETNS, *hostile_ssh.sshd_argv(hostile_ssh.STATE, sroot, str(self.address))],
                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
