@@ -4,7 +4,8 @@ One pass over a pcap or pcapng file (framing by :mod:`dpkt`; link, IP, TCP and U
 headers by ``struct`` on the raw bytes, which is what makes the pass fast). TCP
 streams are reassembled per direction (retransmissions and overlaps trimmed,
 out-of-order segments held in a bounded buffer, holes counted); UDP datagrams are
-kept whole. Per direction at most ``sample_limit`` bytes are kept for analysis;
+kept whole. Per direction at most ``sample_limit`` bytes (and :data:`MAX_DATAGRAMS`
+datagrams) are kept for analysis;
 packets and bytes beyond that are still counted, so memory stays bounded on a
 capture of any size while the flow table stays exact.
 
@@ -28,6 +29,9 @@ import numpy as np
 
 #: bytes of payload kept per flow direction for analysis (the tests saturate well before)
 SAMPLE_LIMIT = 256 << 10
+#: UDP datagrams kept per flow direction, at most: a flood of tiny datagrams is bounded by
+#: their count as well as their bytes (4 MiB of 1-byte datagrams would be 4 million objects)
+MAX_DATAGRAMS = 65_536
 #: out-of-order TCP segments held per direction before a hole is declared
 PENDING_LIMIT = 512
 #: flows tracked per capture, at most (a device on a bench makes a few hundred; a flood of
@@ -35,6 +39,12 @@ PENDING_LIMIT = 512
 MAX_FLOWS = 20_000
 #: the largest record a capture can hold (libpcap's largest snap length)
 MAX_RECORD = 262_144
+#: records read per window of the vectorised pass: its arrays cost about 540 bytes a record
+#: (about 140 MB a window), whatever the capture's size
+CHUNK_RECORDS = 1 << 18
+#: and at most this many bytes of the file, whose pages are given back once the window is read
+CHUNK_BYTES = 32 << 20
+PAGE = mmap.PAGESIZE
 
 _U16 = struct.Struct("!H")
 _TCP = struct.Struct("!HHIIBB")  # sport dport seq ack offset flags
@@ -180,9 +190,13 @@ def _guarded(reader, fh, cap: Capture):  # type: ignore[no-untyped-def]
         yield rec
 
 
-def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ignore[no-untyped-def]
-    """Packet-by-packet pass over ``records`` ((ts, bytes) pairs), adding its flows to ``cap``."""
-    table: dict[tuple, tuple[Flow, tuple[bytes, int]]] = {}
+def _read_generic(cap: Capture, records, sample_limit: int,  # type: ignore[no-untyped-def]
+                  table: dict[tuple, tuple[Flow, tuple[bytes, int]]] | None = None) -> None:
+    """Packet-by-packet pass over ``records`` ((ts, bytes) pairs), adding its flows to ``cap``.
+    Given the vectorised pass's flow ``table``, adds to it instead (the caller finishes the flows)."""
+    shared = table is not None
+    if table is None:
+        table = {}
     linktype = cap.linktype
     if linktype == _ETHERNET:
         l3 = _l3_ethernet
@@ -199,7 +213,6 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
     packets = 0
     first_ts = None
     ts = 0.0
-    tracked = len(cap.flows)
     for ts, buf in records:
         packets += 1
         if first_ts is None:
@@ -263,7 +276,7 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
             key = (proto, a, b) if a < b else (proto, b, a)
             entry = table.get(key)
             if entry is None:
-                if tracked + len(table) >= MAX_FLOWS:
+                if len(table) >= MAX_FLOWS:
                     cap.flow_limit_reached = True
                     cap.untracked_packets += 1
                     continue
@@ -282,7 +295,7 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
             elif n and not d.full:
                 d.datagrams.append(payload)
                 d.kept += n
-                if d.kept >= sample_limit:
+                if d.kept >= sample_limit or len(d.datagrams) >= MAX_DATAGRAMS:
                     d.full = True
         except (struct.error, IndexError, ValueError):
             cap.other_packets += 1  # a malformed packet in a sound record: counted, skipped
@@ -290,6 +303,8 @@ def _read_generic(cap: Capture, records, sample_limit: int) -> None:  # type: ig
     if not cap.first_ts:
         cap.first_ts = first_ts or 0.0
     cap.last_ts = max(cap.last_ts, ts)
+    if shared:
+        return
     for flow, _ in table.values():
         for d in (flow.up, flow.down):
             _flush_pending(d, sample_limit)
@@ -319,7 +334,11 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     """The vectorised pass: record offsets in one tight loop, then every IPv4 TCP/UDP
     header field for all packets at once with numpy, flows grouped by a sort, and the
     payload bytes touched only for the packets inside each direction's sample.
-    VLAN-tagged and IPv6 frames go through :func:`_read_generic`. ``None``: not this format."""
+    VLAN-tagged and IPv6 frames go through :func:`_read_generic`. ``None``: not this format.
+
+    The file is read in windows of :data:`CHUNK_RECORDS` records or :data:`CHUNK_BYTES`, each window's pages given
+    back once it is read, so memory is bounded by the window and the kept samples, never by
+    the capture's size (a flood of 4.5 million datagrams in 256 MiB took 2.4 GB read whole)."""
     with open(path, "rb") as fh:
         head = fh.read(24)
         if len(head) < 24 or head[:4] not in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") or struct.unpack_from("<I", head, 20)[0] != _ETHERNET:
@@ -330,46 +349,73 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
             return Capture(path=str(path), linktype=_ETHERNET)
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     cap = Capture(path=str(path), linktype=_ETHERNET)
-    # 1. record offsets: the one sequential step
-    view = memoryview(mm)
-    incl_at = struct.Struct("<I").unpack_from
-    recs: list[int] = []
-    add = recs.append
-    pos, n = 24, len(mm)
-    try:
-        while True:  # ends when a header does not fit (struct.error): the loop body stays minimal
-            add(pos)
-            pos += 16 + incl_at(view, pos + 8)[0]
-    except struct.error:
-        recs.pop()
-    # a record longer than the file's snap length (or any capture's) is not a record: the walk
-    # went astray there, so reading stops at it and what came before is kept
-    le = _Words(mm, "<u8")
+    table: dict[tuple, tuple[Flow, tuple[bytes, int]]] = {}
     snaplen = struct.unpack_from("<I", head, 16)[0] or MAX_RECORD
     bound = min(max(snaplen, 65535), MAX_RECORD)
-    whole = len(recs)
-    while whole and recs[whole - 1] + 16 > n:  # the header itself is cut: the normal end, below
-        whole -= 1
-    if whole:
-        lens = (le.at(np.array(recs[:whole], dtype=np.int64) + 8) & 0xFFFFFFFF).astype(np.int64)
-        bad = np.flatnonzero(lens > bound)
-        if len(bad):
-            first_bad = int(bad[0])
-            cap.stopped = f"malformed record at offset {recs[first_bad]}: length {int(lens[first_bad])} exceeds the snap length {snaplen}"
-            del recs[first_bad:]
-    while recs and recs[-1] + 16 + incl_at(view, recs[-1] + 8)[0] > n:
-        recs.pop()  # a record cut short at the end (tcpdump killed mid-write): the normal end
-    view.release()
-    rec = np.array(recs, dtype=np.int64)
-    cap.packets = len(rec)
-    if not len(rec):
-        return cap
-    be = _Words(mm, ">u8")
+    words = _Words(mm, "<u8"), _Words(mm, ">u8")
+    view = memoryview(mm)
+    incl_at = struct.Struct("<I").unpack_from
+    pos, n, slow_seen, done = 24, len(mm), False, False
+    try:
+        while not done:
+            # 1. record offsets of one window: the one sequential step
+            recs: list[int] = []
+            add = recs.append
+            stop = pos + CHUNK_BYTES
+            try:
+                for _ in range(CHUNK_RECORDS):  # ends early when a header does not fit (struct.error)
+                    add(pos)
+                    pos += 16 + incl_at(view, pos + 8)[0]
+                    if pos > stop:
+                        break
+            except struct.error:
+                recs.pop()
+                done = True
+            # a record longer than the file's snap length (or any capture's) is not a record: the walk
+            # went astray there, so reading stops at it and what came before is kept
+            whole = len(recs)
+            while whole and recs[whole - 1] + 16 > n:  # the header itself is cut: the normal end, below
+                whole -= 1
+            if whole:
+                lens = (words[0].at(np.array(recs[:whole], dtype=np.int64) + 8) & 0xFFFFFFFF).astype(np.int64)
+                bad = np.flatnonzero(lens > bound)
+                if len(bad):
+                    first_bad = int(bad[0])
+                    cap.stopped = f"malformed record at offset {recs[first_bad]}: length {int(lens[first_bad])} exceeds the snap length {snaplen}"
+                    del recs[first_bad:]
+                    done = True
+            while recs and recs[-1] + 16 + incl_at(view, recs[-1] + 8)[0] > n:
+                recs.pop()  # a record cut short at the end (tcpdump killed mid-write): the normal end
+                done = True
+            if recs:
+                slow_seen |= _read_window(cap, table, mm, words, np.array(recs, dtype=np.int64), nanos, sample_limit)
+            if not done and pos > PAGE:  # this window's pages are read: give them back (the samples are copies)
+                mm.madvise(mmap.MADV_DONTNEED, 0, (min(pos, n) // PAGE) * PAGE)
+    finally:
+        view.release()
+    for flow, _ in table.values():
+        for d in (flow.up, flow.down):
+            _flush_pending(d, sample_limit)
+    flows = [f for f, _ in table.values()]
+    cap.flows = sorted(flows, key=lambda f: f.first_ts) if slow_seen else flows
+    return cap
+
+
+def _read_window(cap: Capture, table: dict[tuple, tuple[Flow, tuple[bytes, int]]], mm: mmap.mmap,
+                 words: tuple[_Words, _Words], rec: np.ndarray, nanos: bool, sample_limit: int) -> bool:
+    """Add the records starting at offsets ``rec`` to ``cap`` and its flow ``table`` (shared with
+    the windows before, so a flow that spans windows is one flow); True if some took the slow path."""
+    le, be = words
+    cap.packets += len(rec)
     w0, w8 = le.at(rec), le.at(rec + 8)  # record header: ts_sec ts_frac | incl orig
     ts = (w0 & 0xFFFFFFFF).astype(np.float64) + (w0 >> 32).astype(np.float64) * (1e-9 if nanos else 1e-6)
+    del w0
     incl = (w8 & 0xFFFFFFFF).astype(np.int64)
+    del w8
     start = rec + 16
-    cap.first_ts, cap.last_ts = float(ts[0]), float(ts[-1])
+    if not cap.first_ts:
+        cap.first_ts = float(ts[0])
+    cap.last_ts = max(cap.last_ts, float(ts.max()))
     # 2. Ethernet / IPv4 (no options) / TCP-UDP headers: five 64-bit words per frame, read
     # at any byte offset from zero-copy views; every field is a shift and a mask of them.
     # VLAN, IPv6 and IPv4 with options take the generic path.
@@ -384,23 +430,31 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     slow |= (incl >= 34) & ~big  # a frame at the very end of the file: read it the slow way
     v4 = fit[simple_f]
     total = ((w12[simple_f] >> 16) & 0xFFFF).astype(np.int64)
+    del w12, etype, vihl, simple_f, fit, big
     w20 = be.at(start[v4] + 20)  # frag(2) ttl proto csum(2) src(2 of 4)
     frag = (w20 >> 48) & 0x1FFF
     proto = ((w20 >> 32) & 0xFF).astype(np.int64)
+    del w20
     l3 = start[v4] + 14
     rec_end = start[v4] + incl[v4]
     end = np.where(total > 0, l3 + total, rec_end)
     l4 = l3 + 20
+    del l3, total
     hdr_len = np.where(proto == 6, 20, 8)
     transport = ((proto == 6) | (proto == 17)) & (frag == 0)
     truncated = transport & ((end > rec_end) | (end < l4 + hdr_len))
     good = transport & ~truncated
-    cap.truncated_packets = int(truncated.sum())
-    cap.ip_packets = int(good.sum())
+    del rec_end, hdr_len, transport, frag
+    n_slow = int(slow.sum())
+    cap.truncated_packets += int(truncated.sum())
+    n_good = int(good.sum())
+    cap.ip_packets += n_good
+    cap.other_packets += len(rec) - n_good - int(truncated.sum()) - n_slow
     idx, l4, end, proto = v4[good], l4[good], end[good], proto[good]
-    cap.other_packets = cap.packets - cap.ip_packets - cap.truncated_packets - int(slow.sum())
+    del v4, good, truncated
     s0 = start[idx]
     w26, w34, w42 = be.at(s0 + 26), be.at(s0 + 34), be.at(s0 + 42)
+    del s0
     src, dst = w26 >> 32, w26 & 0xFFFFFFFF
     sport, dport = w34 >> 48, (w34 >> 32) & 0xFFFF
     is_tcp = proto == 6
@@ -409,58 +463,77 @@ def _read_ethernet_pcap(path: Path, sample_limit: int) -> Capture | None:
     pstart = l4 + doff
     plen = np.maximum(end - pstart, 0)
     seq = np.where(is_tcp, w34 & 0xFFFFFFFF, 0)
+    del w26, w42, doff, l4, end
     ep_src, ep_dst = (src << 16) | sport, (dst << 16) | dport
+    del src, dst
     lo, hi = np.minimum(ep_src, ep_dst), np.maximum(ep_src, ep_dst)
     key = (lo | (is_tcp.astype(np.uint64) << 48)).astype(np.float64) + 1j * hi.astype(np.float64)  # 49 and 48 bits: exact in float64
+    del lo, hi
     _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    del key
     order = np.argsort(inv, kind="stable")
     bounds = np.concatenate(([0], np.cumsum(np.bincount(inv))))
-    # 3. per flow: direction, counts, and the sample (the first MAX_FLOWS flows by first packet)
-    flow_order = np.argsort(first, kind="stable")
-    if len(flow_order) > MAX_FLOWS:
-        cap.flow_limit_reached = True
-        cap.untracked_packets = int(np.diff(bounds)[flow_order[MAX_FLOWS:]].sum())
-        flow_order = flow_order[:MAX_FLOWS]
-    for f in flow_order:
+    del inv
+    # 3. per flow: direction, counts, and the sample (flows are tracked by first packet, at most MAX_FLOWS)
+    for f in np.argsort(first, kind="stable"):
         pk = order[bounds[f]:bounds[f + 1]]
         tcp = bool(is_tcp[pk[0]])
-        client = _client_endpoint(pk, tcp, flags, ep_src, ep_dst, sport, dport)
+        a_ep, b_ep = int(ep_src[pk[0]]), int(ep_dst[pk[0]])
+        a, b = (a_ep >> 16).to_bytes(4, "big"), (b_ep >> 16).to_bytes(4, "big")
+        ka, kb = (a, a_ep & 0xFFFF), (b, b_ep & 0xFFFF)
+        fkey = (6 if tcp else 17, ka, kb) if ka < kb else (6 if tcp else 17, kb, ka)
+        entry = table.get(fkey)
+        if entry is None:
+            if len(table) >= MAX_FLOWS:
+                cap.flow_limit_reached = True
+                cap.untracked_packets += len(pk)
+                continue
+            client = _client_endpoint(pk, tcp, flags, ep_src, ep_dst, sport, dport)
+            c_key = ka if client == a_ep else kb
+            s_ep = b_ep if client == a_ep else a_ep
+            flow = Flow("tcp" if tcp else "udp", (_ipv4(client >> 16), client & 0xFFFF), (_ipv4(s_ep >> 16), s_ep & 0xFFFF))
+            flow.first_ts = float(ts[idx[pk[0]]])
+            entry = table[fkey] = (flow, c_key)
+        flow, c_key = entry
+        client = (int.from_bytes(c_key[0], "big") << 16) | c_key[1]
         up = ep_src[pk] == client
-        c_ep = client
-        s_ep = int(ep_dst[pk[0]] if ep_src[pk[0]] == client else ep_src[pk[0]])
-        flow = Flow("tcp" if tcp else "udp", (_ipv4(c_ep >> 16), c_ep & 0xFFFF), (_ipv4(s_ep >> 16), s_ep & 0xFFFF))
-        flow.first_ts, flow.last_ts = float(ts[idx[pk[0]]]), float(ts[idx[pk[-1]]])
-        flow.syn_seen = bool(tcp and (flags[pk] & SYN).any())
+        flow.last_ts = max(flow.last_ts, float(ts[idx[pk[-1]]]))
+        flow.syn_seen = flow.syn_seen or bool(tcp and (flags[pk] & SYN).any())
         for d, mask in ((flow.up, up), (flow.down, ~up)):
             dp = pk[mask]
             if not len(dp):
                 continue
-            d.packets = len(dp)
+            if not d.packets:
+                d.first_ts = float(ts[idx[dp[0]]])
+            d.packets += len(dp)
+            d.last_ts = max(d.last_ts, float(ts[idx[dp[-1]]]))
             lens = plen[dp]
-            d.bytes = int(lens.sum())
-            d.first_ts, d.last_ts = float(ts[idx[dp[0]]]), float(ts[idx[dp[-1]]])
-            before = np.cumsum(lens) - lens
+            prior = d.bytes
+            d.bytes += int(lens.sum())
+            if d.full:  # its sample is complete: counted only
+                continue
+            before = prior + np.cumsum(lens) - lens
             take = dp[before < sample_limit * (1.5 if tcp else 1.0)]
-            if len(take) < len(dp):
-                d.full = True
+            if not tcp:
+                take = take[:MAX_DATAGRAMS - len(d.datagrams)]
+            cut = len(take) < len(dp)
             starts, stops = pstart[take].tolist(), (pstart[take] + plen[take]).tolist()
             if tcp:
-                full = d.full
-                d.full = False
-                for s0, s1, sq, fl in zip(starts, stops, seq[take].tolist(), flags[take].tolist()):
-                    _tcp_segment(d, flow, sq, fl, mm[s0:s1], sample_limit)
-                _flush_pending(d, sample_limit)
-                d.full = d.full or full
+                for s0_, s1, sq, fl in zip(starts, stops, seq[take].tolist(), flags[take].tolist()):
+                    _tcp_segment(d, flow, sq, fl, mm[s0_:s1], sample_limit)
+                if cut:
+                    _flush_pending(d, sample_limit)
             else:
-                d.datagrams = [mm[s0:s1] for s0, s1 in zip(starts, stops) if s1 > s0]
-                d.kept = sum(len(x) for x in d.datagrams)
-                d.full = d.full or d.kept >= sample_limit
-        cap.flows.append(flow)
-    if slow.any():
+                got = [mm[s0_:s1] for s0_, s1 in zip(starts, stops) if s1 > s0_]
+                d.datagrams.extend(got)
+                d.kept += sum(len(x) for x in got)
+                d.full = d.kept >= sample_limit
+            d.full = d.full or cut
+    if n_slow:
         others = np.flatnonzero(slow)
-        _read_generic(cap, ((float(ts[i]), mm[int(start[i]):int(start[i] + incl[i])]) for i in others), sample_limit)
-        cap.packets -= len(others)  # counted above already
-    return cap
+        _read_generic(cap, ((float(ts[i]), mm[int(start[i]):int(start[i] + incl[i])]) for i in others), sample_limit, table)
+        cap.packets -= n_slow  # counted above already
+    return bool(n_slow)
 
 
 def _client_endpoint(pk: np.ndarray, tcp: bool, flags: np.ndarray, ep_src: np.ndarray, ep_dst: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> int:
