@@ -447,8 +447,10 @@ def _snmp(address: str, port: int, res: ProbeResult, timeout: float) -> bool:
                 accepted.append(community)
                 value = answer.PDU.varbindlist[0].value.val if answer.PDU.varbindlist else b""
                 descr = escape_bytes(value if isinstance(value, bytes) else str(value).encode())[:200]
-        except Exception:  # noqa: BLE001 - a malformed reply is simply not SNMP
-            continue
+                continue
+        except Exception:  # noqa: BLE001 - a malformed reply is simply not SNMP (deep or lying BER included)
+            pass
+        res.detail["unparsed_replies"] = int(res.detail.get("unparsed_replies", 0)) + 1  # type: ignore[call-overload]
     if not accepted:
         return False
     res.service, res.debug = "snmp", True

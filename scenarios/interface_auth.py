@@ -133,6 +133,7 @@ class InterfaceAuth(Scenario):
                                       interface="network", proto="udp", port=d.port) for d in net.open_ports if d.proto == "udp"}
         scan_part = ctx.part("scan", f"every TCP port of {address}: login services the vendor did not declare get the same checks",
                              interface="network", proto="tcp")
+        self._snmp(ctx, address, udp_parts, services)
         found: dict[int, LoginService] = {}
         for decl in tcp:
             found[decl.port] = LoginService(decl.service, True, f"service {decl.service} (declared)") if decl.service \
@@ -174,6 +175,13 @@ class InterfaceAuth(Scenario):
             else:
                 part.unobserved(f"nothing answered: {ls.note}" + ("" if device_answered else f" (no declared port of {address} answered: device off or unplugged?)"),
                                 kind="no-answer")
+        ctx.measure("services", services)
+        if ctx.device.privacy_level == 3:
+            ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
+
+    def _snmp(self, ctx: ScenarioContext, address: str, udp_parts: dict[int, Part], services: dict[str, str]) -> None:
+        """The declared UDP ports: SNMP with the default communities (one datagram each, bounded),
+        run before the TCP checks so that a device whose TCP services stall still has them done."""
         for port, part in udp_parts.items():
             ctx.step("check snmp", port=port)
             communities, pr = snmp_communities(address, port)
@@ -186,12 +194,12 @@ class InterfaceAuth(Scenario):
                             interface="network", proto="udp", port=port, service="snmp", evidence=ctx.evidence_of(f"snmp-{port}.txt"),
                             detail={"communities": communities})
                 part.observed(f"SNMP answers {', '.join(communities)}", communities=communities)
+            elif pr.detail.get("unparsed_replies"):
+                part.unobserved(f"{port}/udp answered the SNMP requests with {pr.detail['unparsed_replies']} datagram(s) that are no SNMP response "
+                                "to them (malformed or another protocol): whether an agent refuses the defaults cannot be told", kind="not-checked")
             else:
                 part.unobserved("no answer to SNMP with the default communities public and private: an agent stays silent to a community it "
                                 "refuses, so a refusal cannot be told from no agent", kind="not-checked")
-        ctx.measure("services", services)
-        if ctx.device.privacy_level == 3:
-            ctx.finding("manual-check", "info", "6.2.4 b 3 (multi-factor authentication for level-3 data) needs a technician: `rig attest`")
 
     # -- discovery --------------------------------------------------------------------------
     def _undeclared(self, ctx: ScenarioContext, address: str, declared: set[int], part: Part) -> dict[int, LoginService]:

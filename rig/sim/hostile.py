@@ -13,7 +13,9 @@ traceback, and never a pass. The cases (:data:`CASES`, port -> case) are:
 * telnet: a 100 MB flood of random bytes and escapes at full speed, endless login prompts;
 * TLS: a 16 MB certificate chain, garbage after the ServerHello, a handshake that stalls;
 * SSH: a 10 MB pre-banner that never becomes a banner; and, with ``up(ssh=True)``, a real
-  ``sshd`` whose shell, files and forced commands attack (:mod:`rig.sim.hostile_ssh`).
+  ``sshd`` whose shell, files and forced commands attack (:mod:`rig.sim.hostile_ssh`);
+* UDP: SNMP answers of 64 KB, of lying BER, of 10,000 datagrams, of escapes; and a flood at the
+  rig's stream sink once ``stream-start`` names it (:mod:`rig.sim.hostile_udp`).
 
 The server is bounded too (the bench's own rule): each connection at most :data:`CONN_S`
 seconds and its case's byte budget, at most :data:`MAX_CONNS` at once; it stops on SIGTERM.
@@ -291,6 +293,10 @@ def serve(host: str = "0.0.0.0", ports: dict[int, Case] | None = None) -> int:
 
     for port, case in cases.items():
         threading.Thread(target=listen, args=(port, case), daemon=True).start()
+    if ports is None:
+        from rig.sim import hostile_ssh, hostile_udp
+
+        hostile_udp.start(stop, hostile_ssh.STATE / "rootfs", host)
     print("ready", flush=True)
     while not stop.wait(1.0):
         pass
@@ -347,6 +353,11 @@ class HostileDevice:
                         name = CASES[port].name if port in CASES else hostile_ssh.SHELL_CASES[port].name
                         raise RuntimeError(f"cam-hostile: port {port} ({name}) did not listen within {timeout_s:g} s") from None
                     time.sleep(0.2)
+        from rig.sim import hostile_udp
+
+        if not hostile_udp.ready(str(self.address), max(1.0, deadline - time.monotonic())):
+            self.down()
+            raise RuntimeError(f"cam-hostile: its UDP cases did not answer within {timeout_s:g} s")
         return str(self.address)
 
     def down(self) -> None:

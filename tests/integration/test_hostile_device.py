@@ -24,6 +24,7 @@ import pytest
 
 from rig.sim.hostile import ADDRESS, CASES, HostileDevice
 from rig.sim import hostile_ssh
+from rig.sim.hostile_udp import UDP_CASES
 from tests.conftest import ROOT
 
 HOST = str(ADDRESS)
@@ -174,7 +175,8 @@ DEADLINE_S = 40
 
 def test_a_whole_run_on_the_hostile_device_ends_escapes_and_passes_nothing(hostile: str, tmp_path: Path) -> None:
     cfg = tmp_path / "hostile.yaml"
-    cfg.write_text(CONFIG.format(ev=tmp_path / "ev", deadline=DEADLINE_S, host=hostile, ports=", ".join(f"{p}/tcp" for p in CASES)))
+    ports = [f"{p}/tcp" for p in CASES] + [f"{p}/udp" for p in UDP_CASES]
+    cfg.write_text(CONFIG.format(ev=tmp_path / "ev", deadline=DEADLINE_S, host=hostile, ports=", ".join(ports)))
     env = {**os.environ, "COLUMNS": "200"}
     t0 = time.monotonic()
     proc = subprocess.Popen([str(ROOT / ".venv/bin/rig"), "run", "-c", str(cfg), "--scenario", "debug-ports", "--scenario", "interface-auth",
@@ -195,6 +197,13 @@ def test_a_whole_run_on_the_hostile_device_ends_escapes_and_passes_nothing(hosti
     [dev] = doc["devices"]
     verdicts = {s["id"]: s["verdict"] for s in dev["scenarios"]}
     assert set(verdicts) == {"debug-ports", "interface-auth"} and "pass" not in verdicts.values(), verdicts
+    # over UDP: the agents that answer the default communities are named by port, the lying ones observed nothing
+    auth = next(s for s in dev["scenarios"] if s["id"] == "interface-auth")
+    snmp = {f["port"] for f in auth["findings"] if f["kind"] == "default-credential-accepted" and f.get("proto") == "udp"}
+    assert snmp == {1611, 1614}, auth["findings"]
+    udp_parts = {p["name"]: p["state"] for p in auth["coverage"]["parts"] if p["name"].endswith("/udp")}
+    assert udp_parts == {"1611/udp": "observed", "1612/udp": "unobserved", "1613/udp": "unobserved", "1614/udp": "observed"}, udp_parts
+    assert all("no SNMP response" in p["summary"] for p in auth["coverage"]["parts"] if p["name"] in ("1612/udp", "1613/udp"))
     # what was seen before the deadline is kept: the scan and every probe, though -sV on the hostile ports ran past it
     kept = {p.name for p in (bundle / "devices/cam-hostile/debug-ports").iterdir()}
     assert {"nmap-tcp.xml", *(f"probe-{p}.txt" for p in CASES)} <= kept, sorted(kept)
@@ -204,6 +213,83 @@ def test_a_whole_run_on_the_hostile_device_ends_escapes_and_passes_nothing(hosti
     assert not Path("/tmp/privrig-pwned").exists()  # nothing the device sent ran
     for p in bundle.rglob("*"):  # nothing landed outside the bundle's folders, and every file is the rig's
         assert p.resolve().is_relative_to(bundle.resolve()) and not p.is_symlink()
+
+
+@pytest.mark.parametrize("port", list(UDP_CASES), ids=[c.name for c in UDP_CASES.values()])
+def test_the_udp_probes_hold_on_hostile_snmp_answers(hostile: str, port: int) -> None:
+    """A 64 KB answer, lying BER, 10,000 datagrams for one request, escapes: each probe within its
+    bound, its transcript bounded and escaped; an agent that echoes every community is named as
+    answering the defaults, the others are no SNMP at all."""
+    from drivers.probes import probe_udp, snmp_communities
+
+    communities, pr = _bounded(lambda: snmp_communities(hostile, port), 2 * 1.0)
+    res = _bounded(lambda: probe_udp(hostile, port), 3 * 1.0)
+    well_formed = UDP_CASES[port].name in ("snmp-64k-answer", "snmp-escapes")
+    assert communities == (["public", "private"] if well_formed else [])
+    assert well_formed or pr.detail["unparsed_replies"] == 2  # it answered both requests, with no SNMP response
+    assert res.service == ("snmp" if well_formed else None), res.summary
+    for r in (pr, res):
+        assert len(r.transcript_bytes()) < 1 << 20
+        _clean(r.transcript_bytes().decode())
+        _clean(r.summary)
+        _clean(r.detail)
+    if well_formed:
+        assert len(res.detail["sysDescr"]) <= 200 and "\\x1b" in res.detail["sysDescr"]
+
+
+FLOOD_CONFIG = """\
+version: 1
+bench: {{name: hostile-bench, evidence_dir: {ev}, scenario_timeout_s: 60}}
+devices:
+  cam-hostile:
+    identity: {{model: Hostile H1, serial: HOSTILE-0001, firmware: 6.6.6}}
+    privacy_level: 2
+    ssh: {{host: {host}, user: root, key_file: {key}, host_key: "{host_key}", command_timeout_s: 20}}
+    network: {{address: {host}, capture_interface: rigbr0}}
+    capture: {{duration_s: 3, max_mb: 16}}
+    actions:
+      stream-start: {{via: ssh, command: 'echo {{sink_host}} {{sink_port}} > /run/stream.sink'}}
+      stream-stop: {{via: ssh, command: rm -f /run/stream.sink}}
+"""
+
+
+def test_a_flood_at_the_sink_is_bounded_and_fails_on_what_it_carried(hostile: str, tmp_path: Path) -> None:
+    """Told where to stream, cam-hostile floods the sink's four ports (20,000 datagrams a second of
+    markup and escapes, ignoring stream-stop): the run ends within its window, the capture stops at
+    its size limit and is not observed, the flood is judged and named (plaintext, to the sink's
+    port), the rig's peak memory stays bounded, nothing raw reaches the terminal or the report."""
+    cfg = tmp_path / "flood.yaml"
+    cfg.write_text(FLOOD_CONFIG.format(ev=tmp_path / "ev", host=hostile, key=hostile_ssh.STATE / "id_ed25519", host_key=hostile_ssh.host_key_line()))
+    t0 = time.monotonic()
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/rig"), "run", "-c", str(cfg), "--scenario", "channel-encryption", "--out", str(tmp_path / "ev")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    took = time.monotonic() - t0
+    assert took < 60 + MARGIN_S, f"{took:.0f} s"
+    for stream in (out, err):
+        assert b"\x1b]" not in stream and b"\x1b[2J" not in stream and b"\x00" not in stream and b"\x07" not in stream
+        assert b"Traceback" not in stream
+    assert proc.returncode == 1, err.decode(errors="replace")[-2000:]
+    bundle = Path(out.decode().strip().splitlines()[-1])
+    assert subprocess.run([str(ROOT / ".venv/bin/rig"), "verify", str(bundle)], capture_output=True).returncode == 0
+    [dev] = json.loads((bundle / "results.json").read_text())["devices"]
+    [sc] = dev["scenarios"]
+    parts = {p["name"]: p for p in sc["coverage"]["parts"]}
+    assert sc["verdict"] == "fail"
+    assert parts["capture"]["state"] == "unobserved" and "16 MB limit" in parts["capture"]["summary"], parts["capture"]
+    measures = sc["measurements"]
+    sink_port = int(measures["sink_address"].rsplit(":", 1)[1])
+    [finding] = [f for f in sc["findings"] if f["kind"] == "plaintext-channel"]
+    assert finding["flow"].startswith(f"udp {hostile}:") and finding["flow"].split(":")[-1] in {str(sink_port + k) for k in range(4)}, finding
+    assert measures["sink"]["bytes"] and sum(measures["sink"]["bytes"].values()) > 16 << 20  # the flood outran the capture
+    html = (bundle / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "\x1b" not in html
+    assert (bundle / "devices/cam-hostile/channel-encryption/capture.pcap").stat().st_size <= 16 << 20
+    assert not Path("/tmp/privrig-pwned").exists() and not hostile_ssh.pwned()
 
 
 class _Sink:
