@@ -5,7 +5,7 @@
 Brings up cam-hostile (rig/sim/hostile.py) on the simulated bench's bridge, then for each case
 runs, in a fresh process, the drivers that meet that attack on a bench (the MJPEG grabber or the
 RTSP client or the TLS client-certificate probe or the SSH driver, then the protocol probe and the
-login-service naming) and prints what they said, the seconds, and the process's peak RSS (from
+login-service naming; over UDP the SNMP community check and the UDP probe) and prints what they said, the seconds, and the process's peak RSS (from
 ``wait4``). The baseline, in the same run, is the same process with the same protocol's drivers against a
 closed port of the same device: the figure an attack adds is the difference. The table in docs/untrusted-input.md comes
 from this script. Exits 1 if a case raised, printed a raw escape, or peaked over --limit-mib.
@@ -85,6 +85,13 @@ try:
             said.append("ssh: " + exc.reason.split(": ", 1)[-1][:80])
         print(json.dumps({{"ok": True, "said": said}}))
         sys.exit(0)
+    if proto == "udp":
+        from drivers.probes import probe_udp, snmp_communities
+        c, pr = snmp_communities(host, port)
+        said.append(f"snmp: {{', '.join(c) or 'no community'}} ({{pr.detail.get('unparsed_replies', 0)}} unparsed)")
+        said.append(f"probe: {{probe_udp(host, port).summary}}")
+        print(json.dumps({{"ok": True, "said": said}}))
+        sys.exit(0)
     from drivers.probes import identify_login_service, probe_tcp
     p = probe_tcp(host, port, timeout=1.5)
     said.append(f"probe: {{p.service}} {{p.summary}}")
@@ -126,6 +133,7 @@ def main() -> int:
     ap.add_argument("--limit-mib", type=float, default=256.0, help="peak RSS a case may reach")
     args = ap.parse_args()
     from rig.sim.hostile_ssh import SHELL_CASES
+    from rig.sim.hostile_udp import UDP_CASES
 
     dev = HostileDevice()
     host = dev.up(ssh=True)
@@ -136,6 +144,8 @@ def main() -> int:
         base["shell"] = run_case(host, 22, "shell-true")
         rows = [(c.name, c.proto, run_case(host, p, c.proto)) for p, c in CASES.items()]
         rows += [(c.name, "shell", run_case(host, p, "shell")) for p, c in SHELL_CASES.items()]
+        base["udp"] = run_case(host, 9, "udp")
+        rows += [(c.name, "udp", run_case(host, p, "udp")) for p, c in UDP_CASES.items()]
     finally:
         dev.down()
     if args.json:

@@ -237,14 +237,26 @@ def test_the_udp_probes_hold_on_hostile_snmp_answers(hostile: str, port: int) ->
         assert len(res.detail["sysDescr"]) <= 200 and "\\x1b" in res.detail["sysDescr"]
 
 
-FLOOD_CONFIG = """\
+#: cam-hostile reached over its real sshd (key login as root), for the runs that need its shell
+SSH_CONFIG = """\
 version: 1
 bench: {{name: hostile-bench, evidence_dir: {ev}, scenario_timeout_s: 60}}
 devices:
   cam-hostile:
     identity: {{model: Hostile H1, serial: HOSTILE-0001, firmware: 6.6.6}}
     privacy_level: 2
-    ssh: {{host: {host}, user: root, key_file: {key}, host_key: "{host_key}", command_timeout_s: 20}}
+    ssh: {{host: {host}, user: root, key_file: {key}, host_key: "{host_key}", command_timeout_s: {command_s}}}
+"""
+
+
+def _ssh_config(path: Path, hostile: str, body: str, command_s: int) -> Path:
+    """Write a config for cam-hostile over SSH with ``body`` (its further sections) to ``path``."""
+    path.write_text(SSH_CONFIG.format(ev=path.parent / "ev", host=hostile, key=hostile_ssh.STATE / "id_ed25519",
+                                      host_key=hostile_ssh.host_key_line(), command_s=command_s) + body.format(host=hostile))
+    return path
+
+
+FLOOD_CONFIG = """\
     network: {{address: {host}, capture_interface: rigbr0}}
     capture: {{duration_s: 3, max_mb: 16}}
     actions:
@@ -258,8 +270,7 @@ def test_a_flood_at_the_sink_is_bounded_and_fails_on_what_it_carried(hostile: st
     markup and escapes, ignoring stream-stop): the run ends within its window, the capture stops at
     its size limit and is not observed, the flood is judged and named (plaintext, to the sink's
     port), the rig's peak memory stays bounded, nothing raw reaches the terminal or the report."""
-    cfg = tmp_path / "flood.yaml"
-    cfg.write_text(FLOOD_CONFIG.format(ev=tmp_path / "ev", host=hostile, key=hostile_ssh.STATE / "id_ed25519", host_key=hostile_ssh.host_key_line()))
+    cfg = _ssh_config(tmp_path / "flood.yaml", hostile, FLOOD_CONFIG, 20)
     t0 = time.monotonic()
     proc = subprocess.Popen([str(ROOT / ".venv/bin/rig"), "run", "-c", str(cfg), "--scenario", "channel-encryption", "--out", str(tmp_path / "ev")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
@@ -413,13 +424,6 @@ def test_a_tree_of_a_million_entries_is_cut_by_the_search_bound(hostile: str) ->
 
 
 STORAGE_CONFIG = """\
-version: 1
-bench: {{name: hostile-bench, evidence_dir: {ev}, scenario_timeout_s: 60}}
-devices:
-  cam-hostile:
-    identity: {{model: Hostile H1, serial: HOSTILE-0001, firmware: 6.6.6}}
-    privacy_level: 2
-    ssh: {{host: {host}, user: root, key_file: {key}, host_key: "{host_key}", command_timeout_s: 30}}
     storage:
       data_roots: [/data]
       config_roots: [/data/names]
@@ -432,8 +436,7 @@ devices:
 def test_a_storage_run_on_the_hostile_tree_fails_on_the_frame_by_its_whole_name_and_escapes(hostile: str, tmp_path: Path) -> None:
     from drivers.transcript import escape_bytes
 
-    cfg = tmp_path / "hostile-storage.yaml"
-    cfg.write_text(STORAGE_CONFIG.format(ev=tmp_path / "ev", host=hostile, key=hostile_ssh.STATE / "id_ed25519", host_key=hostile_ssh.host_key_line()))
+    cfg = _ssh_config(tmp_path / "hostile-storage.yaml", hostile, STORAGE_CONFIG, 30)
     t0 = time.monotonic()
     proc = subprocess.run([str(ROOT / ".venv/bin/rig"), "run", "-c", str(cfg), "--scenario", "storage-at-rest", "--out", str(tmp_path / "ev")],
                           capture_output=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
