@@ -30,6 +30,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from rig.sim.hostile import ESCAPES as _HOSTILE_ESCAPES
+
 #: the device stops an endless command after this long (its own bound; the rig's is shorter)
 SHELL_S = 120
 #: directory entries under /data/many
@@ -47,9 +49,8 @@ class ShellCase:
     what: str
 
 
-#: what a hostile device puts in front of a terminal (as in rig.sim.hostile.ESCAPES)
-ESCAPES = (b"\x1b]0;pwned\x07\x1b[2J\x1b[H\x1b]52;c;cm0gLXJmIH4K\x07\x00\xff\xfe\xc3(</script><script>alert(1)</script>"
-           b"$(touch /tmp/privrig-pwned)`id`\n")
+#: what a hostile device puts in front of a terminal (rig.sim.hostile.ESCAPES), as one line
+ESCAPES = _HOSTILE_ESCAPES + b"\n"
 
 SHELL_CASES: dict[int, ShellCase] = {
     22: ShellCase("ssh-hostile-tree", None, "a busybox shell over a tree of hostile names, loops and 1,000,000 entries"),

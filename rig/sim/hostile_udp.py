@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from drivers.probes import SYSDESCR_OID
+from rig.sim.hostile import ESCAPES as _ESCAPES
+
 #: the flood: datagrams a second, their size, and how long one ``stream-start`` makes it last
 FLOOD_PPS = 20_000
 FLOOD_SIZE = 1200
 FLOOD_S = 8.0
 #: datagrams one request makes the reply-flood case send
 REPLY_FLOOD = 10_000
-SYSDESCR_OID = "1.3.6.1.2.1.1.1.0"
-
-_ESCAPES = (b"\x1b]0;pwned\x07\x1b[2J\x1b[H\x1b]52;c;cm0gLXJmIH4K\x07\x00\xff\xfe\xc3(</script><script>alert(1)</script>"
-            b"$(touch /tmp/privrig-pwned)`id`")
 
 
 def _snmp_answer(request: bytes, descr: bytes) -> bytes | None:
