@@ -52,12 +52,6 @@ CONSOLE_CREDENTIALS: tuple[tuple[str, str], ...] = (
 )
 
 
-def describe(index: int) -> str:
-    """How a finding names a console credential: user and list position, never the password."""
-    user, _ = CONSOLE_CREDENTIALS[index]
-    return f"user {user!r} with default password #{index + 1} of rig/credentials.py (password redacted)"
-
-
 #: users the SSH "none" method is tried for (OpenSSH lets a user with an empty password in
 #: with it when PermitEmptyPasswords is on): root and the accounts embedded firmware ships
 NONE_AUTH_USERS: tuple[str, ...] = ("root", "admin", "user", "guest", "support", "default")

@@ -35,7 +35,7 @@ from drivers.usb import classify, find_device
 from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part, PartState
-from rig.credentials import CONSOLE_CREDENTIALS, describe
+from rig.credentials import entries
 from rig.results import ArtifactRef
 from rig.scenario import Scenario, ScenarioContext, Unconfigured
 
@@ -467,29 +467,39 @@ class DebugPorts(Scenario):
         return True
 
     def _default_credentials(self, ctx: ScenarioContext, con, ser, evidence: list[str]) -> str | None:
-        """Try the bounded default-credential list at the login prompt; stop at the first that works.
-        Returns why the list could not be finished (the console stopped answering), or None."""
+        """Try the vendor's default accounts (the device's and the bench's ``credentials:`` files),
+        then the bounded built-in list, at the login prompt; stop at the first that works. Every
+        password is redacted from the transcripts before it is typed. Returns why the list could
+        not be finished (the console stopped answering), or None."""
         p = ser.prompts
         tried = 0
-        for index, (user, password) in enumerate(CONSOLE_CREDENTIALS):
+        accounts = entries("console", ctx.options.credential_files)
+        users = {e.user for e in accounts}
+        for e in accounts:
+            if e.password not in users:  # a password that is also a listed user name is public and names evidence
+                ctx.tried_password(e.password)
+        for entry in accounts:
             tried += 1
-            ctx.step("console login attempt", entry=index + 1)
-            con.write(user + "\r")
+            ctx.step("console login attempt", entry=entry.label)
+            con.write(entry.user + "\r")
             res = con.expect({"password": p.password, "shell": p.shell, "login": p.login}, ser.timeout_s)
             if res.name == "password":
-                con.write(password + "\r", secret=True, label=f"default password #{index + 1}")
+                con.write(entry.password + "\r", secret=True, label=f"password {entry.label}")
                 # a failed login is answered after the device's delay (busybox: 3 s)
                 res = con.expect({"shell": p.shell, "login": p.login}, ser.timeout_s + 5)
             if res.name == "shell":
                 status, out = con.run_command("id", timeout=ser.timeout_s)
                 con.write(b"exit\r")
                 if status == 0:
-                    ctx.measure("console_default_credential", index + 1)
+                    ctx.measure("console_default_credential", entry.index)  # its position in its list, as before
+                    ctx.measure("console_default_credential_list", entry.source)
                     ctx.finding(
                         "default-credential-accepted", "critical",
-                        f"serial console {ser.port} accepts a default credential: {describe(index)}; shell: {escape_bytes(out.encode()[:60]).strip()}",
+                        f"serial console {ser.port} accepts a default credential: user {entry.user!r}, {entry.label} "
+                        f"(password redacted); shell: {escape_bytes(out.encode()[:60]).strip()}",
                         interface="serial", path=ser.port, evidence=evidence,
-                        detail={"user": user, "list_entry": index + 1, **({"password": password} if ctx.reveal_credentials else {})},
+                        detail={"user": entry.user, "list": entry.source, "list_entry": entry.index,
+                                **({"password": entry.password} if ctx.reveal_credentials else {})},
                     )
                     break
             elif res.name is None:

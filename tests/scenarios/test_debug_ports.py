@@ -142,11 +142,11 @@ def test_default_credential_on_console_is_found_and_redacted(outcome) -> None:
     _, sc = scenario(outcome, "cam-debug")
     [f] = [f for f in sc.findings if f.interface == "serial"]
     assert f.kind == "default-credential-accepted" and f.severity == "critical"
-    assert f.detail == {"user": "root", "list_entry": 2} and CONSOLE_CREDENTIALS[1] == ("root", "root")
+    assert f.detail == {"user": "root", "list": "built-in console", "list_entry": 2} and CONSOLE_CREDENTIALS[1] == ("root", "root")
     assert "password redacted" in f.summary and "uid=0(root)" in f.summary
     typed = [json.loads(line) for line in (outcome.bundle / f.evidence[0]).read_text().splitlines()]
     typed = [e["data"] for e in typed if e["dir"] == "tx"]
-    assert "[default password #2]\\x0d" in typed  # what the rig typed as password is hidden
+    assert "[password built-in console #2]\\x0d" in typed  # what the rig typed as password is hidden
     assert "root\\x0d" in typed  # the user name is not a secret
 
 
@@ -294,16 +294,28 @@ devices:
   board-norelay:
     privacy_level: 2
     serial: {{port: /run/privrig/sim/cam-leaky/console, baud: 115200, timeout_s: 3}}
+  board-vendor:
+    privacy_level: 2
+    credentials: {vendor}
+    serial: {{port: /run/privrig/sim/cam-secure/console, baud: 115200, timeout_s: 3}}
 """
 
 
 @pytest.fixture(scope="module")
-def boards(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
+def boards_run(sim_bench: dict, tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("boards")
-    cfg = parse_config(BOARDS.format(sim="/run/privrig/sim"), tmp / "boards.yaml")
+    # the vendor's quick-start guide documents cam-secure's console account, which no built-in list holds
+    password = (Path("/run/privrig/sim/cam-secure/console-password").read_text().strip())
+    (tmp / "guide.txt").write_text(f"# the vendor's guide\nadmin:not-this-one\nroot:{password}\n")
+    cfg = parse_config(BOARDS.format(sim="/run/privrig/sim", vendor=tmp / "guide.txt"), tmp / "boards.yaml")
     out = execute(RunPlan.select(cfg, None, ["debug-ports"], tmp / "ev"))
     validate_results(out.record.to_dict())
-    return {d.name: d.scenarios[0] for d in out.record.devices}
+    return out
+
+
+@pytest.fixture(scope="module")
+def boards(boards_run):
+    return {d.name: d.scenarios[0] for d in boards_run.record.devices}
 
 
 def test_a_console_only_board_with_a_relay_passes_when_autoboot_cannot_be_stopped(boards) -> None:
@@ -327,6 +339,22 @@ def test_a_console_only_board_with_a_relay_fails_when_autoboot_stops_at_a_prompt
     net = load_config(SIM_CONFIG).bench.devices["cam-retail"].network
     with socket.create_connection((str(net.address), 22), timeout=5):
         pass
+
+
+def test_the_console_tries_the_vendors_documented_accounts_first(boards, boards_run) -> None:
+    """debug-ports once typed only the built-in list at a console, so a console whose account
+    only the vendor's guide documents passed, while interface-auth found the same account."""
+    sc = boards["board-vendor"]
+    assert sc.verdict is Verdict.FAIL
+    [f] = [f for f in sc.findings if f.kind == "default-credential-accepted"]
+    assert f.interface == "serial" and f.path == "/run/privrig/sim/cam-secure/console"
+    assert f.detail == {"user": "root", "list": "guide.txt", "list_entry": 2} and "password redacted" in f.summary
+    assert sc.measurements["console_credentials_tried"] == 2  # the guide's wrong entry, then its right one
+    password = Path("/run/privrig/sim/cam-secure/console-password").read_text().strip()
+    assert password not in json.dumps(sc.to_dict()) and len(password) >= 8
+    typed = [json.loads(line) for line in (boards_run.bundle / f.evidence[0]).read_text().splitlines()]
+    assert "[password guide.txt #2]\\x0d" in [e["data"] for e in typed if e["dir"] == "tx"]
+    assert not any(password in e["data"] for e in typed)  # neither typed nor echoed in the clear
 
 
 def test_a_bootloader_without_a_power_action_is_not_configured_not_unobserved(boards) -> None:
