@@ -366,6 +366,21 @@ class ModelFile(_Model):
     tamper_check: bool = True
 
 
+class ModelSettings(_Model):
+    """The AI model on the device, for model-at-rest: the files the vendor declares and where
+    the rig searches by content for model files under any name."""
+
+    #: model files the vendor declares (each must be there and is judged)
+    files: list[DevicePath] = Field(default_factory=list)
+    #: folders searched by content for model files (default: the storage section's data,
+    #: external and config roots, and /opt and /usr/share)
+    search_roots: list[DevicePath] = Field(default_factory=list)
+    #: bytes read from each model file for the parser, at most (MiB); a larger file is judged by its structure
+    max_read_mb: int = Field(default=64, ge=1, le=4096)
+    #: model files found by the search and parsed, at most (the rest are listed)
+    max_candidates: int = Field(default=32, ge=1, le=1000)
+
+
 class Storage(_Model):
     """Where the device keeps data: what uninstall-wipe and storage-at-rest search."""
 
@@ -533,6 +548,7 @@ class DeviceConfig(_Model):
     camera: Camera | None = None
     capture: CaptureSettings = CaptureSettings()
     storage: Storage | None = None
+    model: ModelSettings | None = None
     actions: dict[ActionName, Action] = Field(default_factory=dict)
     #: the vendor's documented default accounts (user:password lines), tried before the built-in lists
     credentials: Path | None = None

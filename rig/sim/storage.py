@@ -24,7 +24,8 @@ Firmware data, per kind:
 * ``leaky`` (cam-violating): snapshots as JPEG and PNG and a raw H.264 recording,
   plaintext passwords and a cloud token in the configuration, an unencrypted private key,
   MD5-crypt, DES-crypt and empty password hashes, a settings file declared encrypted that
-  is XOR-scrambled, and an ONNX model in the clear that the app loads unchecked.
+  is XOR-scrambled, a real ONNX classifier in the clear (rig.modelfile.reference_model) that
+  the app loads unchecked, and a second one the vendor never declared at /opt/simcam/res/res_0042.bin.
 """
 
 from __future__ import annotations
@@ -136,12 +137,13 @@ def populate(root: Path, kind: str, scene_jpeg: bytes, scene_png: bytes, h264: b
         (root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     settings = b'{"wifi": {"ssid": "lab", "psk": "lab-wifi-passphrase"}, "cloud": {"token": "c2VjcmV0LXRva2Vu"}}\n' * 64
-    model = _weights(16384, seed=7)
+    from rig.modelfile import reference_model
+
     shadow = root / "etc" / "shadow"
     lines = shadow.read_text().splitlines() if shadow.exists() else []
     if kind == "clean":
         _write(root, "/data/system/settings.enc", _aead(settings), 0o600)
-        enc_model = _aead(_onnx_like(model))
+        enc_model = _aead(reference_model(seed=7, width=32))
         _write(root, "/data/system/models/detector.bin", enc_model, 0o600)
         _write(root, "/data/system/models/detector.bin.sha256", hashlib.sha256(enc_model).hexdigest() + "\n")
         _write(root, "/data/system/etc/app.conf", "# secrets live in the encrypted store\npassword_file=/data/system/settings.enc\n"
@@ -157,7 +159,9 @@ def populate(root: Path, kind: str, scene_jpeg: bytes, scene_png: bytes, h264: b
             _write(root, "/mnt/sdcard/DCIM/rec-0001.264", h264)
         xor = bytes(b ^ k for b, k in zip(settings, b"\x5a\x3c\x9e\x01" * (len(settings) // 4 + 1)))
         _write(root, "/data/system/settings.enc", b"SIMENC01" + xor)
-        _write(root, "/data/system/models/detector.onnx", _onnx_like(model))
+        _write(root, "/data/system/models/detector.onnx", reference_model(seed=7, width=32))
+        # a second model the vendor never declared, under a name that says nothing: found by content
+        _write(root, "/opt/simcam/res/res_0042.bin", reference_model(seed=9, width=16))
         _write(root, "/data/system/etc/app.conf", "[cloud]\nadmin_password=Sup3rSecret!\ncloud_token: \"c2VjcmV0LXRva2Vu-4f1a\"\n"
                "passwd: files\ntoken_ttl=3600\n")
         _write(root, "/data/system/etc/device.key", key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -30,10 +30,12 @@ def test_results_json_follows_the_contract(run_all) -> None:
     assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
     no_stream = {"channel-encryption": "skipped", "camera-shutter": "skipped", "deidentification": "skipped"}  # no camera: skipped with the reason
-    no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped"}
+    no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped", "model-at-rest": "skipped"}
     no_fw = {"firmware-update": "skipped", "server-auth": "skipped"}  # no vendor image, no uplink: skipped with the reason
-    expected = {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass", **no_fw},
-               "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail", **no_fw},
+    expected = {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass",
+                                  "model-at-rest": "pass", **no_fw},
+               "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail",
+                                  "model-at-rest": "fail", **no_fw},
                "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage, **no_fw},
                "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage, **no_fw},
                "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
@@ -50,7 +52,8 @@ def test_results_json_follows_the_contract(run_all) -> None:
                                      "deidentification": "pass", **no_storage, **no_fw},
                # never powered on: nothing passes
                "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
-                              "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error", **no_fw}}
+                              "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error",
+                              "model-at-rest": "skipped", **no_fw}}
     # a mismatch names each cell that differs and the parts behind it, with what they saw (CI keeps no bundle)
     assert verdicts == expected, _why(doc, verdicts, expected)
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
