@@ -100,6 +100,12 @@ class ScenarioRun:
     record: "RunRecord"
     bundle: Path
 
+    def of(self, device: str):  # -> ScenarioResult
+        """The scenario's result on ``device`` (exactly one, or the test fails)."""
+        [dev] = [d for d in self.record.devices if d.name == device]
+        [sc] = dev.scenarios
+        return sc
+
 
 def scenario_run(run_all, scenario: str, devices: list[str] | None = None) -> ScenarioRun:
     """The shared run's results of ``scenario`` only (on ``devices``, or on every device), as typed

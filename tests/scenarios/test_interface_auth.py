@@ -22,8 +22,7 @@ def outcome(run_all):
 
 
 def scenario(outcome, device: str):
-    [dev] = [d for d in outcome.record.devices if d.name == device]
-    return dev.scenarios[0]
+    return outcome.of(device)
 
 
 def test_compliant_device_passes(outcome) -> None:

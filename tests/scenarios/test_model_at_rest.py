@@ -21,14 +21,8 @@ def outcome(run_all):
     return scenario_run(run_all, "model-at-rest")
 
 
-def _sc(outcome, device: str):
-    [dev] = [d for d in outcome.record.devices if d.name == device]
-    [sc] = dev.scenarios
-    return sc
-
-
 def test_an_encrypted_model_passes_on_what_was_read(outcome) -> None:
-    sc = _sc(outcome, "cam-compliant")
+    sc = outcome.of("cam-compliant")
     assert sc.verdict is Verdict.PASS, [f.summary for f in sc.findings]
     assert sc.findings == [] or all(f.severity == "info" for f in sc.findings)
     assert sc.coverage["parser"].state.value == "observed" and sc.coverage["parser"].control
@@ -42,7 +36,7 @@ def test_an_encrypted_model_passes_on_what_was_read(outcome) -> None:
 
 
 def test_a_readable_model_fails_with_its_summary_and_the_undeclared_one_is_found_by_content(outcome) -> None:
-    sc = _sc(outcome, "cam-violating")
+    sc = outcome.of("cam-violating")
     assert sc.verdict is Verdict.FAIL
     found = {f.path: f for f in sc.findings if f.kind == "model-readable"}
     assert set(found) == {"/data/system/models/detector.onnx", "/opt/simcam/res/res_0042.bin"}
