@@ -85,10 +85,10 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure",
                "cam-absent")
     assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
-                                                             "uninstall-wipe", "storage-at-rest", "firmware-update", "server-auth")}
+                                                             "uninstall-wipe", "storage-at-rest", "model-at-rest", "firmware-update", "server-auth")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "16"
+    assert suite.get("failures") == "17"
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 
