@@ -136,6 +136,12 @@ class FileRead:
         """The file was read."""
         return self.state == "ok"
 
+    @property
+    def why(self) -> str:
+        """Why the file was not read, in words (empty when it was)."""
+        return {"ok": "", "missing": "it does not exist on the device", "not-a-file": "it is not a regular file (a directory, link or device node)",
+                "unreadable": "the device would not let the SSH user read it"}.get(self.state, self.state)
+
 
 @dataclass(frozen=True)
 class RawScan:

@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from drivers.errors import CommandTimeout, DeviceError
 from drivers.serial import SerialDriver
@@ -29,6 +29,9 @@ from rig.config import DEFAULT_SCENARIO_TIMEOUT_S, Action, BenchConfig, CameraSt
 from rig.coverage import Coverage, Part
 from rig.evidence import ArtifactFolder, ArtifactStream, Journal
 from rig.results import ArtifactRef, Finding
+
+if TYPE_CHECKING:
+    from rig.credentials import Entry
 
 
 class Scenario:
@@ -201,6 +204,21 @@ class ScenarioContext:
             self._words.append(password)
             for tr in self._transcripts:
                 tr.add_word(password)
+
+    def accounts(self, kind: str) -> list[Entry]:
+        """The accounts to try for ``kind`` (:func:`rig.credentials.entries`): the vendor's files
+        (device, bench), then the built-in list. Every password among them is redacted from this
+        scenario's transcripts from now on, as a word, except one that is also a user name of the
+        lists ("root", "admin"): the transcript names users, and blanking them would blank the
+        evidence; such a password is public anyway."""
+        from rig.credentials import entries
+
+        out = entries(kind, self.options.credential_files)
+        users = {e.user for e in out}
+        for e in out:
+            if e.password not in users:
+                self.tried_password(e.password)
+        return out
 
     def stream_credentials(self, name: str) -> Credentials | None:
         """:meth:`credentials` of the camera stream ``name`` (or ``observation``)."""

@@ -35,7 +35,6 @@ from drivers.usb import classify, find_device
 from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part, PartState
-from rig.credentials import entries
 from rig.results import ArtifactRef
 from rig.scenario import Scenario, ScenarioContext, Unconfigured
 
@@ -473,12 +472,7 @@ class DebugPorts(Scenario):
         not be finished (the console stopped answering), or None."""
         p = ser.prompts
         tried = 0
-        accounts = entries("console", ctx.options.credential_files)
-        users = {e.user for e in accounts}
-        for e in accounts:
-            if e.password not in users:  # a password that is also a listed user name is public and names evidence
-                ctx.tried_password(e.password)
-        for entry in accounts:
+        for entry in ctx.accounts("console"):
             tried += 1
             ctx.step("console login attempt", entry=entry.label)
             con.write(entry.user + "\r")

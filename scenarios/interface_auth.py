@@ -53,7 +53,7 @@ from drivers.transcript import Transcript, escape_bytes, strip_ansi
 from drivers.wire import content_length, head_complete, head_headers, read_until
 from rig.config import DeviceConfig
 from rig.coverage import Part
-from rig.credentials import NONE_AUTH_USERS, Entry, entries
+from rig.credentials import NONE_AUTH_USERS, Entry
 from rig.scenario import Scenario, ScenarioContext
 
 #: Paths cameras commonly serve; each must answer 401/403 (or 404) without credentials.
@@ -80,19 +80,6 @@ def _cred_detail(ctx: ScenarioContext, entry: Entry) -> dict[str, object]:
     if ctx.reveal_credentials:
         detail["password"] = entry.password
     return detail
-
-
-def _entries(ctx: ScenarioContext, kind: str) -> list[Entry]:
-    """The accounts to try for ``kind``: the vendor's files (device, bench), then the built-in list.
-    Every password among them is redacted from this scenario's transcripts from now on, as a
-    word, except one that is also a user name of the lists ("root", "admin"): the transcript
-    names users, and blanking them would blank the evidence; such a password is public anyway."""
-    out = entries(kind, ctx.options.credential_files)
-    users = {e.user for e in out}
-    for e in out:
-        if e.password not in users:
-            ctx.tried_password(e.password)
-    return out
 
 
 def _wrong(ctx: ScenarioContext) -> str:
@@ -341,7 +328,7 @@ class InterfaceAuth(Scenario):
         path, label = protected[0]
         port = web.port
         answers = []
-        for e in _entries(ctx, "http"):
+        for e in ctx.accounts("http"):
             r = web.get(path, auth=Credentials(e.user, e.password), label=e.label)
             answers.append(_web_answer(r.status))
             if r.status is not None and 200 <= r.status < 300:
@@ -373,7 +360,7 @@ class InterfaceAuth(Scenario):
         ctx.measure(f"form_{port}", {"page": form.page, "action": form.action, "fields": [form.user_field, form.password_field],
                                      "refusal": {"status": refusal.status, "location": refusal.location}})
         answers = []
-        for e in _entries(ctx, "form"):
+        for e in ctx.accounts("form"):
             r = web.submit(form, e.user, e.password, e.label)
             if r.status is not None and r.logged_in(form, ref_sig):
                 answers.append("accepted")
@@ -423,7 +410,7 @@ class InterfaceAuth(Scenario):
             return
         url, label = protected[0]
         answers = []
-        for e in _entries(ctx, "rtsp"):
+        for e in ctx.accounts("rtsp"):
             ans = _rtsp_request(url, Credentials(e.user, e.password), tr, e.label)
             answers.append("accepted" if ans.ok else _web_answer(ans.status))
             if ans.ok:
@@ -468,7 +455,7 @@ class InterfaceAuth(Scenario):
         if not {"password", "keyboard-interactive"} & set(methods or []):
             return  # keys only: nothing to guess, nothing to rate-limit
         answers = []
-        for e in _entries(ctx, "console"):
+        for e in ctx.accounts("console"):
             ok, dropped = _ssh_password(address, port, e.user, e.password, tr, e.label)
             answers.append("accepted" if ok else "no answer (connection refused or dropped)" if dropped else "refused")
             if ok:
@@ -488,7 +475,7 @@ class InterfaceAuth(Scenario):
         tr, _ = ctx.transcript(f"telnet-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"telnet-auth-{port}.jsonl")
         outcomes = []
-        for e in _entries(ctx, "telnet"):
+        for e in ctx.accounts("telnet"):
             outcome, _ = _telnet_login(address, port, e.user, e.password, tr, e.label)
             outcomes.append(outcome)
             if outcome == "shell":
@@ -520,7 +507,7 @@ class InterfaceAuth(Scenario):
         tr, _ = ctx.transcript(f"ftp-auth-{port}.jsonl")
         evidence = ctx.evidence_of(f"ftp-auth-{port}.jsonl")
         outcomes = []
-        for e in _entries(ctx, "ftp"):
+        for e in ctx.accounts("ftp"):
             outcome = _ftp_login(address, port, e.user, e.password, tr, e.label)
             outcomes.append(outcome)
             if outcome == "accepted":

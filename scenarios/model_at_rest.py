@@ -33,21 +33,16 @@ import json
 import os
 
 from drivers.errors import DeviceError
-from drivers.storage import DeviceStorage, FileRead
+from drivers.storage import DeviceStorage
 from rig import atrest, modelfile
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.scenario import Scenario, ScenarioContext
+from scenarios.storage_at_rest import MODEL_CLAUSE
 
 T = "T/AI 110.1-2020 "
-MODEL_CLAUSE = "Edge AI group standard: model security (anti-tamper, anti-reverse)"
 #: searched besides the storage roots when the config names no search roots: where firmware keeps its assets
 DEFAULT_EXTRA_ROOTS = ("/opt", "/usr/share")
-
-
-def _not_read(r: FileRead) -> str:
-    return {"missing": "it does not exist on the device", "not-a-file": "it is not a regular file (a directory, link or device node)",
-            "unreadable": "the device would not let the SSH user read it"}.get(r.state, r.state)
 
 
 def declared(device: DeviceConfig) -> list[str]:
@@ -180,7 +175,7 @@ class ModelAtRest(Scenario):
         got = storage.read(path, limit + 1)
         if not got.ok:
             if part is not None:
-                part.unobserved(f"{path} (a declared model): {_not_read(got)}", kind="model-missing")
+                part.unobserved(f"{path} (a declared model): {got.why}", kind="model-missing")
             return {"path": path, "not_read": got.state}
         data = got.data[:limit]
         whole = len(got.data) <= limit

@@ -39,7 +39,7 @@ import fnmatch
 import json
 
 from drivers.errors import DeviceError
-from drivers.storage import DeviceStorage, FileRead
+from drivers.storage import DeviceStorage
 from rig import atrest
 from rig.config import DeviceConfig, ModelFile
 from rig.coverage import Part
@@ -48,11 +48,6 @@ from rig.scenario import Scenario, ScenarioContext, Unconfigured, run_action
 T = "T/AI 110.1-2020 "
 MODEL_CLAUSE = "Edge AI group standard: model security (anti-tamper, anti-reverse)"
 
-
-def _not_read(r: FileRead) -> str:
-    """Why a file was not read, in words."""
-    return {"missing": "it does not exist on the device", "not-a-file": "it is not a regular file (a directory, link or device node)",
-            "unreadable": "the device would not let the SSH user read it"}.get(r.state, r.state)
 
 #: findings of one kind listed one by one, at most (the rest are counted in the JSON)
 MAX_PER_KIND = 100
@@ -191,7 +186,7 @@ class StorageAtRest(Scenario):
             got = storage.read(path, 256 << 10)
             if not got.ok:
                 rows.append({"file": path, "not_read": got.state})
-                not_read.append(f"{path}: {_not_read(got)}")
+                not_read.append(f"{path}: {got.why}")
                 continue
             for n, line in enumerate(got.data.decode("utf-8", errors="replace").splitlines(), 1):
                 parts = line.split(":")
@@ -234,7 +229,7 @@ class StorageAtRest(Scenario):
             part = ctx.coverage[f"encrypted {path}"]
             got = storage.read(path, SAMPLE)
             if not got.ok:
-                part.unobserved(f"{path} (declared encrypted): {_not_read(got)}", kind="declared-file-missing")
+                part.unobserved(f"{path} (declared encrypted): {got.why}", kind="declared-file-missing")
                 report.append({"path": path, "not_read": got.state})
                 continue
             data = got.data
@@ -272,9 +267,9 @@ class StorageAtRest(Scenario):
         tamper: Part | None = ctx.coverage[f"tamper {m.path}"] if m.tamper_check else None
         got = storage.read(m.path, SAMPLE)
         if not got.ok:
-            part.unobserved(f"{m.path} (a declared model): {_not_read(got)}", kind="model-missing")
+            part.unobserved(f"{m.path} (a declared model): {got.why}", kind="model-missing")
             if tamper is not None:
-                tamper.unobserved(f"{m.path}: {_not_read(got)}")
+                tamper.unobserved(f"{m.path}: {got.why}")
             return {"path": m.path, "not_read": got.state}
         data = got.data
         fmt = atrest.model_format(data[:16])
