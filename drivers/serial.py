@@ -7,7 +7,8 @@ Guarantees:
   or ``None`` at the deadline, never blocks longer.
 * A port that vanishes (USB-serial unplugged, pty closed) raises :class:`LinkLost`
   naming the port, never hangs and never returns silently.
-* Every byte received goes to the raw sink unchanged (``console.raw``, at most
+* Every byte received goes to the raw sink unchanged but for the secrets the transcript
+  redacts (a password the rig typed that the device echoes) (``console.raw``, at most
   :data:`RAW_LIMIT` bytes; the transcript says when a flood passed it) and, with a
   timestamp, to the transcript (its own limit); what the rig types goes to the transcript,
   secrets redacted. The match buffer kept in memory is bounded.
@@ -51,6 +52,7 @@ class SerialDriver:
         self._port: serial.SerialBase | None = None
         self.raw_bytes = 0  # bytes given to the raw sink (at most RAW_LIMIT)
         self.raw_dropped = 0  # bytes received after the raw sink was full
+        self._raw_carry = b""  # received bytes the raw sink holds back until a secret split across reads can be told
 
     def open(self) -> "SerialDriver":
         """Open the port exclusively; :class:`Unreachable` if it does not exist or is busy."""
@@ -71,6 +73,13 @@ class SerialDriver:
         return self
 
     def close(self) -> None:
+        """Close the port (and write what the raw capture held back); never raises."""
+        if self.raw is not None and self._raw_carry:
+            try:
+                self.raw.write(self.transcript.redact(self._raw_carry))
+            except (OSError, ValueError):
+                pass
+            self._raw_carry = b""
         if self._port is not None:
             try:
                 self._port.close()
@@ -126,8 +135,9 @@ class SerialDriver:
         if data:
             if self.raw is not None:
                 room = max(0, RAW_LIMIT - self.raw_bytes)
-                if room:
-                    self.raw.write(data[:room])
+                if room:  # every byte as received, but a password the rig typed and the device echoed: redacted
+                    out, self._raw_carry = self.transcript.redact_stream(self._raw_carry, data[:room])
+                    self.raw.write(out)
                     self.raw_bytes += min(room, len(data))
                 if len(data) > room:
                     if not self.raw_dropped:

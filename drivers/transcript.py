@@ -78,6 +78,29 @@ class Transcript:
         if word:
             self._words.append(re.compile(rb"(?<![A-Za-z0-9])" + re.escape(word.encode()) + rb"(?![A-Za-z0-9])"))
 
+    def _patterns(self) -> list[re.Pattern[bytes]]:
+        return [re.compile(re.escape(x.encode())) for x in self._secrets] + self._words
+
+    def redact_stream(self, carry: bytes, data: bytes) -> tuple[bytes, bytes]:
+        """Redact a byte stream chunk by chunk (a raw capture): returns the bytes to write now,
+        redacted, and the bytes to hold back for the next chunk. A secret split across two
+        chunks is still caught: the last (longest secret + 1) bytes wait for the next chunk
+        unless a match that starts before them is complete. Write :meth:`redact` of what is
+        held back when the stream ends."""
+        buf = carry + data
+        patterns = self._patterns()
+        if not patterns:
+            return buf, b""
+        hold = max([len(x.encode()) for x in self._secrets] + [len(rx.pattern) for rx in self._words]) + 1
+        if len(buf) <= hold:
+            return b"", buf
+        cut = len(buf) - hold
+        for rx in patterns:
+            for m in rx.finditer(buf):
+                if m.start() < cut < m.end():
+                    cut = m.end()
+        return self.redact(buf[:cut]), buf[cut:]
+
     def redact(self, data: bytes) -> bytes:
         """``data`` with every secret (and every tried password, as a word) replaced by ``[redacted]``."""
         for s in self._secrets:
