@@ -53,10 +53,12 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(T + "6.2.3 c", "uninstall or account deletion removes every file stored", ("uninstall-wipe",), "5.11-1", "2.3.2"),
     Clause(T + "6.2.3 d", "no private data on external storage", ("uninstall-wipe",), "5.11-1", "2.3.1"),
     Clause(T + "6.2.3 e", "master and data keys in an HSM or key management service", (), "5.4-1", "2.4.4"),
+    Clause(T + "6.2.4 a 1", "core algorithm framework and components tested: no backdoor through the model", ("model-integrity",), "-", "-",
+           frozenset({"tampered-model-accepted"})),
     Clause(T + "6.2.4 a 3", "algorithm accuracy and robustness verifiable", (), "-", "-"),
     Clause(T + "6.2.4 a 4", "algorithm resists adversarial samples", (), "-", "-"),
-    Clause(T + "6.2.4 a 5", "AI model protected by strong encryption or better", ("model-at-rest",), "-", "-",
-           frozenset({"model-readable", "model-in-clear"})),
+    Clause(T + "6.2.4 a 5", "AI model protected by strong encryption or better", ("model-at-rest", "model-integrity"), "-", "-",
+           frozenset({"model-readable", "model-in-clear", "tampered-model-accepted"})),
     Clause(T + "6.2.4 b 1", "stored passwords encrypted (strongly hashed)", ("storage-at-rest",), "5.4-1", "2.2.1",
            frozenset({"weak-password-hash", "empty-password", "plaintext-secret", "private-key-in-clear"})),
     Clause(T + "6.2.4 b 3", "authentication resists guessing (lockout, multi-factor where required)", ("interface-auth",), "5.1-5", "2.1.3",
@@ -65,7 +67,8 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(T + "Annex A.1/A.2", "level 1 and 2 outputs structured or de-identified", ("deidentification",), "-", "-"),
     Clause(T + "Annex A", "no raw images at rest on level 1 and 2 devices", ("storage-at-rest",), "-", "2.3.1", frozenset({"raw-image-at-rest"})),
     Clause("Edge AI group standard: model security (anti-tamper, anti-reverse)", "model files encrypted and integrity-checked",
-           ("storage-at-rest", "model-at-rest"), "-", "2.2.1", frozenset({"model-in-clear", "model-tamper-accepted", "model-readable"})),
+           ("storage-at-rest", "model-at-rest", "model-integrity"), "-", "2.2.1",
+           frozenset({"model-in-clear", "model-tamper-accepted", "model-readable", "tampered-model-accepted"})),
 )
 
 #: worse first: the cell of a clause covered by several scenarios shows the worst verdict

@@ -55,6 +55,8 @@ ACTION_NAMES = (
     "power-cycle",
     "firmware-apply",
     "update-check",
+    "model-deploy",
+    "infer",
 )
 #: Placeholders an action command may carry.
 ACTION_PLACEHOLDERS = {"token", "sink_host", "sink_port", "model", "image", "signature"}
@@ -66,6 +68,8 @@ ACTION_GIVEN = {
     "user-delete": {"token"}, "app-uninstall": {"token"},
     "model-load": {"model"},
     "firmware-apply": {"image", "signature"},
+    "model-deploy": {"model", "signature"},
+    "infer": {"image"},
 }
 
 
@@ -379,6 +383,56 @@ class ModelSettings(_Model):
     max_read_mb: int = Field(default=64, ge=1, le=4096)
     #: model files found by the search and parsed, at most (the rest are listed)
     max_candidates: int = Field(default=32, ge=1, le=1000)
+    #: the vendor's genuine model (ONNX) on the bench host: model-integrity derives its tampered variants from it
+    genuine: Path | None = None
+    #: where the genuine model carries its signature (a trailer, or a detached file): the rig's own re-signed variant
+    signature: "SignatureFormat | None" = None
+    #: via ssh, the rig uploads each model (and each probe image for infer) here over SFTP
+    upload_dir: DevicePath = "/tmp"
+    #: waited after every model-deploy before the device is asked again (a device that reloads in the background)
+    settle_s: float = Field(default=1.0, ge=0, le=600)
+    #: the largest genuine model the rig reads (it holds one in memory at a time)
+    max_mb: int = Field(default=256, ge=1, le=4096)
+    #: how one image is sent to the device's model and its answer read (model-integrity, model-robustness)
+    infer: "InferSettings | None" = None
+    #: the lab's probe images (a folder of PNG/JPEG); without, the rig renders its own
+    probes: Path | None = None
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// address")
+    return value
+
+
+class InferAnswer(_Model):
+    """Where the answer of ``infer`` (a JSON document) holds the model's output: dotted paths
+    such as ``result.label``; ``scores`` is the full score vector where the device returns one."""
+
+    label: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] = "label"
+    score: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    scores: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+
+
+class InferSettings(_Model):
+    """One image to the device's model and its answer back: an HTTP POST of the image to ``url``
+    (with ``auth`` when the endpoint asks), or, without ``url``, the device's ``infer`` action
+    (via ssh the image is uploaded to ``model.upload_dir`` and the command gets its path as
+    ``{image}``; via host, a bench-host file). The answer is JSON, read as ``answer`` says."""
+
+    url: Annotated[str, AfterValidator(lambda v: _http_url(_no_userinfo(v)))] | None = None
+    auth: StreamAuth | None = None
+    content_type: Literal["image/png", "image/jpeg"] = "image/png"
+    answer: InferAnswer = InferAnswer()
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: an answer longer than this (KiB) is not read: a device cannot make the rig parse megabytes
+    max_answer_kb: int = Field(default=256, ge=1, le=65536)
+
+    @model_validator(mode="after")
+    def _url(self) -> "InferSettings":
+        if self.auth is not None and self.url is None:
+            raise ValueError("auth goes with url (the infer action carries its own credentials)")
+        return self
 
 
 class Storage(_Model):
@@ -814,6 +868,15 @@ def _cross_checks(cfg: BenchConfig) -> list[tuple[tuple[Any, ...], str]]:
         if "firmware-apply" in acts and acts["firmware-apply"].via == "serial":
             problems.append((("devices", name, "actions", "firmware-apply", "via"), "firmware-apply runs via ssh (the rig uploads the image over SFTP) "
                              "or via host (an HTTP upload, a vendor tool); a serial console cannot carry an image"))
+        if "model-deploy" in acts and acts["model-deploy"].via == "serial":
+            problems.append((("devices", name, "actions", "model-deploy", "via"), "model-deploy runs via ssh (the rig uploads the model over SFTP) "
+                             "or via host (an HTTP upload, a vendor tool); a serial console cannot carry a model"))
+        if "infer" in acts and acts["infer"].via == "serial":
+            problems.append((("devices", name, "actions", "infer", "via"), "infer runs via ssh (the rig uploads the image over SFTP) or via host"))
+        if "model-deploy" in acts and (dev.model is None or dev.model.genuine is None):
+            problems.append((("devices", name, "actions", "model-deploy"), "model-deploy needs model.genuine (the vendor's genuine model file)"))
+        if dev.model is not None and dev.model.infer is not None and dev.model.infer.url is None and "infer" not in acts:
+            problems.append((("devices", name, "model", "infer"), "model.infer without url needs an infer action (the image is handed to it as {image})"))
         if "firmware-apply" in acts and dev.firmware is None:
             problems.append((("devices", name, "actions", "firmware-apply"), "firmware-apply needs a firmware section (image, version)"))
         if ("power-off" in acts) != ("power-on" in acts):
@@ -971,6 +1034,15 @@ def _resolve_paths(cfg: BenchConfig, base: Path) -> BenchConfig:
                 sig = sig.model_copy(update={"detached": res(sig.detached, f"{at}.firmware.signature.detached")})
             dev = dev.model_copy(update={"firmware": fw.model_copy(update={"image": res(fw.image, f"{at}.firmware.image"),
                                                                           "older": res(fw.older, f"{at}.firmware.older"), "signature": sig})})
+        if dev.model is not None:
+            m = dev.model
+            upd: dict = {"genuine": res(m.genuine, f"{at}.model.genuine"), "probes": res(m.probes, f"{at}.model.probes")}
+            if m.signature is not None and m.signature.detached is not None:
+                upd["signature"] = m.signature.model_copy(update={"detached": res(m.signature.detached, f"{at}.model.signature.detached")})
+            if m.infer is not None and m.infer.auth is not None and m.infer.auth.password_file is not None:
+                upd["infer"] = m.infer.model_copy(update={"auth": m.infer.auth.model_copy(update={
+                    "password_file": res(m.infer.auth.password_file, f"{at}.model.infer.auth.password_file")})})
+            dev = dev.model_copy(update={"model": m.model_copy(update=upd)})
         if dev.uplinks:
             ups = []
             for i, u in enumerate(dev.uplinks):

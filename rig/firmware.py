@@ -75,7 +75,7 @@ def rig_signature(content: bytes, algorithm: str) -> bytes:
     return key.sign(content, ec.ECDSA(hashes.SHA256()))
 
 
-def _fit(sig: bytes, size: int) -> bytes:
+def fit_trailer(sig: bytes, size: int) -> bytes:
     """A signature laid into a trailer of ``size`` bytes (zero-padded, as DER signatures of
     varying length are in fixed trailers)."""
     return sig[:size] + b"\0" * max(0, size - len(sig))
@@ -98,7 +98,7 @@ def variants(genuine: bytes, fw: FirmwareSettings, detached_sig: bytes | None = 
     if sig_fmt is not None and trailer:
         content = genuine[:signed_end]
         out.append(Variant("resigned", f"the {trailer}-byte signature trailer replaced by a signature of the rig's own key ({sig_fmt.algorithm})",
-                           content + _fit(rig_signature(content, sig_fmt.algorithm), trailer)))
+                           content + fit_trailer(rig_signature(content, sig_fmt.algorithm), trailer)))
     elif sig_fmt is not None and sig_fmt.detached is not None:
         out.append(Variant("resigned", f"the detached signature replaced by a signature of the rig's own key ({sig_fmt.algorithm})", genuine,
                            rig_signature(genuine, sig_fmt.algorithm)))

@@ -10,13 +10,15 @@ from scenarios.deidentification import Deidentification
 from scenarios.firmware_update import FirmwareUpdate
 from scenarios.interface_auth import InterfaceAuth
 from scenarios.model_at_rest import ModelAtRest
+from scenarios.model_integrity import ModelIntegrity
 from scenarios.server_auth import ServerAuth
 from scenarios.storage_at_rest import StorageAtRest
 from scenarios.uninstall_wipe import UninstallWipe
 
 #: Every scenario privrig can run, by stable id, in the order a run takes them.
 REGISTRY: dict[str, type[Scenario]] = {cls.id: cls for cls in (DebugPorts, InterfaceAuth, ChannelEncryption, CameraShutter, Deidentification,
-                                                           UninstallWipe, StorageAtRest, ModelAtRest, FirmwareUpdate, ServerAuth)}
+                                                           UninstallWipe, StorageAtRest, ModelAtRest, ModelIntegrity, FirmwareUpdate,
+                                                           ServerAuth)}
 
 #: Ids from the contract that no module implements yet (reported, never silently dropped).
 PLANNED: tuple[str, ...] = ()

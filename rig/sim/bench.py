@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rig.config import BenchConfig, DeviceConfig, Identity, LoadedConfig
-from rig.sim import net
+from rig.sim import net, storage
 from rig.sim.net import SimError
 from rig.sim.camera import make_pki
 from rig.sim.cloud import CLOUD_NAME
@@ -74,11 +74,14 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "compliant": Profile("compliant", "login", (), storage="clean"),
+    # its model (the bench's ONNX classifier on onnxruntime, rig.sim.inference) is sealed under a key outside the data
+    # roots, takes only models the vendor signed, answers a label and a rounded score, and rate-limits queries
+    "compliant": Profile("compliant", "login", (Service("inference", 8090, options=("--signed", "--top1", "--rate", "40")),), storage="clean"),
     "violating": Profile(
         "violating", "shell",
         (Service("telnetd", 23), Service("gdbserver", 2345), Service("snmpd", 161), Service("tftpd", 69),
-         Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21)),
+         Service("httpd", 80), Service("rtsp-open", 554), Service("vsftpd", 21),
+         Service("inference", 8090)),  # its model in the clear, loading whatever it is given, answering every score
         ssh_password="root",
         ssh_open_user="admin",
         storage="leaky",
@@ -269,6 +272,7 @@ class SimBench:
                 if any(PROFILES[d.profile].firmware or any(svc.kind == "uplink" for svc in PROFILES[d.profile].services) for d in self.sim.devices.values()):
                     state["bench_pids"]["cloud"] = self._cloud_up()
                     self._save_state(state)
+                self._vendor_models()
                 known = []
                 for idx, (name, simdev) in enumerate(self.sim.devices.items()):
                     log(f"sim: building {name} ({simdev.profile})")
@@ -341,6 +345,29 @@ class SimBench:
                 time.sleep(0.1)
         return pid
 
+    def _vendor_models(self) -> None:
+        """The vendor's genuine model for each device with a model service (``models/<name>/
+        detector.onnx``, the bench's ONNX classifier, and its detached Ed25519 signature
+        ``detector.onnx.sig``), and the vendor's model-signing key's public half
+        (``models/vendor-pub.pem``) the compliant camera checks deployments against."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        from rig.modelfile import reference_model
+
+        names = [n for n, d in self.sim.devices.items() if any(svc.kind == "inference" for svc in PROFILES[d.profile].services)]
+        if not names:
+            return
+        models = self.state_dir / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        vendor = ed25519.Ed25519PrivateKey.generate()
+        (models / "vendor-pub.pem").write_bytes(vendor.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        model = reference_model(seed=7, width=32)
+        for name in names:
+            (models / name).mkdir(exist_ok=True)
+            (models / name / "detector.onnx").write_bytes(model)
+            (models / name / "detector.onnx.sig").write_bytes(vendor.sign(model))
+
     def _client_key(self) -> None:
         key = self.state_dir / "id_ed25519"
         if not key.exists():
@@ -360,7 +387,13 @@ class SimBench:
         if profile.sdcard_mb:
             dstate["mounts"].append(self._sdcard(ddir, root, profile.sdcard_mb))
         if profile.storage is not None:
-            self._populate_storage(root, profile.storage)
+            model_key = None
+            if any(svc.kind == "inference" for svc in profile.services):
+                model_key = os.urandom(16)  # the compliant camera's sealing key: beside the device, never in its root
+                (ddir / "model.key").write_bytes(model_key)
+                os.chmod(ddir / "model.key", 0o600)
+                (ddir / "inference.ready").unlink(missing_ok=True)
+            self._populate_storage(root, profile.storage, model_key)
         (ddir / "console-password").write_text(console_password + "\n")
         os.chmod(ddir / "console-password", 0o600)
         # devpts for telnetd / interactive ssh inside the chroot
@@ -465,19 +498,18 @@ class SimBench:
         os.mknod(node, 0o600 | 0o060000, st.st_rdev)
         return str(mnt)
 
-    def _populate_storage(self, root: Path, kind: str) -> None:
+    def _populate_storage(self, root: Path, kind: str, model_key: bytes | None = None) -> None:
         """Firmware data and the simapp app in a device's root (rig.sim.storage), with real
         media: the bench scene as JPEG and PNG, and an ffmpeg H.264 recording."""
         import cv2
 
-        from rig.sim import storage
         from rig.sim.media import h264_clip, scene
 
         img = scene()
         cache = self.state_dir / "media"
         cache.mkdir(parents=True, exist_ok=True)
         storage.populate(root, kind, cv2.imencode(".jpg", img)[1].tobytes(), cv2.imencode(".png", img)[1].tobytes(),
-                         h264_clip(cache, seconds=1) if kind == "leaky" else None)
+                         h264_clip(cache, seconds=1) if kind == "leaky" else None, model_key)
 
     def _service_argv(self, svc: Service, root: Path, ddir: Path, name: str = "simcam") -> list[str]:
         """The real daemon (or protocol stub) behind one simulated debug service."""
@@ -493,6 +525,18 @@ class SimBench:
                 argv += ["--fetch", f"https://{CLOUD_NAME}:8443/simcam/{name}.bin", "--ca", str(self.state_dir / "cloud" / "ca-cert.pem")]
             elif "--fetch-http" in svc.options:
                 argv += ["--fetch", f"http://{self.sim.cloud}:8080/simcam/{name}.bin"]
+            return argv
+        if svc.kind == "inference":  # rig.sim.inference: the device's model on onnxruntime, on the namespace's loopback
+            argv = [sys.executable, "-m", "rig.sim.inference", "--root", str(root), "--port", port, "--ready", str(ddir / "inference.ready")]
+            if "--signed" in svc.options:
+                argv += ["--sealed", storage.DECLARED["clean"][1][0], "--key", str(ddir / "model.key"),
+                         "--pubkey", str(self.state_dir / "models" / "vendor-pub.pem")]
+            else:
+                argv += ["--model", storage.DECLARED["leaky"][1][0]]
+            if "--top1" in svc.options:
+                argv.append("--top1")
+            if "--rate" in svc.options:
+                argv += ["--rate", svc.options[svc.options.index("--rate") + 1]]
             return argv
         if svc.kind == "uplink":  # rig.sim.uplink: a heartbeat with the device's token to the cloud every second
             token = ddir / "uplink-token"
@@ -602,6 +646,9 @@ class SimBench:
                     except OSError:
                         break
                     ports.pop(0)
+                if not ports and any(svc.kind == "inference" for svc in PROFILES[d["profile"]].services) \
+                        and not (self.state_dir / name / "inference.ready").exists():
+                    continue  # its model service listens on the namespace's loopback: it says when its model is loaded
                 if not ports:
                     del pending[name]
             time.sleep(0.1)

@@ -4,7 +4,8 @@
 filesystem and installs ``/usr/bin/simapp``, a busybox ``sh`` script standing in for the
 vendor's companion app, driven by the device actions over SSH:
 
-``simapp install | user-create TOKEN | data-create TOKEN | user-delete TOKEN | uninstall | model-load PATH``
+``simapp install | user-create TOKEN | data-create TOKEN | user-delete TOKEN | uninstall | model-load PATH | infer IMAGE |
+model-deploy MODEL [SIGNATURE]`` (the last two through the device's model service, rig.sim.inference)
 
 The app keeps its files under ``/data/apps/simapp``, its log in ``/var/log/simapp.log``
 and its recordings on external storage (``/mnt/sdcard/DCIM/simapp``). How well it wipes
@@ -81,7 +82,15 @@ case "$cmd" in
       [ "$want" = "$got" ] || { echo "model $m fails its integrity check: refused" >&2; exit 3; }
     fi
     echo "model $m loaded ($(wc -c < "$m") bytes)" ;;
-  *) echo "usage: simapp install|user-create T|data-create T|user-delete T|uninstall|model-load PATH" >&2; exit 2 ;;
+  infer)
+    f=$1; [ -f "$f" ] || { echo "no image $f" >&2; exit 2; }
+    # busybox wget posts a file as a C string (it stops at the first NUL): the image goes base64
+    base64 "$f" | tr -d '\n' > "$f.b64" && wget -q -O - --header 'Content-Transfer-Encoding: base64' --post-file "$f.b64" http://127.0.0.1:8090/infer 2>&1
+    rc=$?; rm -f "$f.b64"; exit $rc ;;
+  model-deploy)
+    m=$1; s=$2; [ -f "$m" ] || { echo "no model $m" >&2; exit 2; }
+    wget -q -O - --post-data "model=$m&signature=$s" http://127.0.0.1:8090/model 2>&1 ;;
+  *) echo "usage: simapp install|user-create T|data-create T|user-delete T|uninstall|model-load PATH|infer IMAGE|model-deploy MODEL [SIG]" >&2; exit 2 ;;
 esac
 """
 
@@ -126,8 +135,10 @@ def _crypt(password: str, scheme: str) -> str:
     return out.stdout.strip()
 
 
-def populate(root: Path, kind: str, scene_jpeg: bytes, scene_png: bytes, h264: bytes | None) -> None:
-    """Write the firmware data of ``kind`` (``clean`` or ``leaky``) and the simapp script into ``root``."""
+def populate(root: Path, kind: str, scene_jpeg: bytes, scene_png: bytes, h264: bytes | None, model_key: bytes | None = None) -> None:
+    """Write the firmware data of ``kind`` (``clean`` or ``leaky``) and the simapp script into ``root``;
+    a ``clean`` model is sealed under ``model_key`` (its model service holds the key), or under a
+    key nobody keeps."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -143,7 +154,9 @@ def populate(root: Path, kind: str, scene_jpeg: bytes, scene_png: bytes, h264: b
     lines = shadow.read_text().splitlines() if shadow.exists() else []
     if kind == "clean":
         _write(root, "/data/system/settings.enc", _aead(settings), 0o600)
-        enc_model = _aead(reference_model(seed=7, width=32))
+        from rig.sim.inference import seal
+
+        enc_model = seal(reference_model(seed=7, width=32), model_key) if model_key else _aead(reference_model(seed=7, width=32))
         _write(root, "/data/system/models/detector.bin", enc_model, 0o600)
         _write(root, "/data/system/models/detector.bin.sha256", hashlib.sha256(enc_model).hexdigest() + "\n")
         _write(root, "/data/system/etc/app.conf", "# secrets live in the encrypted store\npassword_file=/data/system/settings.enc\n"

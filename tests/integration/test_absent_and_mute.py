@@ -33,7 +33,7 @@ def test_the_absent_device_passes_nothing_and_says_what_did_not_answer(run_all) 
     assert {k: v["verdict"] for k, v in sc.items()} == {
         "debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
         "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error", "model-at-rest": "skipped",
-        "firmware-update": "skipped", "server-auth": "skipped"}
+        "model-integrity": "skipped", "firmware-update": "skipped", "server-auth": "skipped"}
     for s in sc.values():
         if s["verdict"] == "skipped":  # model-at-rest, firmware-update, server-auth: nothing configured for them
             continue

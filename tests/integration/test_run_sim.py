@@ -30,12 +30,12 @@ def test_results_json_follows_the_contract(run_all) -> None:
     assert doc["status"] == "complete" and doc["schema"] == "rig-results/1"
     verdicts = {d["name"]: {s["id"]: s["verdict"] for s in d["scenarios"]} for d in doc["devices"]}
     no_stream = {"channel-encryption": "skipped", "camera-shutter": "skipped", "deidentification": "skipped"}  # no camera: skipped with the reason
-    no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped", "model-at-rest": "skipped"}
+    no_storage = {"uninstall-wipe": "skipped", "storage-at-rest": "skipped", "model-at-rest": "skipped", "model-integrity": "skipped"}
     no_fw = {"firmware-update": "skipped", "server-auth": "skipped"}  # no vendor image, no uplink: skipped with the reason
     expected = {"cam-compliant": {"debug-ports": "pass", "interface-auth": "pass", **no_stream, "uninstall-wipe": "pass", "storage-at-rest": "pass",
-                                  "model-at-rest": "pass", **no_fw},
+                                  "model-at-rest": "pass", "model-integrity": "pass", **no_fw},
                "cam-violating": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, "uninstall-wipe": "fail", "storage-at-rest": "fail",
-                                  "model-at-rest": "fail", **no_fw},
+                                  "model-at-rest": "fail", "model-integrity": "fail", **no_fw},
                "cam-debug": {"debug-ports": "fail", "interface-auth": "fail", **no_stream, **no_storage, **no_fw},
                "cam-boot": {"debug-ports": "fail", "interface-auth": "pass", **no_stream, **no_storage, **no_fw},
                "cam-secure": {"debug-ports": "pass", "interface-auth": "pass", "channel-encryption": "pass", "camera-shutter": "pass", "deidentification": "pass",
@@ -53,7 +53,7 @@ def test_results_json_follows_the_contract(run_all) -> None:
                # never powered on: nothing passes
                "cam-absent": {"debug-ports": "error", "interface-auth": "inconclusive", "channel-encryption": "error", "camera-shutter": "error",
                               "deidentification": "inconclusive", "uninstall-wipe": "error", "storage-at-rest": "error",
-                              "model-at-rest": "skipped", **no_fw}}
+                              "model-at-rest": "skipped", "model-integrity": "skipped", **no_fw}}
     # a mismatch names each cell that differs and the parts behind it, with what they saw (CI keeps no bundle)
     assert verdicts == expected, _why(doc, verdicts, expected)
     [viol] = [d for d in doc["devices"] if d["name"] == "cam-violating"]
@@ -85,10 +85,11 @@ def test_junit_has_one_case_per_device_and_scenario(run_all) -> None:
     devices = ("cam-compliant", "cam-violating", "cam-debug", "cam-boot", "cam-secure", "cam-leaky", "cam-mute", "cam-retail", "cam-retail-secure",
                "cam-absent")
     assert set(cases) == {(d, s) for d in devices for s in ("debug-ports", "interface-auth", "channel-encryption", "camera-shutter", "deidentification",
-                                                             "uninstall-wipe", "storage-at-rest", "model-at-rest", "firmware-update", "server-auth")}
+                                                             "uninstall-wipe", "storage-at-rest", "model-at-rest", "model-integrity", "firmware-update",
+                                                             "server-auth")}
     assert cases[("cam-violating", "debug-ports")].find("failure") is not None
     assert cases[("cam-compliant", "debug-ports")].find("failure") is None
-    assert suite.get("failures") == "17"
+    assert suite.get("failures") == "18"  # cam-violating's model-integrity is the 18th
     assert cases[("cam-leaky", "channel-encryption")].find("failure") is not None
 
 

@@ -353,3 +353,21 @@ def test_config_check_names_the_parts_the_config_gives_no_means_for(tmp_path: Pa
     assert "hint: board-01 debug-ports bootloader: not configured (no power action): add power-off and power-on" in "\n".join(hints)
     assert any(h.startswith("hint: board-01 debug-ports tcp: not configured (no network section)") for h in hints)
     assert not any(" console:" in h for h in hints)  # the console it has is checked
+
+
+def test_model_integrity_sections_are_checked_with_file_and_line(tmp_path: Path) -> None:
+    """model-deploy without model.genuine, model.infer without url or an infer action, an infer url
+    that is no http(s) address or carries a password, and a serial model-deploy: one line each."""
+    acts = "      x-relay-on: {via: host, argv: [relay, \"on\", \"1\"]}\n"
+    text = GOOD.replace(acts, acts + "      model-deploy: {via: serial, command: \"aictl install {model}\"}\n").replace(
+        "    actions:\n", "    model:\n      infer: {answer: {label: result.label}}\n    actions:\n")
+    msgs = "\n".join(problems_of(tmp_path, text))
+    assert "bench.yaml:" in msgs
+    assert "devices.cam-01.actions.model-deploy.via" in msgs and "serial console cannot carry a model" in msgs
+    assert "model-deploy needs model.genuine" in msgs
+    assert "devices.cam-01.model.infer" in msgs and "needs an infer action" in msgs
+    for url, why in (("ftp://198.18.1.20/infer", "must be an http:// or https:// address"), ("http://admin:pw@198.18.1.20/infer", "user:password@")):
+        bad = GOOD.replace("    actions:\n", f"    model:\n      infer: {{url: '{url}'}}\n    actions:\n")
+        [msg] = problems_of(tmp_path, bad)
+        assert "devices.cam-01.model.infer.url" in msg and why in msg and ":" in msg.split("devices")[0]
+        assert "pw@" not in msg  # the password never in the error line

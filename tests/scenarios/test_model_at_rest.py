@@ -59,7 +59,7 @@ def test_a_readable_model_fails_with_its_summary_and_the_undeclared_one_is_found
 def test_structured_bytes_nobody_parses_are_not_taken_for_encryption(sim_bench: dict, tmp_path: Path) -> None:
     """cam-violating's settings store is XOR-scrambled: declared as a model, no parser reads it,
     yet it is no ciphertext (channel-encryption's tests see the key period)."""
-    cfg = sim_config_variant(tmp_path, "cam-violating", lambda d: d.update(model={"files": ["/data/system/settings.enc"], "search_roots": ["/data/system/etc"]}))
+    cfg = sim_config_variant(tmp_path, "cam-violating", lambda d: d["model"].update({"files": ["/data/system/settings.enc"], "search_roots": ["/data/system/etc"]}))
     _, sc = run_scenario(tmp_path / "ev", "cam-violating", "model-at-rest", config=cfg)
     assert sc.verdict is Verdict.FAIL
     [f] = [f for f in sc.findings if f.path == "/data/system/settings.enc"]
@@ -70,7 +70,7 @@ def test_structured_bytes_nobody_parses_are_not_taken_for_encryption(sim_bench: 
 def test_a_missing_model_and_a_missing_search_root_are_not_observed(sim_bench: dict, tmp_path: Path) -> None:
     def edit(d: dict) -> None:
         d["storage"]["models"] = [{"path": "/data/system/models/nowhere.bin"}]
-        d["model"] = {"search_roots": ["/data/system/models", "/vendor/models"]}
+        d["model"]["search_roots"] = ["/data/system/models", "/vendor/models"]
 
     cfg = sim_config_variant(tmp_path, "cam-compliant", edit)
     _, sc = run_scenario(tmp_path / "ev", "cam-compliant", "model-at-rest", config=cfg)
