@@ -257,7 +257,7 @@ def test_a_power_cycle_the_device_never_went_down_for_observes_no_bootloader(sim
              "      power-on: {via: host, argv: [sh, -c, 'echo on > /run/privrig/sim/cam-compliant/power']}")
     new = (relay.replace("/run/privrig/sim/cam-compliant/power", str(tmp_path / "other-outlet")) if how == "relay-on-another-outlet"
            else "power-cycle: {via: ssh, command: 'echo rebooting'}")
-    power = "    power: {wait_for: network, off_s: 1, timeout_s: 30, boot_watch_s: 8}\n    actions:\n      identify: {via: ssh, command: cat /etc/device-info}\n      app-install"
+    power = "    power: {wait_for: network, off_s: 1, timeout_s: 30, boot_watch_s: 8}\n    actions:\n      identify: {via: ssh, command: 'cat /etc/device-info; cat /run/model-info"
     text = sim_config_text()
     assert relay in text and power in text
     text = text.replace(power, power.replace("boot_watch_s: 8}", "boot_watch_s: 8, down_s: 3}"), 1).replace(relay, new, 1)

@@ -47,8 +47,8 @@ def test_status_shows_real_daemons(sim_bench: dict) -> None:
     v = st["devices"]["cam-violating"]
     assert v["netns"] and v["console"]
     assert v["processes"] == {"sshd": True, "console": True, "telnetd-23": True, "gdbserver-2345": True, "snmpd-161": True, "tftpd-69": True,
-                               "httpd-80": True, "rtsp-open-554": True, "vsftpd-21": True}
-    assert st["devices"]["cam-compliant"]["processes"] == {"sshd": True, "console": True}
+                               "httpd-80": True, "rtsp-open-554": True, "vsftpd-21": True, "inference-8090": True}
+    assert st["devices"]["cam-compliant"]["processes"] == {"sshd": True, "console": True, "inference-8090": True}  # its model on onnxruntime
     assert all(st["devices"]["cam-debug"]["processes"].values()) and len(st["devices"]["cam-debug"]["processes"]) == 10
     assert st["devices"]["cam-boot"]["processes"] == {"sshd": True, "console": True}
     # sshd really answers with an SSH banner on each device
