@@ -275,6 +275,25 @@ class ScenarioContext:
             self._stack.close()
 
 
+def hand_over(ctx: ScenarioContext, action: str, data: bytes, signature: bytes | None, upload_dir: str, name: str,
+              work: Path) -> tuple[str, str]:
+    """Put a file (and its detached signature, as ``<file>.sig``) where the action ``action``
+    takes it: uploaded over SFTP to ``upload_dir/name`` for an action via ssh, a private
+    bench-host file in ``work`` otherwise. Returns the file's path and the signature's ("" when
+    there is none), for the action's placeholders. Raises :class:`DeviceError` from the upload."""
+    if ctx.device.actions[action].via == "ssh":
+        path = f"{upload_dir.rstrip('/')}/{name}"
+        ctx.ssh().put(data, path)
+        if signature is not None:
+            ctx.ssh().put(signature, path + ".sig")
+    else:
+        path = str(work / name)
+        Path(path).write_bytes(data)
+        if signature is not None:
+            Path(path + ".sig").write_bytes(signature)
+    return path, (path + ".sig" if signature is not None else "")
+
+
 def grabbable_streams(ctx: ScenarioContext) -> list[CameraStream]:
     """The device's camera streams the rig can grab frames from (http, https, rtsp, rtsps,
     device). Each other configured output (a ``file://`` recording) is declared as a part

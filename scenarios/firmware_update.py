@@ -37,7 +37,7 @@ from rig import power
 from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.firmware import ImageTooLarge, Variant, read_image, rollback, variants
-from rig.scenario import Scenario, ScenarioContext, Unconfigured, run_action
+from rig.scenario import Scenario, ScenarioContext, Unconfigured, hand_over, run_action
 from rig.traffic.verdict import Channel
 from rig.traffic.window import JUDGED, capture_window
 
@@ -226,22 +226,8 @@ class FirmwareUpdate(Scenario):
         SFTP for an action via ssh, a private bench-host file otherwise; the placeholders' values."""
         fw = ctx.device.firmware
         assert fw is not None
-        values = {"image": "", "signature": ""}
-        if ctx.device.actions["firmware-apply"].via == "ssh":
-            remote = f"{fw.upload_dir.rstrip('/')}/privrig-{v.name}.img"
-            ctx.ssh().put(v.data, remote)
-            values["image"] = remote
-            if v.signature is not None:
-                ctx.ssh().put(v.signature, remote + ".sig")
-                values["signature"] = remote + ".sig"
-        else:
-            local = work / f"{v.name}.img"
-            local.write_bytes(v.data)
-            values["image"] = str(local)
-            if v.signature is not None:
-                (work / f"{v.name}.sig").write_bytes(v.signature)
-                values["signature"] = str(work / f"{v.name}.sig")
-        return values
+        image, signature = hand_over(ctx, "firmware-apply", v.data, v.signature, fw.upload_dir, f"privrig-{v.name}.img", work)
+        return {"image": image, "signature": signature}
 
     def _update_channel(self, ctx: ScenarioContext, part: Part, servers: list[str]) -> None:
         """Make the device check for updates and judge the fetch it makes."""

@@ -44,7 +44,7 @@ from rig.config import DeviceConfig
 from rig.coverage import Part
 from rig.inference import Inference, NoAnswer
 from rig.modelvariants import ModelVariant, NotAModel, variants
-from rig.scenario import Scenario, ScenarioContext, run_action
+from rig.scenario import Scenario, ScenarioContext, hand_over, run_action
 from rig.vision import probes as probeset
 
 #: two scores closer than this are the same answer (devices round; a model is deterministic)
@@ -274,20 +274,8 @@ class ModelIntegrity(Scenario):
         ctx.step("deploy model", variant=v.name, sha256=v.sha256, bytes=len(v.data))
         values = {"model": "", "signature": ""}
         try:
-            if action.via == "ssh":
-                remote = f"{m.upload_dir.rstrip('/')}/privrig-model-{v.name}.onnx"
-                ctx.ssh().put(v.data, remote)
-                values["model"] = remote
-                if v.signature is not None:
-                    ctx.ssh().put(v.signature, remote + ".sig")
-                    values["signature"] = remote + ".sig"
-            else:
-                local = work / f"{v.name}.onnx"
-                local.write_bytes(v.data)
-                values["model"] = str(local)
-                if v.signature is not None:
-                    (work / f"{v.name}.onnx.sig").write_bytes(v.signature)
-                    values["signature"] = str(work / f"{v.name}.onnx.sig")
+            values["model"], values["signature"] = hand_over(ctx, "model-deploy", v.data, v.signature, m.upload_dir,
+                                                             f"privrig-model-{v.name}.onnx", work)
             status, out = run_action(ctx, "model-deploy", check=False, **values)
         except DeviceError as exc:
             rec["error"] = f"{v.name}: {exc.reason}"
